@@ -1,0 +1,1 @@
+"""Producers of LSL streams: synthetic physiology and face, webcam, hardware boards."""

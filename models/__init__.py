@@ -1,0 +1,1 @@
+"""HeLo emotion-distribution model: network, features, checkpoints, data sets, training."""

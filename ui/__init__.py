@@ -1,0 +1,1 @@
+"""The desktop application (PySide6 + pyqtgraph) over the streaming runtime."""
