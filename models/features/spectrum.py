@@ -1,0 +1,39 @@
+"""One-sided power spectral density of windows, shared by the EEG and GSR features.
+
+A Hann-windowed periodogram over the whole window (``scipy.fft``): at 5 s windows
+it resolves 0.2 Hz, which the band sums and spectrum statistics need, and it is
+one FFT per channel, several times cheaper than Welch's segment averaging (the
+band sums average over many bins instead).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import scipy.fft
+from scipy.signal import get_window
+
+
+@lru_cache(maxsize=32)
+def _hann(n_times: int) -> tuple[np.ndarray, float]:
+    win = get_window("hann", n_times).astype(np.float64)
+    return win, float((win**2).sum())
+
+
+def power_spectral_density(
+    x: np.ndarray, srate_hz: float, axis: int = -1
+) -> tuple[np.ndarray, np.ndarray]:
+    """PSD (units^2/Hz) of ``x`` along ``axis`` after removing the mean.
+
+    Returns ``(freqs_hz [F], psd)`` with the frequency axis in place of ``axis``.
+    Integrating the PSD over all frequencies (sum * df) gives the signal variance.
+    """
+    x = np.moveaxis(np.asarray(x), axis, -1)
+    n_times = x.shape[-1]
+    win, win_power = _hann(n_times)
+    spec = scipy.fft.rfft((x - x.mean(axis=-1, keepdims=True)) * win.astype(x.dtype), axis=-1)
+    psd = (spec.real**2 + spec.imag**2) / (srate_hz * win_power)
+    psd[..., 1 : (n_times + 1) // 2] *= 2.0  # fold negative frequencies (not DC/Nyquist)
+    freqs = scipy.fft.rfftfreq(n_times, d=1.0 / srate_hz)
+    return freqs, np.moveaxis(psd, -1, axis)
