@@ -1,0 +1,1 @@
+"""Data sets as windows of features with distribution labels, subjects and trials."""

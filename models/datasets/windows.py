@@ -1,0 +1,201 @@
+"""Windows of features with distribution labels: the one data-set shape of the project.
+
+Every data set (synthetic, DMER, WESAD, labelled XDF recordings) becomes a
+:class:`WindowDataset`: per modality a ``[N, *feature_shape]`` array of raw
+(not yet normalised) features with NaN where absent, a ``present [N, M]`` mask,
+``targets [N, K]`` distributions, and per window the subject and trial it comes
+from, so that splits can keep subjects (or trials) on one side only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from models.errors import DatasetError
+from models.features.extract import extract
+from models.features.spec import FeatureSpec
+
+
+@dataclass
+class WindowDataset:
+    """Feature windows with labels; plain numpy arrays, aligned on the first axis."""
+
+    spec: FeatureSpec
+    values: dict[str, np.ndarray]
+    present: np.ndarray  # [N, M] bool, columns in spec order
+    targets: np.ndarray  # [N, K], rows sum to 1
+    subjects: np.ndarray  # [N] str
+    trials: np.ndarray  # [N] str, unique across subjects
+    t_end_s: np.ndarray  # [N] window end (seconds in its recording)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        n = len(self.targets)
+        if self.targets.ndim != 2 or self.targets.shape[1] != self.spec.n_labels:
+            raise DatasetError(
+                f"{self.name or 'data set'}: targets {self.targets.shape} do not match "
+                f"{self.spec.n_labels} labels"
+            )
+        for key, arr in (
+            ("present", self.present),
+            ("subjects", self.subjects),
+            ("trials", self.trials),
+            ("t_end_s", self.t_end_s),
+            *self.values.items(),
+        ):
+            if len(arr) != n:
+                raise DatasetError(f"{self.name or 'data set'}: {key} has {len(arr)} rows, not {n}")
+        if n and not np.allclose(self.targets.sum(axis=1), 1.0, atol=1e-4):
+            raise DatasetError(f"{self.name or 'data set'}: target rows must sum to 1")
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def subset(self, index: np.ndarray | Sequence[int]) -> WindowDataset:
+        idx = np.asarray(index)
+        return replace(
+            self,
+            values={k: v[idx] for k, v in self.values.items()},
+            present=self.present[idx],
+            targets=self.targets[idx],
+            subjects=self.subjects[idx],
+            trials=self.trials[idx],
+            t_end_s=self.t_end_s[idx],
+        )
+
+    def select_modalities(self, names: Sequence[str]) -> WindowDataset:
+        """Only some modalities (windows with none of them are dropped)."""
+        cols = [self.spec.names.index(n) for n in names]
+        out = replace(
+            self,
+            spec=self.spec.select(list(names)),
+            values={n: self.values[n] for n in names},
+            present=self.present[:, cols],
+        )
+        return out.subset(np.flatnonzero(out.present.any(axis=1)))
+
+    @staticmethod
+    def concat(parts: Sequence[WindowDataset], name: str = "") -> WindowDataset:
+        if not parts:
+            raise DatasetError("no data to concatenate")
+        first = parts[0]
+        for part in parts[1:]:
+            if part.spec.names != first.spec.names or part.spec.labels != first.spec.labels:
+                raise DatasetError(
+                    f"cannot combine {part.name!r} with {first.name!r}: modalities or labels differ"
+                )
+        return WindowDataset(
+            spec=first.spec,
+            values={k: np.concatenate([p.values[k] for p in parts]) for k in first.values},
+            present=np.concatenate([p.present for p in parts]),
+            targets=np.concatenate([p.targets for p in parts]),
+            subjects=np.concatenate([p.subjects for p in parts]),
+            trials=np.concatenate([p.trials for p in parts]),
+            t_end_s=np.concatenate([p.t_end_s for p in parts]),
+            name=name or first.name,
+        )
+
+    def summary(self) -> str:
+        per_mod = ", ".join(
+            f"{n} {100 * self.present[:, i].mean():.0f}%" for i, n in enumerate(self.spec.names)
+        )
+        return (
+            f"{self.name or 'data set'}: {len(self)} windows, "
+            f"{len(np.unique(self.subjects))} subjects, {len(np.unique(self.trials))} trials; "
+            f"present: {per_mod}"
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Cache as ``.npz`` (no pickles: strings are stored as unicode arrays)."""
+        arrays = {f"value__{k}": v for k, v in self.values.items()}
+        np.savez_compressed(
+            path,
+            spec=np.array(self.spec.to_json()),
+            name=np.array(self.name),
+            present=self.present,
+            targets=self.targets,
+            subjects=self.subjects.astype(str),
+            trials=self.trials.astype(str),
+            t_end_s=self.t_end_s,
+            **arrays,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> WindowDataset:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                values = {
+                    k[len("value__") :]: data[k] for k in data.files if k.startswith("value__")
+                }
+                return cls(
+                    spec=FeatureSpec.from_json(str(data["spec"])),
+                    values=values,
+                    present=data["present"],
+                    targets=data["targets"],
+                    subjects=data["subjects"],
+                    trials=data["trials"],
+                    t_end_s=data["t_end_s"],
+                    name=str(data["name"]),
+                )
+        except (OSError, KeyError, ValueError) as exc:
+            raise DatasetError(f"{path}: not a cached window data set ({exc})") from None
+
+
+def window_ends(t_start_s: float, t_stop_s: float, window_s: float, hop_s: float) -> np.ndarray:
+    """End times of the windows of ``window_s`` that fit in ``[t_start_s, t_stop_s]``."""
+    first = t_start_s + window_s
+    if t_stop_s < first:
+        return np.empty(0)
+    return first + np.arange(int(np.floor((t_stop_s - first) / hop_s + 1e-9)) + 1) * hop_s
+
+
+def cut_windows(
+    times_s: np.ndarray, samples: np.ndarray, ends_s: np.ndarray, window_s: float, n_samples: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """For each end time, the ``n_samples`` last samples with ``t <= end`` (regular streams).
+
+    Yields ``(indices into ends_s, windows [w, n_samples, C])`` in chunks so that a
+    long recording never becomes one huge array. Windows without enough samples
+    before them are skipped (their indices are not yielded).
+    """
+    stop = np.searchsorted(times_s, ends_s + 1e-9, side="right")
+    ok = np.flatnonzero(stop >= n_samples)
+    chunk = max(1, 2_000_000 // max(1, n_samples * samples.shape[1]))
+    for start in range(0, len(ok), chunk):
+        idx = ok[start : start + chunk]
+        gather = stop[idx, None] - n_samples + np.arange(n_samples)[None, :]
+        yield idx, samples[gather]
+
+
+def features_from_recording(
+    spec: FeatureSpec,
+    streams: dict[str, tuple[np.ndarray, np.ndarray]],
+    ends_s: np.ndarray,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Raw features of windows ending at ``ends_s`` from continuous streams.
+
+    ``streams[name] = (times_s [n], samples [n, C])`` with the spec's channels in
+    order. Returns ``(values, present)`` like :func:`models.features.extract.extract`,
+    computing features with the very code live inference uses.
+    """
+    n_win = len(ends_s)
+    values = {
+        m.name: np.full((n_win, *m.feature_shape), np.nan, np.float32) for m in spec.modalities
+    }
+    present = np.zeros((n_win, len(spec.modalities)), dtype=bool)
+    for m, mod in enumerate(spec.modalities):
+        if mod.name not in streams:
+            continue
+        times, samples = streams[mod.name]
+        for idx, windows in cut_windows(times, samples, ends_s, mod.window_s, mod.expected_samples):
+            batch = extract(spec.select([mod.name]), {mod.name: windows}, normalize=False)
+            values[mod.name][idx] = batch.values[mod.name]
+            present[idx, m] = batch.present[:, 0]
+            if progress:
+                progress(len(idx))
+    return values, present
