@@ -1,0 +1,170 @@
+"""Evaluation: the six metrics over all test windows, per modality subset, and by protocol.
+
+Protocols (see :mod:`models.splits`): ``subject`` (subject-independent,
+leave-subjects-out folds) and ``trial`` (subject-dependent, trial-level folds).
+Predictions of every fold are pooled and the metrics computed over *all* test
+windows. Per-subset metrics evaluate the same model with only some modalities
+present (the others masked), on the windows that have all of that subset.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.datasets.windows import WindowDataset
+from models.errors import HeloError
+from models.features.spec import FeatureSpec
+from models.metrics import evaluate_distributions
+from models.splits import holdout, subject_folds, trial_folds
+from models.training import TrainConfig, TrainResult, model_device, to_tensors, train_model
+
+PROTOCOLS = ("subject", "trial")
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    spec: FeatureSpec,
+    data: WindowDataset,
+    device: torch.device | str = "cpu",
+    batch_size: int = 512,
+    present: np.ndarray | None = None,
+) -> np.ndarray:
+    """Distributions ``[N, K]`` for every window of ``data`` (``present`` overrides its mask)."""
+    if data.spec.names != spec.names:
+        raise HeloError(
+            f"data set modalities {list(data.spec.names)} differ from the model's "
+            f"{list(spec.names)}"
+        )
+    if data.spec.labels != spec.labels:
+        raise HeloError(
+            f"data set labels {list(data.spec.labels)} differ from the model's {list(spec.labels)}"
+        )
+    device = torch.device(device)
+    if present is not None:
+        data = replace(data, present=present)
+    tensors = to_tensors(data, spec, device)
+    model.eval()
+    out = []
+    for start in range(0, len(data), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(data)), device=device)
+        feats, mask, _ = tensors.batch(idx)
+        out.append(torch.softmax(model(feats, mask), dim=-1).cpu().numpy())
+    return np.concatenate(out) if out else np.empty((0, spec.n_labels))
+
+
+def subset_name(names: tuple[str, ...]) -> str:
+    return "+".join(names)
+
+
+def evaluate_subsets(
+    model: nn.Module, spec: FeatureSpec, data: WindowDataset, device: torch.device | str = "cpu"
+) -> dict[str, dict[str, float]]:
+    """Metrics with each non-empty subset of modalities (others masked)."""
+    results = {}
+    names = spec.names
+    for size in range(1, len(names) + 1):
+        for subset in itertools.combinations(range(len(names)), size):
+            keep = np.zeros(len(names), dtype=bool)
+            keep[list(subset)] = True
+            rows = np.flatnonzero(data.present[:, keep].all(axis=1))
+            if not len(rows):
+                continue
+            part = data.subset(rows)
+            pred = predict(model, spec, part, device, present=part.present & keep[None, :])
+            metrics = evaluate_distributions(pred, part.targets)
+            results[subset_name(tuple(names[i] for i in subset))] = {**metrics, "n": len(rows)}
+    return results
+
+
+@dataclass
+class CrossValidation:
+    """Pooled predictions of all folds and their metrics."""
+
+    protocol: str
+    n_folds: int
+    metrics: dict[str, float]
+    per_fold: list[dict[str, float]]
+    per_subset: dict[str, dict[str, float]] = field(default_factory=dict)
+    predictions: np.ndarray | None = None
+    targets: np.ndarray | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol,
+            "n_folds": self.n_folds,
+            "metrics": self.metrics,
+            "per_fold": self.per_fold,
+            "per_subset": self.per_subset,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def folds_for(data: WindowDataset, protocol: str, n_folds: int, seed: int):
+    if protocol == "subject":
+        return subject_folds(data.subjects, n_folds, seed)
+    if protocol == "trial":
+        return trial_folds(data.subjects, data.trials, n_folds, seed)
+    raise HeloError(f"--protocol must be one of {PROTOCOLS}, got {protocol!r}")
+
+
+def cross_validate(
+    data: WindowDataset,
+    config: TrainConfig,
+    protocol: str = "subject",
+    n_folds: int = 5,
+    subsets: bool = False,
+    progress: bool = True,
+    on_fold: Callable[[int, TrainResult, dict[str, float]], None] | None = None,
+) -> CrossValidation:
+    """Train on each fold's training part (early-stopping on a validation part split
+    the same way), predict its test part, and pool the test predictions."""
+    folds = folds_for(data, protocol, n_folds, config.seed)
+    pred = np.full(data.targets.shape, np.nan)
+    per_fold, subset_parts = [], []
+    seconds = 0.0
+    for f, (train_idx, test_idx) in enumerate(folds):
+        train_all, test = data.subset(train_idx), data.subset(test_idx)
+        groups = train_all.subjects if config.val_by == "subject" else train_all.trials
+        fit_idx, val_idx = holdout(groups, config.val_fraction, seed=config.seed + f)
+        result = train_model(
+            train_all.subset(fit_idx), train_all.subset(val_idx), config, progress=progress
+        )
+        seconds += result.seconds
+        device = model_device(result.model)
+        pred[test_idx] = predict(result.model, result.spec, test, device)
+        metrics = evaluate_distributions(pred[test_idx], test.targets)
+        per_fold.append({**metrics, "n": len(test_idx), "best_epoch": result.best_epoch})
+        if subsets:
+            subset_parts.append(evaluate_subsets(result.model, result.spec, test, device))
+        if on_fold is not None:
+            on_fold(f, result, metrics)
+    return CrossValidation(
+        protocol=protocol,
+        n_folds=n_folds,
+        metrics=evaluate_distributions(pred, data.targets),
+        per_fold=per_fold,
+        per_subset=_pool_subsets(subset_parts),
+        predictions=pred,
+        targets=data.targets,
+        seconds=seconds,
+    )
+
+
+def _pool_subsets(parts: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Window-weighted mean of per-fold subset metrics (equal to pooling, metrics being means)."""
+    pooled: dict[str, dict[str, float]] = {}
+    for name in dict.fromkeys(k for part in parts for k in part):
+        rows = [part[name] for part in parts if name in part]
+        total = sum(r["n"] for r in rows)
+        pooled[name] = {k: sum(r[k] * r["n"] for r in rows) / total for k in rows[0] if k != "n"}
+        pooled[name]["n"] = total
+    return pooled

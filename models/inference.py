@@ -1,0 +1,106 @@
+"""Windows of raw samples -> emotion distributions, the inference path of live and replay.
+
+A :class:`Predictor` holds a loaded checkpoint and runs the checkpoint's own
+feature spec and model. One window (live, every hop) runs on one thread, which
+is the fastest for a single small forward pass; many windows (replay at full
+speed, or a live worker that fell behind) are split into chunks that run in
+parallel threads, one per core, because HeLo's many small operations scale
+better across threads than inside one. On CUDA the whole batch goes at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from models.checkpoint import Checkpoint
+from models.features.extract import FeatureBatch, extract
+
+
+@dataclass
+class Prediction:
+    """Distributions of W windows; rows are NaN where no modality was present."""
+
+    distributions: np.ndarray  # [W, K]
+    present: np.ndarray  # [W, M] bool
+    reasons: dict[str, list[str | None]]
+
+
+class Predictor:
+    """Features + model of one checkpoint, on one device."""
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        device: str | torch.device = "cpu",
+        workers: int | None = None,
+        min_chunk: int = 16,
+    ):
+        self.checkpoint = checkpoint
+        self.spec = checkpoint.spec
+        self.device = torch.device(device)
+        self.model = checkpoint.model.to(self.device).eval()
+        cpu = self.device.type == "cpu"
+        self.workers = max(1, workers or (os.cpu_count() or 1)) if cpu else 1
+        self.min_chunk = min_chunk
+        if cpu:
+            torch.set_num_threads(1)  # parallel across chunks, not inside operations
+        self._pool = (
+            ThreadPoolExecutor(self.workers, thread_name_prefix="helo")
+            if (self.workers > 1)
+            else None
+        )
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+    def features(self, windows: Mapping[str, np.ndarray | None]) -> FeatureBatch:
+        """Normalised features of ``windows`` (name -> ``[W, T, C]`` in spec channel order)."""
+        return extract(self.spec, windows, normalize=True)
+
+    def predict(self, windows: Mapping[str, np.ndarray | None]) -> Prediction:
+        batch = self.features(windows)
+        return Prediction(self.predict_features(batch), batch.present, batch.reasons)
+
+    def predict_features(self, batch: FeatureBatch) -> np.ndarray:
+        """Distributions ``[W, K]`` of a feature batch (NaN rows where nothing is present)."""
+        n = len(batch)
+        out = np.full((n, self.spec.n_labels), np.nan)
+        rows = np.flatnonzero(batch.present.any(axis=1))
+        if not len(rows):
+            return out
+        values = {k: np.nan_to_num(v[rows]) for k, v in batch.values.items()}
+        present = batch.present[rows]
+        chunks = self._chunks(len(rows))
+        if len(chunks) == 1:
+            out[rows] = self._forward(values, present)
+        else:
+            parts = self._pool.map(  # type: ignore[union-attr]
+                lambda s: self._forward({k: v[s] for k, v in values.items()}, present[s]), chunks
+            )
+            out[rows] = np.concatenate(list(parts))
+        return out
+
+    def _chunks(self, n: int) -> list[slice]:
+        if self._pool is None or n < 2 * self.min_chunk:
+            return [slice(0, n)]
+        count = min(self.workers, n // self.min_chunk)
+        edges = np.linspace(0, n, count + 1).astype(int)
+        return [slice(a, b) for a, b in itertools.pairwise(edges)]
+
+    def _forward(self, values: Mapping[str, np.ndarray], present: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            feats = {
+                k: torch.as_tensor(v, dtype=torch.float32, device=self.device)
+                for k, v in values.items()
+            }
+            mask = torch.as_tensor(present, device=self.device)
+            return torch.softmax(self.model(feats, mask), dim=-1).double().cpu().numpy()

@@ -1,0 +1,186 @@
+"""The comparison report: HeLo against baselines and ablations under one protocol.
+
+Rows: the training-mean distribution, a concatenation MLP, HeLo, HeLo without
+OT, HeLo without label correlation, and HeLo on each single modality. Every row
+is trained and tested with the same folds (subject-independent by default) and
+the same training settings, and its metrics are computed over all test windows.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+from models.datasets.windows import WindowDataset
+from models.evaluation import cross_validate
+from models.metrics import LOWER_IS_BETTER, METRICS
+from models.training import TrainConfig
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    model: str
+    options: dict[str, Any] = field(default_factory=dict)
+    modalities: tuple[str, ...] | None = None  # None: all
+    correlation_weight: float | None = None
+
+
+def default_variants(modalities: tuple[str, ...]) -> list[Variant]:
+    rows = [
+        Variant("Training-mean distribution", "mean"),
+        Variant("Concatenation MLP", "concat_mlp"),
+        Variant("HeLo", "helo"),
+        Variant("HeLo without OT", "helo", {"use_ot": False}),
+        Variant(
+            "HeLo without label correlation",
+            "helo",
+            {"use_label_correlation": False},
+            correlation_weight=0.0,
+        ),
+    ]
+    if len(modalities) > 1:
+        rows += [Variant(f"HeLo, {m} only", "helo", modalities=(m,)) for m in modalities]
+    return rows
+
+
+@dataclass
+class ReportResult:
+    protocol: str
+    n_folds: int
+    rows: dict[str, dict[str, float]]
+    seconds: dict[str, float]
+    helo_subsets: dict[str, dict[str, float]]
+    data_summary: str
+    base_config: TrainConfig
+
+
+def run_report(
+    data: WindowDataset,
+    base: TrainConfig,
+    protocol: str = "subject",
+    n_folds: int = 4,
+    variants: list[Variant] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> ReportResult:
+    variants = variants or default_variants(data.spec.names)
+    rows, seconds, subsets = {}, {}, {}
+    for variant in variants:
+        options = (
+            {**base.model_options, **variant.options}
+            if variant.model == base.model
+            else dict(variant.options)
+        )
+        config = replace(base, model=variant.model, model_options=options)
+        if variant.correlation_weight is not None:
+            config = replace(config, correlation_weight=variant.correlation_weight)
+        part = data.select_modalities(variant.modalities) if variant.modalities else data
+        started = time.perf_counter()
+        cv = cross_validate(
+            part, config, protocol, n_folds, subsets=variant.name == "HeLo", progress=progress
+        )
+        seconds[variant.name] = time.perf_counter() - started
+        rows[variant.name] = {**cv.metrics, "n": len(part)}
+        if variant.name == "HeLo":
+            subsets = cv.per_subset
+        log(
+            f"{variant.name}: "
+            + ", ".join(f"{m} {cv.metrics[m]:.4f}" for m in METRICS)
+            + f" ({seconds[variant.name]:.0f} s)"
+        )
+    return ReportResult(protocol, n_folds, rows, seconds, subsets, data.summary(), base)
+
+
+def improvement(metric: str, ours: float, theirs: float) -> float:
+    """Relative improvement of ``ours`` over ``theirs`` in percent (positive = better)."""
+    if theirs == 0:
+        return 0.0
+    change = (
+        (theirs - ours) / abs(theirs) if LOWER_IS_BETTER[metric] else (ours - theirs) / abs(theirs)
+    )
+    return 100.0 * change
+
+
+def render_markdown(result: ReportResult, title: str = "HeLo on the synthetic benchmark") -> str:
+    from streamer.tables import metrics_table  # table formatting lives with the CLI
+
+    proto = {
+        "subject": "subject-independent (whole subjects per fold)",
+        "trial": "subject-dependent (whole trials per fold)",
+    }[result.protocol]
+    helo = result.rows.get("HeLo")
+    lines = [
+        f"# {title}",
+        "",
+        f"Protocol: {proto}, {result.n_folds} folds; metrics over all test windows pooled "
+        "(arrows: which direction is better).",
+        "",
+        f"Data: {result.data_summary}",
+        "",
+        f"Training: {_config_line(result.base_config)}",
+        "",
+        metrics_table(result.rows, extra=("n",)),
+        "",
+    ]
+    if helo is not None:
+        lines += ["## How much HeLo improves on each row (percent, positive = HeLo better)", ""]
+        header = ["versus", *METRICS]
+        lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        for name, row in result.rows.items():
+            if name == "HeLo":
+                continue
+            cells = [f"{improvement(m, helo[m], row[m]):+.1f}" for m in METRICS]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if result.helo_subsets:
+        lines += [
+            "## HeLo (one model, trained with modality dropout) with only some modalities",
+            "",
+            metrics_table(result.helo_subsets, first="modalities present", extra=("n",)),
+            "",
+        ]
+    lines += [
+        "## Time",
+        "",
+        "| row | seconds (all folds) |",
+        "|---|---|",
+        *[f"| {k} | {v:.0f} |" for k, v in result.seconds.items()],
+        "",
+        f"Machine: {machine_line()}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def machine_line() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import os
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {gpu}; Python {platform.python_version()}, "
+        f"torch {torch.__version__}"
+    )
+
+
+def _config_line(config: TrainConfig) -> str:
+    return (
+        f"epochs <= {config.epochs} (early stopping, patience {config.patience}), batch "
+        f"{config.batch_size}, Adam lr {config.lr} decay {config.lr_decay}/epoch, weight "
+        f"decay {config.weight_decay}, modality dropout {config.modality_dropout}, "
+        f"seed {config.seed}, model options {config.model_options or 'paper defaults'}"
+    )

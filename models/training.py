@@ -1,0 +1,285 @@
+"""Training of HeLo (and the baselines) on a window data set.
+
+As in the paper: Adam (lr 1e-3, weight decay 1e-5) with an exponential learning
+rate decay per epoch, KL + label-correlation loss. Beyond it: early stopping on
+a validation part split by whole subjects (or trials), fixed seeds, and random
+modality dropout, so that the model learns to predict from any non-empty subset
+of modalities. Normalisation statistics are fitted on the training part only and
+travel in the returned spec.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.baselines import ConcatMLP, MeanConfig, MeanDistribution, MLPConfig
+from models.datasets.windows import WindowDataset
+from models.errors import HeloError
+from models.features.extract import fit_normalization, normalize_values
+from models.features.spec import FeatureSpec
+from models.helo import HeLo, HeLoConfig, ModalityInput
+from models.losses import helo_loss, kl_divergence
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (saved with the checkpoint)."""
+
+    model: str = "helo"  # helo | concat_mlp | mean
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    lr_decay: float = 0.99
+    patience: int = 12
+    val_fraction: float = 0.15
+    val_by: str = "subject"  # subject | trial
+    seed: int = 0
+    correlation_weight: float = 1.0
+    correlation_target: str = "columns"  # columns | outer
+    modality_dropout: float = 0.5  # share of training windows given a random modality subset
+    accelerator: str = "auto"  # auto | cpu | cuda
+    threads: int | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.model not in ("helo", "concat_mlp", "mean"):
+            raise HeloError(
+                f"train config: model must be helo, concat_mlp or mean, got {self.model!r}"
+            )
+        if self.val_by not in ("subject", "trial"):
+            raise HeloError(
+                f"train config: val_by must be 'subject' or 'trial', got {self.val_by!r}"
+            )
+        if not 0.0 <= self.modality_dropout <= 1.0:
+            raise HeloError(
+                f"train config: modality_dropout must be in [0, 1], got {self.modality_dropout}"
+            )
+        for key in ("epochs", "batch_size"):
+            if int(getattr(self, key)) < 1:
+                raise HeloError(f"train config: {key} must be >= 1")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise HeloError(
+                f"train config: unknown key(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}"
+            )
+        return cls(**data)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    spec: FeatureSpec  # with the normalisation fitted on the training part
+    history: list[dict[str, float]]
+    best_epoch: int
+    seconds: float
+    config: TrainConfig
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "train_config": asdict(self.config),
+            "best_epoch": self.best_epoch,
+            "epochs_run": len(self.history),
+            "seconds": round(self.seconds, 1),
+            "history": self.history,
+        }
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device a model's weights (or buffers) live on."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def resolve_device(accelerator: str) -> torch.device:
+    """``auto`` picks CUDA when there is a GPU, else the CPU; ``cuda`` without one is an error."""
+    if accelerator == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if accelerator == "cuda" and not torch.cuda.is_available():
+        raise HeloError("--accelerator cuda: no CUDA device is available (torch sees none)")
+    if accelerator not in ("cpu", "cuda"):
+        raise HeloError(f"--accelerator must be auto, cpu or cuda, got {accelerator!r}")
+    return torch.device(accelerator)
+
+
+@dataclass
+class Tensors:
+    """A data set on a device, normalised, NaN replaced by 0 where absent."""
+
+    features: dict[str, torch.Tensor]
+    present: torch.Tensor
+    targets: torch.Tensor
+
+    def batch(
+        self, idx: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        return {k: v[idx] for k, v in self.features.items()}, self.present[idx], self.targets[idx]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def to_tensors(data: WindowDataset, spec: FeatureSpec, device: torch.device) -> Tensors:
+    features = {}
+    for m, mod in enumerate(spec.modalities):
+        raw = data.values[mod.name].astype(np.float64)
+        values = np.where(
+            data.present[:, m].reshape(-1, *[1] * (raw.ndim - 1)),
+            normalize_values(mod, np.nan_to_num(raw)),
+            0.0,
+        )
+        features[mod.name] = torch.as_tensor(values, dtype=torch.float32, device=device)
+    return Tensors(
+        features=features,
+        present=torch.as_tensor(data.present, device=device),
+        targets=torch.as_tensor(data.targets, dtype=torch.float32, device=device),
+    )
+
+
+def build_model(kind: str, spec: FeatureSpec, options: dict[str, Any]) -> nn.Module:
+    mods = tuple(ModalityInput(m.name, m.group, tuple(m.feature_shape)) for m in spec.modalities)
+    if kind == "helo":
+        return HeLo(HeLoConfig.from_spec(spec, **options))
+    if kind == "concat_mlp":
+        return ConcatMLP(MLPConfig(modalities=mods, n_labels=spec.n_labels, **options))
+    return MeanDistribution(MeanConfig(n_labels=spec.n_labels, modalities=mods))
+
+
+def modality_subsets(n_modalities: int) -> torch.Tensor:
+    """All non-empty subsets of ``n_modalities`` as a ``[2^M - 1, M]`` bool matrix."""
+    rows = [bits for bits in itertools.product([False, True], repeat=n_modalities) if any(bits)]
+    return torch.tensor(rows, dtype=torch.bool)
+
+
+def drop_modalities(
+    present: torch.Tensor, share: float, subsets: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """Give a ``share`` of the windows a random non-empty subset of their modalities."""
+    if share <= 0 or present.shape[1] < 2:
+        return present
+    n = present.shape[0]
+    pick = torch.randint(len(subsets), (n,), generator=generator).to(present.device)
+    chosen = subsets.to(present.device)[pick] & present
+    apply = (torch.rand(n, generator=generator) < share).to(present.device)
+    apply &= chosen.any(dim=1)
+    return torch.where(apply.unsqueeze(1), chosen, present)
+
+
+def _set_seeds(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def train_model(
+    train: WindowDataset,
+    val: WindowDataset | None,
+    config: TrainConfig,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train ``config.model`` on ``train``, early-stopping on ``val`` (if given)."""
+    started = time.perf_counter()
+    device = resolve_device(config.accelerator)
+    if device.type == "cpu":
+        torch.set_num_threads(config.threads or os.cpu_count() or 1)
+    generator = _set_seeds(config.seed)
+    spec = fit_normalization(train.spec, train.values, train.present)
+    train_t = to_tensors(train, spec, device)
+    val_t = to_tensors(val, spec, device) if val is not None and len(val) else None
+    model = build_model(config.model, spec, config.model_options).to(device)
+
+    if isinstance(model, MeanDistribution):
+        model.fit(train_t.targets)
+        model.eval()
+        return TrainResult(model, spec, [], 0, time.perf_counter() - started, config)
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
+    subsets = modality_subsets(len(spec.modalities))
+    use_corr = isinstance(model, HeLo) and model.config.use_label_correlation
+    history: list[dict[str, float]] = []
+    best = (math.inf, 0, copy.deepcopy(model.state_dict()))
+    epochs = range(1, config.epochs + 1)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(epochs, desc=f"train {config.model}", unit="epoch", leave=False)
+        epochs = bar
+    for epoch in epochs:
+        model.train()
+        order = torch.randperm(len(train_t), generator=generator).to(device)
+        totals: dict[str, float] = {}
+        n_batches = 0
+        for start in range(0, len(order), config.batch_size):
+            idx = order[start : start + config.batch_size]
+            if len(idx) < 2:
+                continue
+            feats, present, targets = train_t.batch(idx)
+            present = drop_modalities(present, config.modality_dropout, subsets, generator)
+            logits = model(feats, present)
+            corr = model.label_correlation() if use_corr else None
+            loss, parts = helo_loss(
+                logits, targets, corr, config.correlation_weight, config.correlation_target
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for key, value in parts.items():
+                totals[key] = totals.get(key, 0.0) + value
+            n_batches += 1
+        scheduler.step()
+        row = {
+            "epoch": epoch,
+            "lr": optimizer.param_groups[0]["lr"],
+            **{f"train_{k}": v / max(n_batches, 1) for k, v in totals.items()},
+        }
+        if val_t is not None:
+            row["val_kl"] = validation_kl(model, val_t)
+        history.append(row)
+        score = row.get("val_kl", row.get("train_kl", math.inf))
+        if score < best[0] - 1e-5:
+            best = (score, epoch, copy.deepcopy(model.state_dict()))
+        if bar is not None:
+            bar.set_postfix(
+                {k: f"{v:.4f}" for k, v in row.items() if k.startswith(("train", "val"))}
+            )
+        if log is not None:
+            log(
+                " ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                )
+            )
+        if val_t is not None and epoch - best[1] >= config.patience:
+            break
+    if bar is not None:
+        bar.close()
+    model.load_state_dict(best[2])
+    model.eval()
+    return TrainResult(model, spec, history, best[1], time.perf_counter() - started, config)
+
+
+@torch.no_grad()
+def validation_kl(model: nn.Module, data: Tensors, batch_size: int = 1024) -> float:
+    model.eval()
+    total = 0.0
+    for start in range(0, len(data), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(data)), device=data.present.device)
+        feats, present, targets = data.batch(idx)
+        total += float(kl_divergence(model(feats, present), targets)) * len(idx)
+    return total / len(data)
