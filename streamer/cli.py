@@ -1,0 +1,51 @@
+"""The ``streamer`` command line: one entry point, one module per command.
+
+User mistakes (bad files, streams, flags) end in one line on stderr and exit
+status 2, never a traceback; Ctrl-C ends with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from models.errors import HeloError
+from streamer import __version__
+from streamer.commands import bench, evaluate, report, train
+
+COMMANDS = {"train": train, "evaluate": evaluate, "report": report, "bench": bench}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamer",
+        description="Real-time multimodal emotion-distribution monitor (HeLo) over LSL.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS.values():
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.run(args) or 0)
+    except HeloError as exc:
+        print(f"streamer {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"streamer {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``streamer`` command; each has ``add_parser(subparsers)``."""

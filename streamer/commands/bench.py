@@ -1,0 +1,230 @@
+"""``streamer bench``: can this machine keep up? Speed figures measured here.
+
+- ``features``: feature extraction of one window (32-ch EEG 256 Hz, GSR 32 Hz,
+  PPG 64 Hz, face 30 Hz, 5 s each), p50/p99;
+- ``model``: HeLo forward of one window on one CPU thread, p50/p99; batched
+  throughput (windows/s) with all cores; on CUDA (when present) batched
+  throughput on the GPU.
+
+The model is the demo checkpoint and, for comparison, a HeLo of the paper's
+size (d = 128) on the same inputs. Timings use ``time.perf_counter``; medians
+over repetitions, so a busy neighbour on a shared machine shows as spread, not
+as a false best.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.checkpoint import Checkpoint, load_checkpoint
+from models.datasets.synthetic import EmotionScript, SyntheticSession
+from models.datasets.synthetic_windows import synthetic_spec
+from models.features.extract import extract
+from models.features.spec import FeatureSpec
+from models.helo import HeLo, HeLoConfig
+from models.inference import Predictor
+from models.report import machine_line
+from streamer.demo import DEMO_CHECKPOINT
+from streamer.tuning import tune_allocator
+
+SECTIONS = ("features", "model")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure feature, model and runtime speed on this machine",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run: {', '.join(SECTIONS)}",
+    )
+    p.add_argument("--checkpoint", type=Path, help="model to time (default: the demo model)")
+    p.add_argument("--repeats", type=int, default=300, help="timed runs for per-window figures")
+    p.add_argument("--batch", type=int, default=256, help="windows per batch for throughput")
+    p.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    p.set_defaults(run=run)
+
+
+def percentiles(samples_s: list[float]) -> dict[str, float]:
+    ms = np.asarray(samples_s) * 1e3
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "n": len(ms),
+    }
+
+
+def time_calls(fn: Callable[[], Any], repeats: int, warmup: int = 20) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def demo_windows(spec: FeatureSpec, n: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+    """``n`` real (simulated) windows per modality, ``[n, T, C]`` in spec channel order."""
+    script = EmotionScript.tour()
+    session = SyntheticSession(script, subject=seed, seed=seed)
+    out = {}
+    for mod in spec.modalities:
+        hop = 1.0
+        duration = mod.window_s + (n - 1) * hop + 0.5
+        _, samples = session.read(mod.name, duration)
+        cols = [session.info(mod.name).channels.index(c) for c in mod.channels]
+        samples = samples[:, cols]
+        step = round(hop * mod.srate_hz)
+        out[mod.name] = np.stack(
+            [samples[i * step : i * step + mod.expected_samples] for i in range(n)]
+        )
+    return out
+
+
+def bench_features(spec: FeatureSpec, repeats: int) -> dict[str, Any]:
+    windows = demo_windows(spec, 1)
+    shapes = {k: list(v.shape[1:]) for k, v in windows.items()}
+    total = percentiles(time_calls(lambda: extract(spec, windows), repeats))
+    per_mod = {
+        m.name: percentiles(
+            time_calls(
+                lambda m=m: extract(spec.select([m.name]), {m.name: windows[m.name]}), repeats
+            )
+        )
+        for m in spec.modalities
+    }
+    return {"window_shapes": shapes, "all_modalities": total, "per_modality": per_mod}
+
+
+def _model_inputs(spec: FeatureSpec, n: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    rng = np.random.default_rng(0)
+    feats = {
+        m.name: torch.as_tensor(rng.standard_normal((n, *m.feature_shape)), dtype=torch.float32)
+        for m in spec.modalities
+    }
+    return feats, torch.ones(n, len(spec.modalities), dtype=torch.bool)
+
+
+def bench_model(ckpt: Checkpoint, repeats: int, batch: int) -> dict[str, Any]:
+    spec, model = ckpt.spec, ckpt.model.eval().cpu()
+    torch.set_num_threads(1)
+    feats, present = _model_inputs(spec, 1)
+    with torch.inference_mode():
+        single = percentiles(time_calls(lambda: model(feats, present), repeats))
+    predictor = Predictor(ckpt, device="cpu")
+    batch_feats = {k: v.numpy() for k, v in _model_inputs(spec, batch)[0].items()}
+    from models.features.extract import FeatureBatch
+
+    fb = FeatureBatch(batch_feats, np.ones((batch, len(spec.modalities)), bool), {})
+    rates = []
+    for _ in range(5):
+        start = time.perf_counter()
+        predictor.predict_features(fb)
+        rates.append(batch / (time.perf_counter() - start))
+    predictor.close()
+    out = {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "config": {k: v for k, v in model.config.to_dict().items() if k != "modalities"},
+        "single_window_1_thread": single,
+        "batched_cpu": {
+            "windows_per_s_median": float(np.median(rates)),
+            "windows_per_s_best": float(np.max(rates)),
+            "batch": batch,
+            "threads": predictor.workers,
+        },
+    }
+    if torch.cuda.is_available():
+        out["batched_cuda"] = _bench_cuda(model, spec, batch)
+    return out
+
+
+def _bench_cuda(model: torch.nn.Module, spec: FeatureSpec, batch: int) -> dict[str, Any]:
+    device = torch.device("cuda")
+    gpu_model = model.to(device)
+    rates = {}
+    for size in (batch, 4 * batch, 16 * batch):
+        feats, present = _model_inputs(spec, size)
+        feats = {k: v.to(device) for k, v in feats.items()}
+        present = present.to(device)
+        with torch.inference_mode():
+            for _ in range(3):
+                gpu_model(feats, present)
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(10):
+                gpu_model(feats, present)
+            torch.cuda.synchronize()
+        rates[str(size)] = 10 * size / (time.perf_counter() - start)
+    model.cpu()
+    return {"device": torch.cuda.get_device_name(0), "windows_per_s_by_batch": rates}
+
+
+def paper_size_checkpoint(spec: FeatureSpec) -> Checkpoint:
+    """An untrained HeLo with the paper's sizes (d = 128, dropout irrelevant at eval)."""
+    torch.manual_seed(0)
+    return Checkpoint(model=HeLo(HeLoConfig.from_spec(spec)).eval(), spec=spec, kind="helo")
+
+
+def run(args: argparse.Namespace) -> int:
+    tune_allocator()
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        from models.errors import HeloError
+
+        raise HeloError(f"--only: unknown section(s) {unknown}; choose from {list(SECTIONS)}")
+    path = args.checkpoint or DEMO_CHECKPOINT
+    ckpt = load_checkpoint(path) if path.exists() or args.checkpoint else None
+    spec = ckpt.spec if ckpt else synthetic_spec()
+    results: dict[str, Any] = {"machine": machine_line(), "cpu_count": os.cpu_count()}
+    print(f"machine: {results['machine']}")
+    if "features" in sections:
+        feats = bench_features(spec, args.repeats)
+        results["features"] = feats
+        t = feats["all_modalities"]
+        print(
+            f"features, one window of every modality {feats['window_shapes']}: "
+            f"p50 {t['p50_ms']:.2f} ms, p99 {t['p99_ms']:.2f} ms"
+        )
+        for name, s in feats["per_modality"].items():
+            print(f"  {name}: p50 {s['p50_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms")
+    if "model" in sections:
+        models_to_time = {}
+        if ckpt is not None:
+            models_to_time[f"demo model ({path.name})"] = ckpt
+        paper = paper_size_checkpoint(spec)
+        if ckpt is None or ckpt.model.config.to_dict() != paper.model.config.to_dict():
+            models_to_time["HeLo, paper sizes (d=128)"] = paper
+        results["model"] = {}
+        for name, model_ckpt in models_to_time.items():
+            figures = bench_model(model_ckpt, args.repeats, args.batch)
+            results["model"][name] = figures
+            s, b = figures["single_window_1_thread"], figures["batched_cpu"]
+            print(f"{name}, {figures['parameters']:,} parameters:")
+            print(f"  one window, 1 thread: p50 {s['p50_ms']:.2f} ms, p99 {s['p99_ms']:.2f} ms")
+            print(
+                f"  batched ({b['batch']}), {b['threads']} threads: "
+                f"{b['windows_per_s_median']:.0f} windows/s (best {b['windows_per_s_best']:.0f})"
+            )
+            if "batched_cuda" in figures:
+                c = figures["batched_cuda"]
+                rates = ", ".join(f"{k}: {v:.0f}/s" for k, v in c["windows_per_s_by_batch"].items())
+                print(f"  CUDA {c['device']}: {rates}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0

@@ -1,0 +1,18 @@
+"""The shipped demo: a small HeLo model trained on simulated subjects only.
+
+It is *synthetic*: trained on :mod:`models.datasets.synthetic` signals, it shows
+the pipeline working end to end and is no model of real emotions. Its test data
+are simulated subjects of another seed, never seen in training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import models
+
+DEMO_DIR = Path(models.__file__).resolve().parent / "demo"
+DEMO_CHECKPOINT = DEMO_DIR / "helo_synthetic_demo.safetensors"
+DEMO_TRAIN_CONFIG = DEMO_DIR / "train_demo.toml"
+# Held-out simulated subjects for `streamer evaluate --demo` (seed differs from training).
+DEMO_TEST_DATA = {"n_subjects": 6, "trials_per_subject": 6, "seed": 1}
