@@ -6,9 +6,9 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest  # noqa: E402
+import pytest
 
-from models.datasets.synthetic_windows import (  # noqa: E402
+from models.datasets.synthetic_windows import (
     SyntheticConfig,
     make_synthetic_dataset,
     synthetic_spec,

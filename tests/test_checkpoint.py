@@ -60,7 +60,8 @@ def test_baselines_round_trip_too(tmp_path, fitted_spec):
     from models.training import build_model
 
     model = build_model("concat_mlp", fitted_spec, {"hidden": (16,)}).eval()
-    assert isinstance(model, ConcatMLP) and isinstance(model.config, MLPConfig)
+    assert isinstance(model, ConcatMLP)
+    assert isinstance(model.config, MLPConfig)
     ckpt = load_checkpoint(save_checkpoint(tmp_path / "mlp.safetensors", model, fitted_spec))
     feats, present = _inputs(fitted_spec)
     torch.testing.assert_close(ckpt.model(feats, present), model(feats, present))

@@ -35,8 +35,20 @@ def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     config = out / "tiny.toml"
     config.write_text(TINY_TOML)
-    code = main(["train", "--config", str(config), "--out", str(out), "--no-progress",
-                 "--set", "dropkey=0.1", "--test-subjects", "1"])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--set",
+            "dropkey=0.1",
+            "--test-subjects",
+            "1",
+        ]
+    )
     assert code == 0
     return out
 
@@ -45,18 +57,36 @@ def test_train_writes_checkpoint_metrics_and_curve(trained):
     assert (trained / "model.safetensors").stat().st_size > 10_000
     assert (trained / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
     metrics = json.loads((trained / "metrics.json").read_text())
-    assert metrics["train_config"]["model_options"] == {"d_model": 32, "dropout": 0.1,
-                                                        "dropkey": 0.1}
+    assert metrics["train_config"]["model_options"] == {
+        "d_model": 32,
+        "dropout": 0.1,
+        "dropkey": 0.1,
+    }
     assert metrics["epochs_run"] == 2
-    assert set(metrics["test"]["metrics"]) == {"chebyshev", "clark", "canberra", "kl",
-                                               "cosine", "intersection"}
+    assert set(metrics["test"]["metrics"]) == {
+        "chebyshev",
+        "clark",
+        "canberra",
+        "kl",
+        "cosine",
+        "intersection",
+    }
     assert not set(metrics["test"]["subjects"]) & set(metrics["data"]["train_subjects"])
 
 
 def test_evaluate_a_checkpoint_prints_metrics_per_subset(trained, capsys, tmp_path):
     out_json = tmp_path / "eval.json"
-    code = main(["evaluate", "--checkpoint", str(trained / "model.safetensors"),
-                 "--data", "synthetic", "--json", str(out_json)])
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(trained / "model.safetensors"),
+            "--data",
+            "synthetic",
+            "--json",
+            str(out_json),
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "| chebyshev ↓ |" in text.replace("| model | chebyshev ↓", "| chebyshev ↓")
@@ -74,10 +104,25 @@ def test_evaluate_the_shipped_demo_model(capsys):
 
 def test_protocol_evaluation_trains_per_fold(capsys, tmp_path):
     config = tmp_path / "tiny.toml"
-    config.write_text(TINY_TOML.replace('model]', 'model]\nhidden = [16]').replace(
-        "d_model = 32\ndropout = 0.1", "dropout = 0.1"))
-    code = main(["evaluate", "--protocol", "trial", "--folds", "2", "--config", str(config),
-                 "--model", "concat_mlp", "--no-progress"])
+    config.write_text(
+        TINY_TOML.replace("model]", "model]\nhidden = [16]").replace(
+            "d_model = 32\ndropout = 0.1", "dropout = 0.1"
+        )
+    )
+    code = main(
+        [
+            "evaluate",
+            "--protocol",
+            "trial",
+            "--folds",
+            "2",
+            "--config",
+            str(config),
+            "--model",
+            "concat_mlp",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert "subject-dependent (trial folds), 2 folds" in capsys.readouterr().out
 
@@ -90,8 +135,10 @@ def test_bench_features_runs(capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["evaluate", "--checkpoint", "missing.safetensors", "--data", "synthetic"],
-         "missing.safetensors: no such checkpoint file"),
+        (
+            ["evaluate", "--checkpoint", "missing.safetensors", "--data", "synthetic"],
+            "missing.safetensors: no such checkpoint file",
+        ),
         (["train", "--data", "dmer:/no/such/folder"], "/no/such/folder"),
         (["train", "--data", "nonsense"], "unknown data source 'nonsense'"),
         (["train", "--set", "d_model"], "--set 'd_model': expected KEY=VALUE"),
@@ -99,8 +146,13 @@ def test_bench_features_runs(capsys):
     ],
 )
 def test_user_errors_end_in_one_line_without_traceback(args, message, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "streamer.cli", *args], capture_output=True,
-                          text=True, cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamer.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]

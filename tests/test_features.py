@@ -98,7 +98,9 @@ def test_extract_masks_nan_short_and_faceless_windows_with_reasons(spec):
 
 
 def test_wrong_channel_count_is_an_error_naming_the_modality(spec):
-    with pytest.raises(FeatureError, match=r"modality 'eeg': window has 8 channel\(s\), the model needs 32"):
+    with pytest.raises(
+        FeatureError, match=r"modality 'eeg': window has 8 channel\(s\), the model needs 32"
+    ):
         extract_modality(spec.modality("eeg"), np.zeros((1, 1280, 8)), normalize=False)
 
 

@@ -59,7 +59,7 @@ def test_label_embedding_is_learned_through_the_correlation_loss():
     start_gap = (model.label_correlation() - label_correlation_target(target)).abs().mean()
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-2)
     for _ in range(30):
-        loss, parts = helo_loss(model(feats, present), target, model.label_correlation())
+        loss, _parts = helo_loss(model(feats, present), target, model.label_correlation())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

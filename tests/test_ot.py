@@ -11,8 +11,9 @@ from models.ot import cosine_cost, gromov_wasserstein, gw_objective, ipot, token
 
 
 def _tokens(seed: int, batch: int, n: int, d: int = 16) -> torch.Tensor:
-    return torch.randn(batch, n, d, generator=torch.Generator().manual_seed(seed),
-                       dtype=torch.float64)
+    return torch.randn(
+        batch, n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
 
 
 def test_ipot_plan_is_nonnegative_with_uniform_marginals():
@@ -42,8 +43,9 @@ def test_gw_plan_meets_marginals_within_tolerance():
     plan = gromov_wasserstein(cs, ct)
     assert (plan >= 0).all()
     torch.testing.assert_close(plan.sum(1), torch.full((3, 12), 1 / 12, dtype=plan.dtype))
-    torch.testing.assert_close(plan.sum(2), torch.full((3, 12), 1 / 12, dtype=plan.dtype),
-                               atol=1e-3 / 12, rtol=0)
+    torch.testing.assert_close(
+        plan.sum(2), torch.full((3, 12), 1 / 12, dtype=plan.dtype), atol=1e-3 / 12, rtol=0
+    )
     # Unequal sizes converge more slowly: with enough inner steps the rows are exact too.
     cs, ct = cosine_cost(_tokens(1, 3, 12)), cosine_cost(_tokens(2, 3, 9))
     plan = gromov_wasserstein(cs, ct, n_inner=500)

@@ -41,7 +41,8 @@ def test_reading_in_blocks_gives_the_same_samples_as_reading_at_once(name):
 
 def test_streams_have_realistic_rates_and_channels():
     session = SyntheticSession(EmotionScript.tour(), subject=0)
-    assert SYNTHETIC_STREAMS["eeg"].srate_hz == 256 and len(SYNTHETIC_STREAMS["eeg"].channels) == 32
+    assert SYNTHETIC_STREAMS["eeg"].srate_hz == 256
+    assert len(SYNTHETIC_STREAMS["eeg"].channels) == 32
     assert SYNTHETIC_STREAMS["gsr"].srate_hz >= 32
     assert SYNTHETIC_STREAMS["ppg"].srate_hz >= 64
     assert SYNTHETIC_STREAMS["face"].srate_hz == 30
@@ -85,14 +86,18 @@ def test_arousal_raises_heart_rate_and_skin_conductance():
 
 def test_subjects_differ():
     a, b = SubjectProfile.draw(1), SubjectProfile.draw(2)
-    assert abs(a.hr_base_bpm - b.hr_base_bpm) > 0 and abs(a.gsr_tonic_us - b.gsr_tonic_us) > 0
+    assert abs(a.hr_base_bpm - b.hr_base_bpm) > 0
+    assert abs(a.gsr_tonic_us - b.gsr_tonic_us) > 0
     assert not np.allclose(a.eeg_patterns, b.eeg_patterns)
     assert not np.allclose(a.face_weights, b.face_weights)
 
 
 def test_script_moves_smoothly_towards_each_target():
-    script = EmotionScript(starts_s=np.array([0.0, 30.0]),
-                           targets=np.stack([_pure("anger"), _pure("happiness")]), tau_s=4.0)
+    script = EmotionScript(
+        starts_s=np.array([0.0, 30.0]),
+        targets=np.stack([_pure("anger"), _pure("happiness")]),
+        tau_s=4.0,
+    )
     d = script.at(np.array([0.0, 29.9, 31.0, 60.0]))
     np.testing.assert_allclose(d.sum(axis=1), 1.0)
     assert d[1].argmax() == EMOTIONS.index("anger")

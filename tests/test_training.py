@@ -58,8 +58,9 @@ def test_modality_dropout_keeps_at_least_one_present_modality():
 def test_training_lowers_the_loss_and_keeps_the_best_epoch(tiny_dataset):
     train_idx, val_idx = holdout(tiny_dataset.subjects, 0.25, seed=0)
     config = TrainConfig(epochs=6, batch_size=32, seed=0, threads=2, model_options=FAST)
-    result = train_model(tiny_dataset.subset(train_idx), tiny_dataset.subset(val_idx), config,
-                         progress=False)
+    result = train_model(
+        tiny_dataset.subset(train_idx), tiny_dataset.subset(val_idx), config, progress=False
+    )
     kl = [row["train_kl"] for row in result.history]
     assert kl[-1] < kl[0]
     best = min(result.history, key=lambda row: row["val_kl"])

@@ -274,17 +274,19 @@ class EmotionScript:
         tau_s: float = 4.0,
     ) -> EmotionScript:
         """Trials of ``trial_s`` seconds, each with a mixed target distribution: a
-        dominant emotion (cycled so all are covered), often a second one, and a
-        little of everything (Dirichlet)."""
+        dominant emotion (cycled so all are covered), often a second one that
+        tends to go with it, and a little of everything (Dirichlet)."""
         order = rng.permutation(np.resize(np.arange(n_labels), n_trials))
         targets = []
         for dominant in order:
             alpha = np.full(n_labels, 0.35)
             alpha[dominant] += 4.0
-            if rng.random() < 0.6:
-                second = rng.choice([k for k in range(n_labels) if k != dominant])
+            if rng.random() < 0.6:  # a second emotion, as they co-occur in people
+                second = rng.choice(n_labels, p=_co_occurrence(n_labels)[dominant])
                 alpha[second] += rng.uniform(1.0, 3.0)
-            targets.append(rng.dirichlet(alpha))
+            # A little of every emotion, as ratings of mixed feelings rarely hold a
+            # hard zero ("very slightly or not at all" is still a rating).
+            targets.append(0.9 * rng.dirichlet(alpha) + 0.1 / n_labels)
         starts = np.arange(n_trials) * float(trial_s)
         return cls(
             starts_s=starts,
@@ -308,6 +310,28 @@ class EmotionScript:
             targets=targets,
             initial=np.full(n_labels, 1.0 / n_labels),
         )
+
+
+# Which emotion tends to accompany which (rows: dominant, columns: second; rows sum
+# to 1): anger with disgust, fear with surprise, happiness with surprise, sadness
+# with fear or anger, ... (mixed-emotion literature, loosely). This is the label
+# correlation that HeLo's label embedding can learn.
+_CO_OCCURRENCE = np.array([
+    # anger disgust fear happiness sadness surprise
+    [0.00, 0.50, 0.10, 0.00, 0.20, 0.20],  # anger
+    [0.50, 0.00, 0.20, 0.00, 0.20, 0.10],  # disgust
+    [0.10, 0.20, 0.00, 0.00, 0.30, 0.40],  # fear
+    [0.00, 0.00, 0.05, 0.00, 0.15, 0.80],  # happiness
+    [0.30, 0.20, 0.30, 0.20, 0.00, 0.00],  # sadness
+    [0.10, 0.10, 0.40, 0.40, 0.00, 0.00],  # surprise
+])
+
+
+def _co_occurrence(n_labels: int) -> np.ndarray:
+    if n_labels == len(EMOTIONS):
+        return _CO_OCCURRENCE
+    uniform = 1.0 - np.eye(n_labels)
+    return uniform / uniform.sum(axis=1, keepdims=True)
 
 
 # --------------------------------------------------------------------------- subjects

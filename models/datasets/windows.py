@@ -156,19 +156,29 @@ def window_ends(t_start_s: float, t_stop_s: float, window_s: float, hop_s: float
 def cut_windows(
     times_s: np.ndarray, samples: np.ndarray, ends_s: np.ndarray, window_s: float, n_samples: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """For each end time, the ``n_samples`` last samples with ``t <= end`` (regular streams).
+    """For each end time, the samples of ``(end - window_s, end]``.
 
-    Yields ``(indices into ends_s, windows [w, n_samples, C])`` in chunks so that a
-    long recording never becomes one huge array. Windows without enough samples
-    before them are skipped (their indices are not yielded).
+    Windows are cut by time, not by count: after a gap in a stream, or at its edges,
+    a window holds only the samples inside it (the extractor decides whether they
+    are enough), never samples from before the window. A stream with more samples
+    than expected keeps the latest ``n_samples``; one sample period of timing jitter
+    is tolerated at the window start. Yields ``(indices into ends_s, windows [w, T, C])``:
+    full windows (``T = n_samples``) in chunks, so a long recording never becomes one
+    huge array, then each shorter window on its own. Windows without any sample are
+    skipped.
     """
+    period = window_s / n_samples
     stop = np.searchsorted(times_s, ends_s + 1e-9, side="right")
-    ok = np.flatnonzero(stop >= n_samples)
+    first = np.searchsorted(times_s, ends_s - window_s - 1.5 * period + 1e-9, side="right")
+    count = np.minimum(stop - first, n_samples)
+    full = np.flatnonzero(count == n_samples)
     chunk = max(1, 2_000_000 // max(1, n_samples * samples.shape[1]))
-    for start in range(0, len(ok), chunk):
-        idx = ok[start : start + chunk]
-        gather = stop[idx, None] - n_samples + np.arange(n_samples)[None, :]
-        yield idx, samples[gather]
+    offsets = np.arange(n_samples)[None, :]
+    for start in range(0, len(full), chunk):
+        idx = full[start : start + chunk]
+        yield idx, samples[stop[idx, None] - n_samples + offsets]
+    for i in np.flatnonzero((count > 0) & (count < n_samples)):
+        yield np.array([i]), samples[None, stop[i] - count[i] : stop[i]]
 
 
 def features_from_recording(

@@ -1,0 +1,388 @@
+"""Labelled XDF recordings: how recordings made with this project become training data.
+
+A recording is labelled by a marker stream of LSL type ``EmotionLabels`` (one
+string channel, irregular rate) whose samples are JSON objects::
+
+    {"distribution": {"happiness": 3, "surprise": 1}, "duration_s": 20.0,
+     "offset_s": 0.0, "trial": "clip07", "subject": "P03"}
+
+The sample says that ``distribution`` describes the span ``[ts + offset_s -
+duration_s, ts + offset_s]``, where ``ts`` is the sample's own LSL timestamp.
+Times are relative to the sample because pyxdf corrects timestamps for clock
+offsets but cannot correct numbers written inside the JSON. Labels not
+mentioned are 0, weights are normalised to sum 1, an unknown label is an error;
+``offset_s`` (default 0), ``trial`` and ``subject`` are optional.
+
+Windows end every ``hop_s`` inside each span, covering ``[t_end - window_s,
+t_end]`` (the spec's longest window) entirely within the span, and get their
+features from the same code live inference uses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyxdf
+
+from models.datasets.windows import WindowDataset, features_from_recording, window_ends
+from models.errors import DatasetError
+from models.features.mapping import MappingError, StreamDescription, StreamMapping, map_streams
+from models.features.spec import FeatureSpec
+
+log = logging.getLogger(__name__)
+
+EMOTION_LABELS_TYPE = "EmotionLabels"
+_FIELDS = ("distribution", "duration_s", "offset_s", "trial", "subject")
+
+
+@dataclass(frozen=True)
+class LabelSpan:
+    """One EmotionLabels sample, read; its timestamp places it (see :meth:`bounds_s`)."""
+
+    distribution: np.ndarray  # [K], sums to 1, in the order of the labels it was read with
+    duration_s: float
+    offset_s: float = 0.0
+    trial: str | None = None
+    subject: str | None = None
+
+    def bounds_s(self, timestamp_s: float) -> tuple[float, float]:
+        """``(start, end)`` of the labelled span for a sample stamped ``timestamp_s``."""
+        end = timestamp_s + self.offset_s
+        return end - self.duration_s, end
+
+
+# --------------------------------------------------------------------------- the JSON
+
+
+def label_sample(
+    distribution: Mapping[str, float],
+    duration_s: float,
+    offset_s: float = 0.0,
+    trial: str | None = None,
+    subject: str | None = None,
+) -> str:
+    """The JSON text of one EmotionLabels sample (what a label publisher pushes).
+
+    The span it labels ends ``offset_s`` after the sample's timestamp and lasts
+    ``duration_s``; push it when the span is over (``offset_s`` = 0) or say where
+    it ended (e.g. ``offset_s`` = -2 for a span that ended 2 s before the push).
+    Raises ``ValueError`` naming the argument that cannot make a valid sample.
+    """
+    weights = _check_weights(distribution, ValueError)
+    if not _is_number(duration_s) or not duration_s > 0:
+        raise ValueError(f"duration_s must be a number > 0, got {duration_s!r}")
+    if not _is_number(offset_s):
+        raise ValueError(f"offset_s must be a finite number, got {offset_s!r}")
+    sample: dict[str, Any] = {"distribution": weights, "duration_s": float(duration_s),
+                              "offset_s": float(offset_s)}
+    for name, value in (("trial", trial), ("subject", subject)):
+        if value is not None:
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty string or None, got {value!r}")
+            sample[name] = value
+    return json.dumps(sample, allow_nan=False)
+
+
+def parse_label_sample(text: str, labels: Sequence[str]) -> LabelSpan:
+    """Read one EmotionLabels sample against the model's ``labels`` (case-insensitive).
+
+    Raises :class:`DatasetError` saying what is wrong with the sample; the
+    loader adds the file and the sample number.
+    """
+    try:
+        sample = json.loads(text)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise DatasetError(f"not a JSON object ({exc})") from None
+    if not isinstance(sample, dict):
+        raise DatasetError(f"not a JSON object but {type(sample).__name__}")
+    unknown = sorted(set(sample) - set(_FIELDS))
+    if unknown:
+        raise DatasetError(f"unknown field(s) {unknown}; the fields are {list(_FIELDS)}")
+    for key in ("distribution", "duration_s"):
+        if key not in sample:
+            raise DatasetError(f"missing field {key!r}")
+    weights = _check_weights(sample["distribution"], DatasetError)
+    duration_s, offset_s = sample["duration_s"], sample.get("offset_s", 0.0)
+    if not _is_number(duration_s) or not duration_s > 0:
+        raise DatasetError(f"duration_s must be a number > 0, got {duration_s!r}")
+    if not _is_number(offset_s):
+        raise DatasetError(f"offset_s must be a finite number, got {offset_s!r}")
+    return LabelSpan(
+        distribution=_as_vector(weights, labels),
+        duration_s=float(duration_s),
+        offset_s=float(offset_s),
+        trial=_optional_name(sample, "trial"),
+        subject=_optional_name(sample, "subject"),
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_weights(distribution: Any, error: type[Exception]) -> dict[str, float]:
+    if not isinstance(distribution, Mapping) or not distribution:
+        raise error(f"distribution must be a non-empty object of label -> weight, "
+                    f"got {distribution!r}")
+    weights = {}
+    for label, weight in distribution.items():
+        if not isinstance(label, str) or not _is_number(weight) or weight < 0:
+            raise error(f"distribution: weight of {label!r} must be a number >= 0, "
+                        f"got {weight!r}")
+        weights[label] = float(weight)
+    if not sum(weights.values()) > 0:
+        raise error("distribution: the weights sum to 0; at least one must be > 0")
+    return weights
+
+
+def _as_vector(weights: Mapping[str, float], labels: Sequence[str]) -> np.ndarray:
+    index = {label.lower(): k for k, label in enumerate(labels)}
+    vector = np.zeros(len(labels), dtype=np.float64)
+    for label, weight in weights.items():
+        k = index.get(label.lower())
+        if k is None:
+            raise DatasetError(f"unknown label {label!r}; the model's labels are {list(labels)}")
+        vector[k] += weight
+    return vector / vector.sum()
+
+
+def _optional_name(sample: Mapping[str, Any], key: str) -> str | None:
+    value = sample.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise DatasetError(f"{key} must be a non-empty string, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- the files
+
+
+def load_labelled_xdf(
+    paths: Sequence[str | Path] | str | Path,
+    spec: FeatureSpec,
+    hop_s: float = 1.0,
+    subject: str | None = None,
+    stream_overrides: Mapping[str, str] | None = None,
+) -> WindowDataset:
+    """Feature windows of labelled XDF recordings, one data set for all of them.
+
+    Modalities are matched to streams as for a live session
+    (:func:`models.features.mapping.map_streams`, ``stream_overrides`` maps a
+    modality to a stream name, source_id or type). A modality without a stream is
+    masked in every window (logged); a stream that exists but does not fit is an
+    error. Subject: the label's, else ``subject``, else the file's stem. Trial:
+    the label's, else ``"<stem>#<n>"`` (n-th label sample in time, from 1).
+    """
+    if not _is_number(hop_s) or not hop_s > 0:
+        raise DatasetError(f"hop_s must be a number > 0, got {hop_s!r}")
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    if not paths:
+        raise DatasetError("no XDF files given")
+    parts = [_load_recording(Path(p), spec, float(hop_s), subject, stream_overrides)
+             for p in paths]
+    dataset = WindowDataset.concat(parts, name="xdf")
+    _warn_shared_trials(dataset)
+    return dataset
+
+
+@dataclass(frozen=True)
+class _PlacedSpan:
+    """A label span placed on the recording's clock (LSL seconds)."""
+
+    number: int  # n-th label sample of the recording, from 1
+    t_start: float
+    t_end: float
+    span: LabelSpan
+
+
+def _load_recording(
+    path: Path, spec: FeatureSpec, hop_s: float, subject: str | None,
+    overrides: Mapping[str, str] | None,
+) -> WindowDataset:
+    streams = read_xdf(path)
+    is_label = [_field(s["info"], "type").lower() == EMOTION_LABELS_TYPE.lower() for s in streams]
+    data_streams = [s for s, label in zip(streams, is_label, strict=True) if not label]
+    descriptions = [describe_xdf_stream(s["info"]) for s in data_streams]
+    if not any(is_label):
+        found = "; ".join(describe_xdf_stream(s["info"]).describe() for s in streams) or "none"
+        raise DatasetError(f"{path}: no {EMOTION_LABELS_TYPE} stream, so nothing labels this "
+                           f"recording (streams: {found}); see docs/datasets.md")
+    label_streams = [s for s, label in zip(streams, is_label, strict=True) if label]
+    spans = _place_spans(path, label_streams, spec.labels)
+    mapping = _map(path, spec, descriptions, overrides)
+    recorded = {name: _samples(path, data_streams[src.stream], descriptions[src.stream],
+                               src.channel_index, name)
+                for name, src in mapping.sources.items()}
+    ends, span_of_window = _window_ends(path, spans, spec.max_window_s, hop_s)
+    values, present = features_from_recording(spec, recorded, ends)
+    chosen = [spans[i] for i in span_of_window]
+    stem = path.stem
+    dataset = WindowDataset(
+        spec=spec, values=values, present=present,
+        targets=np.array([p.span.distribution for p in chosen]),
+        subjects=np.array([p.span.subject or subject or stem for p in chosen]),
+        trials=np.array([p.span.trial or f"{stem}#{p.number}" for p in chosen]),
+        t_end_s=ends - _recording_start(streams), name="xdf",
+    )
+    return _drop_windows_without_data(path, dataset)
+
+
+def read_xdf(path: Path) -> list[dict[str, Any]]:
+    """The streams of an XDF file, clock-corrected and de-jittered (regular streams)."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file")
+    try:
+        streams, _header = pyxdf.load_xdf(str(path), synchronize_clocks=True,
+                                          dejitter_timestamps=True)
+    except Exception as exc:  # pyxdf raises many kinds for a bad or truncated file
+        raise DatasetError(f"{path}: not a readable XDF file ({type(exc).__name__}: {exc})") \
+            from None
+    return streams
+
+
+def describe_xdf_stream(info: Mapping[str, Any]) -> StreamDescription:
+    """What an XDF stream header says about the stream, as :func:`map_streams` needs it."""
+    n_channels = int(_number_field(info, "channel_count"))
+    return StreamDescription(
+        name=_field(info, "name"),
+        type=_field(info, "type"),
+        channels=_channel_labels(info, n_channels),
+        srate_hz=_number_field(info, "nominal_srate"),
+        source_id=_field(info, "source_id"),
+        channel_format=_field(info, "channel_format") or "float32",
+    )
+
+
+def _field(info: Mapping[str, Any], key: str) -> str:
+    """A header field; pyxdf gives each as a one-item list, ``[]`` or ``[None]`` when absent."""
+    value = info.get(key)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return "" if value is None else str(value).strip()
+
+
+def _number_field(info: Mapping[str, Any], key: str) -> float:
+    try:
+        value = float(_field(info, key) or 0)
+    except ValueError:
+        return 0.0
+    return value if math.isfinite(value) and value > 0 else 0.0
+
+
+def _channel_labels(info: Mapping[str, Any], n_channels: int) -> tuple[str, ...]:
+    """Labels from ``desc/channels/channel[i]/label``; "" where the header gives none."""
+    try:
+        channels = info["desc"][0]["channels"][0]["channel"]
+        labels = [_field(ch, "label") if isinstance(ch, Mapping) else "" for ch in channels]
+    except (KeyError, IndexError, TypeError):
+        labels = []
+    labels = labels[:n_channels]
+    return tuple(labels + [""] * (n_channels - len(labels)))
+
+
+def _place_spans(path: Path, label_streams: list[dict[str, Any]],
+                 labels: Sequence[str]) -> list[_PlacedSpan]:
+    samples = []
+    for stream in label_streams:
+        if _field(stream["info"], "channel_format") != "string":
+            raise DatasetError(f"{path}: the {EMOTION_LABELS_TYPE} stream "
+                               f"{_field(stream['info'], 'name')!r} must hold strings (JSON)")
+        samples += zip(stream["time_stamps"], stream["time_series"], strict=True)
+    if not samples:
+        raise DatasetError(f"{path}: the {EMOTION_LABELS_TYPE} stream holds no labels")
+    samples.sort(key=lambda pair: pair[0])
+    placed = []
+    for number, (timestamp, sample) in enumerate(samples, start=1):
+        text = sample[0] if isinstance(sample, list | tuple) and sample else sample
+        try:
+            span = parse_label_sample(text, labels)
+        except DatasetError as exc:
+            raise DatasetError(f"{path}: {EMOTION_LABELS_TYPE} sample {number} of "
+                               f"{len(samples)}: {exc}") from None
+        t_start, t_end = span.bounds_s(float(timestamp))
+        placed.append(_PlacedSpan(number, t_start, t_end, span))
+    return placed
+
+
+def _map(path: Path, spec: FeatureSpec, descriptions: list[StreamDescription],
+         overrides: Mapping[str, str] | None) -> StreamMapping:
+    mapping = map_streams(spec, descriptions, overrides)
+    try:
+        mapping.raise_for_errors(spec, descriptions, allow_missing=True)
+    except MappingError as exc:
+        raise DatasetError(f"{path}: {exc}") from None
+    for name, why in mapping.missing.items():
+        log.warning("%s: %s; modality %r is masked in every window", path, why, name)
+    return mapping
+
+
+def _samples(path: Path, stream: dict[str, Any], description: StreamDescription,
+             channel_index: tuple[int, ...], modality: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(times_s, samples [n, C])`` of one stream, the spec's channels in spec order."""
+    if description.channel_format == "string":
+        raise DatasetError(f"{path}: stream {description.describe()} feeds {modality} but holds "
+                           "strings, not numbers")
+    times = np.asarray(stream["time_stamps"], dtype=np.float64)
+    if len(times) == 0:
+        return times, np.empty((0, len(channel_index)))
+    data = np.asarray(stream["time_series"]).reshape(len(times), -1)
+    data = data[:, list(channel_index)].astype(np.float64)  # pick channels before the copy
+    if np.any(np.diff(times) < 0):
+        order = np.argsort(times, kind="stable")
+        times, data = times[order], data[order]
+    return times, data
+
+
+def _window_ends(path: Path, spans: list[_PlacedSpan], window_s: float,
+                 hop_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Window ends of every span (LSL seconds) and the span each window belongs to."""
+    ends, owner = [], []
+    for i, placed in enumerate(spans):
+        span_ends = window_ends(placed.t_start, placed.t_end, window_s, hop_s)
+        ends.append(span_ends)
+        owner.append(np.full(len(span_ends), i))
+    all_ends = np.concatenate(ends)
+    if len(all_ends) == 0:
+        longest = max(p.span.duration_s for p in spans)
+        raise DatasetError(
+            f"{path}: no labelled span is long enough for one {window_s:g} s window "
+            f"(the longest of {len(spans)} lasts {longest:g} s)"
+        )
+    return all_ends, np.concatenate(owner)
+
+
+def _drop_windows_without_data(path: Path, dataset: WindowDataset) -> WindowDataset:
+    """Windows where no modality has data teach nothing; none at all means the labels'
+    times miss the recording (a wrong offset_s sign, or labels of another file)."""
+    keep = dataset.present.any(axis=1)
+    if not keep.any():
+        raise DatasetError(f"{path}: no labelled window holds data of any modality; do the "
+                           "labels' times (timestamp + offset_s) fall inside the recording?")
+    if not keep.all():
+        log.info("%s: %d labelled window(s) without data dropped", path, int((~keep).sum()))
+    return dataset.subset(np.flatnonzero(keep))
+
+
+def _recording_start(streams: list[dict[str, Any]]) -> float:
+    """Earliest timestamp of the recording: window ends are given from there."""
+    firsts = [float(np.min(s["time_stamps"])) for s in streams if len(s["time_stamps"])]
+    return min(firsts) if firsts else 0.0
+
+
+def _warn_shared_trials(dataset: WindowDataset) -> None:
+    """Trial names should be unique across subjects (splits group by trial)."""
+    pairs = set(zip(dataset.trials.tolist(), dataset.subjects.tolist(), strict=True))
+    trials = [trial for trial, _ in pairs]
+    shared = sorted({t for t in trials if trials.count(t) > 1})
+    if shared:
+        log.warning("trial name(s) %s are used by several subjects; a trial-level split will "
+                    "keep them together", shared[:5])
