@@ -12,9 +12,17 @@ import sys
 
 from models.errors import HeloError
 from streamer import __version__
-from streamer.commands import bench, evaluate, report, train
+from streamer.commands import bench, evaluate, record, replay, report, run, train
 
-COMMANDS = {"train": train, "evaluate": evaluate, "report": report, "bench": bench}
+COMMANDS = {
+    "run": run,
+    "replay": replay,
+    "record": record,
+    "train": train,
+    "evaluate": evaluate,
+    "report": report,
+    "bench": bench,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

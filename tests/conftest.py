@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest
+# LSL on loopback only: resolve streams of this machine, never a lab's network.
+# liblsl reads this file when first used, so it is set before anything imports pylsl.
+_LSL_CFG = Path(tempfile.gettempdir()) / "helo-tests-lsl_api.cfg"
+_LSL_CFG.write_text("[multicast]\nResolveScope = machine\n[log]\nlevel = -2\n")
+os.environ.setdefault("LSLAPICFG", str(_LSL_CFG))
 
-from models.datasets.synthetic_windows import (
+import pytest  # noqa: E402
+
+from models.datasets.synthetic_windows import (  # noqa: E402
     SyntheticConfig,
     make_synthetic_dataset,
     synthetic_spec,

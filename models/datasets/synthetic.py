@@ -151,6 +151,10 @@ _EEG_EFFECTS: dict[str, list[tuple[str, str, float]]] = {
     ],
 }
 
+# Effects are scaled up from the literature's typical sizes so that a demo model
+# can learn them across simulated subjects in minutes.
+_EEG_EFFECT_SCALE = 1.6
+
 # Emotion -> blendshape activations (0..1), FACS-like.
 _FACE_EFFECTS: dict[str, dict[str, float]] = {
     "anger": {
@@ -356,7 +360,7 @@ class SubjectProfile:
     def draw(cls, seed: int, n_labels: int = 6) -> SubjectProfile:
         rng = np.random.default_rng([seed, 7919])
         patterns = population_eeg_patterns()[:n_labels]
-        channel_spread = rng.normal(0.0, 0.35, size=patterns.shape[1:])
+        channel_spread = rng.normal(0.0, 0.15, size=patterns.shape[1:])
         log_power = (
             np.log(_BAND_POWER_UV2)[None, :]
             + _spatial_baseline()
@@ -364,19 +368,19 @@ class SubjectProfile:
             + channel_spread
         )
         gain = rng.lognormal(0.0, 0.3)
-        own = patterns * gain * (1.0 + rng.normal(0.0, 0.35, size=patterns.shape))
+        own = patterns * gain * (1.0 + rng.normal(0.0, 0.25, size=patterns.shape))
         face = population_face_weights()[:n_labels]
-        expressivity = rng.lognormal(-0.1, 0.4)
+        expressivity = rng.lognormal(-0.4, 0.6)  # some people barely show it
         face_own = face * expressivity * np.clip(1.0 + rng.normal(0.0, 0.3, face.shape), 0, None)
         bias = np.clip(rng.normal(0.04, 0.04, len(BLENDSHAPE_NAMES)), 0.0, 0.3)
         return cls(
             seed=seed,
             eeg_log_power=log_power,
             eeg_patterns=own,
-            gsr_tonic_us=float(rng.uniform(2.0, 12.0)),
+            gsr_tonic_us=float(rng.uniform(3.0, 8.0)),
             gsr_reactivity=float(rng.lognormal(0.0, 0.35)),
-            hr_base_bpm=float(rng.uniform(60.0, 82.0)),
-            hr_reactivity_bpm=float(rng.uniform(6.0, 18.0)),
+            hr_base_bpm=float(rng.uniform(62.0, 76.0)),
+            hr_reactivity_bpm=float(rng.uniform(10.0, 20.0)),
             ppg_amplitude=float(rng.uniform(0.6, 1.6)),
             face_bias=bias,
             face_weights=face_own,
@@ -394,7 +398,7 @@ def population_eeg_patterns() -> np.ndarray:
         for region, band, change in _EEG_EFFECTS[emotion]:
             centre = np.array(_REGIONS[region])
             weight = np.exp(-((xy - centre) ** 2).sum(axis=1) / (2 * 0.35**2))
-            patterns[k, :, BAND_NAMES.index(band)] += change * weight
+            patterns[k, :, BAND_NAMES.index(band)] += _EEG_EFFECT_SCALE * change * weight
     return patterns
 
 
@@ -504,7 +508,7 @@ class _GSRGenerator:
         n = len(t_s)
         dt = 1.0 / self.srate_hz
         react = self.subject.gsr_reactivity
-        rate_per_s = (1.0 + 8.0 * arousal) * react / 60.0 * 3.0
+        rate_per_s = (0.5 + 12.0 * arousal) * react / 20.0
         events = self.event_rng.random(n) < rate_per_s * dt
         amplitude = self.size_rng.exponential(0.25, n) * (0.4 + arousal) * react
         impulses = np.where(events, amplitude, 0.0)
@@ -512,7 +516,7 @@ class _GSRGenerator:
         drift, self.drift = _leaky_walk(
             self.drift_rng.normal(0.0, 0.002, (n, 1)), 0.9995, self.drift
         )
-        tonic = self.subject.gsr_tonic_us + 1.5 * react * arousal + drift[:, 0]
+        tonic = self.subject.gsr_tonic_us + 3.0 * react * arousal + drift[:, 0]
         return (tonic + phasic + self.noise_rng.normal(0.0, 0.01, n))[:, None]
 
 
@@ -535,7 +539,7 @@ class _PPGGenerator:
         hr_bpm = (
             self.subject.hr_base_bpm
             + self.subject.hr_reactivity_bpm * (arousal - 0.45)
-            - 3.0 * valence
+            - 4.0 * valence
             + 3.0 * np.sin(2 * np.pi * 0.25 * t_s)
             + noise
         )
@@ -564,7 +568,7 @@ class _FaceGenerator:
     def generate(self, t_s: np.ndarray, dist: np.ndarray) -> np.ndarray:
         n, n_bs = len(t_s), len(BLENDSHAPE_NAMES)
         # AR(1) noise, continuous across blocks (the filter state carries over).
-        innovations = self.noise_rng.normal(0.0, 0.02, (n, n_bs))
+        innovations = self.noise_rng.normal(0.0, 0.03, (n, n_bs))
         noise, self.ar = lfilter([1.0], [1.0, -0.9], innovations, axis=0, zi=self.ar)
         scores = self.subject.face_bias[None] + dist @ self.subject.face_weights + noise
         scores[:, 0] += 0.3 * (1.0 - dist.max(axis=1))  # "_neutral"

@@ -24,11 +24,19 @@ log = logging.getLogger("streamer.report")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="compare HeLo with baselines and ablations (markdown)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "report",
+        help="compare HeLo with baselines and ablations (markdown)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--data", help=f"data set: {SOURCE_HELP} (default: synthetic)")
-    p.add_argument("--config", type=Path, default=None,
-                   help=f"TOML training settings (default: {DEMO_TRAIN_CONFIG.name}, the demo's)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"TOML training settings (default: {DEMO_TRAIN_CONFIG.name}, the demo's)",
+    )
     p.add_argument("--protocol", choices=PROTOCOLS, default="subject")
     p.add_argument("--folds", type=int, default=4)
     p.add_argument("--out", type=Path, default=Path("docs/report.md"), help="markdown file")
@@ -38,8 +46,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(run=run, model=None, batch_size=None, lr=None, patience=None,
-                   modality_dropout=None, accelerator=None, threads=None, val_by=None)
+    p.set_defaults(
+        run=run,
+        model=None,
+        batch_size=None,
+        lr=None,
+        patience=None,
+        modality_dropout=None,
+        accelerator=None,
+        threads=None,
+        val_by=None,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
     data_cfg.pop("source", None)
     base = train_cmd.train_config_from(args, config)
     data = train_cmd.load_data(source, data_cfg, train_cmd.load_spec(args.spec))
-    result = run_report(data, base, args.protocol, args.folds, progress=not args.no_progress,
-                        log=log.info)
+    result = run_report(
+        data, base, args.protocol, args.folds, progress=not args.no_progress, log=log.info
+    )
     title = "HeLo on the synthetic benchmark" if source == "synthetic" else f"HeLo on {source}"
     text = render_markdown(result, title)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -58,8 +76,16 @@ def run(args: argparse.Namespace) -> int:
     print(text)
     print(f"written to {args.out}")
     if args.json:
-        args.json.write_text(json.dumps({"rows": result.rows, "seconds": result.seconds,
-                                         "helo_subsets": result.helo_subsets,
-                                         "protocol": result.protocol, "folds": result.n_folds},
-                                        indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "rows": result.rows,
+                    "seconds": result.seconds,
+                    "helo_subsets": result.helo_subsets,
+                    "protocol": result.protocol,
+                    "folds": result.n_folds,
+                },
+                indent=1,
+            )
+        )
     return 0

@@ -1,0 +1,156 @@
+"""A ring buffer of samples with their LSL timestamps, read by time span.
+
+One per stream: preallocated at start (memory is bounded whatever the session
+length), written by exactly one reader thread, read by any number of threads
+(scheduler, GUI). When full, the newest samples overwrite the oldest ones and the
+overwritten samples are counted (``overwritten``); a read asking for a span that
+has already left the buffer is counted too (``late_reads``), so a buffer sized
+too small for the windows is visible in the stream health, not silent.
+
+Reads return copies: a window is small (seconds of samples) and a copy taken under
+the lock can never be torn by a concurrent write.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+
+class RingBuffer:
+    """``capacity`` samples of ``n_channels`` values plus one float64 timestamp each."""
+
+    def __init__(self, capacity: int, n_channels: int, dtype: np.dtype | type = np.float32):
+        if capacity < 1 or n_channels < 1:
+            raise ValueError(f"capacity and n_channels must be >= 1, got {capacity}, {n_channels}")
+        self.capacity = int(capacity)
+        self.n_channels = int(n_channels)
+        self._data = np.zeros((self.capacity, self.n_channels), dtype=dtype)
+        self._times = np.zeros(self.capacity, dtype=np.float64)
+        self._lock = threading.Lock()
+        self._written = 0  # samples ever written; the newest is at (written - 1) % capacity
+        self.overwritten = 0
+        self.late_reads = 0
+        self.changed = threading.Condition(threading.Lock())
+
+    # ----------------------------------------------------------------- writing
+
+    def write(self, samples: np.ndarray, times: np.ndarray) -> None:
+        """Append ``samples [n, C]`` stamped ``times [n]`` (the single writer's call)."""
+        n = len(times)
+        if n == 0:
+            return
+        if n > self.capacity:  # only the newest capacity samples can be kept
+            self.overwritten += n - self.capacity
+            samples, times, n = samples[-self.capacity :], times[-self.capacity :], self.capacity
+        with self._lock:
+            start = self._written % self.capacity
+            first = min(n, self.capacity - start)
+            self._data[start : start + first] = samples[:first]
+            self._times[start : start + first] = times[:first]
+            if first < n:
+                self._data[: n - first] = samples[first:]
+                self._times[: n - first] = times[first:]
+            self.overwritten += max(0, self._written + n - self.capacity) - max(
+                0, self._written - self.capacity
+            )
+            self._written += n
+        with self.changed:
+            self.changed.notify_all()
+
+    def clear(self) -> None:
+        """Forget the buffered samples (after the stream's clock jumped backwards, the
+        old samples are on another time base); counters are kept."""
+        with self._lock:
+            self.overwritten += self.size
+            self._written = 0
+
+    # ----------------------------------------------------------------- reading
+
+    @property
+    def size(self) -> int:
+        return min(self._written, self.capacity)
+
+    @property
+    def written(self) -> int:
+        return self._written
+
+    def newest_time(self) -> float | None:
+        """Timestamp of the newest sample, or None when empty."""
+        with self._lock:
+            if self._written == 0:
+                return None
+            return float(self._times[(self._written - 1) % self.capacity])
+
+    def oldest_time(self) -> float | None:
+        with self._lock:
+            if self._written == 0:
+                return None
+            return float(self._times[self._oldest_index()])
+
+    def _oldest_index(self) -> int:
+        return 0 if self._written <= self.capacity else self._written % self.capacity
+
+    def _ordered(self) -> tuple[np.ndarray, np.ndarray]:
+        """Times and data in time order (views when contiguous, else concatenated copies)."""
+        size, start = self.size, self._oldest_index()
+        if start == 0:
+            return self._times[:size], self._data[:size]
+        return (
+            np.concatenate([self._times[start:], self._times[:start]]),
+            np.concatenate([self._data[start:], self._data[:start]]),
+        )
+
+    def read_span(self, t_start: float, t_end: float) -> tuple[np.ndarray, np.ndarray]:
+        """Samples with ``t_start < t <= t_end``: ``(times [n], samples [n, C])`` copies."""
+        with self._lock:
+            if self._written == 0:
+                return np.empty(0), np.empty((0, self.n_channels), self._data.dtype)
+            size, start = self.size, self._oldest_index()
+            # Binary search over the two physical segments in logical (time) order.
+            lo = self._search(t_start, size, start)
+            hi = self._search(t_end, size, start)
+            if lo == 0 and self._written > self.capacity and self._times[start] > t_start:
+                self.late_reads += 1  # part of the span has already been overwritten
+            idx = (start + np.arange(lo, hi)) % self.capacity
+            return self._times[idx].copy(), self._data[idx].copy()
+
+    def rate_hz(self, span_s: float = 5.0) -> float:
+        """Samples per second of stream time over the newest ``span_s`` (no copy)."""
+        with self._lock:
+            size, start = self.size, self._oldest_index()
+            if size < 2:
+                return 0.0
+            newest = float(self._times[(self._written - 1) % self.capacity])
+            first = self._search(newest - span_s, size, start)
+            if size - first < 2:
+                return 0.0
+            t_first = float(self._times[(start + first) % self.capacity])
+            return (size - first - 1) / (newest - t_first) if newest > t_first else 0.0
+
+    def _search(self, t: float, size: int, start: int) -> int:
+        """Number of buffered samples with time <= t (times assumed non-decreasing)."""
+        tail = self.capacity - start if self._written > self.capacity else size
+        first = self._times[start : start + tail]
+        n_first = int(np.searchsorted(first, t, side="right"))
+        if n_first < len(first) or size == len(first):
+            return n_first
+        return len(first) + int(np.searchsorted(self._times[: size - len(first)], t, side="right"))
+
+    def read_last(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The newest ``n`` samples (fewer if the buffer holds fewer)."""
+        with self._lock:
+            n = min(n, self.size)
+            idx = (self._written - n + np.arange(n)) % self.capacity
+            return self._times[idx].copy(), self._data[idx].copy()
+
+    def wait_for(self, t: float, timeout_s: float) -> bool:
+        """Block until a sample stamped >= ``t`` is in the buffer, or ``timeout_s`` passes."""
+        newest = self.newest_time()
+        if newest is not None and newest >= t:
+            return True
+        with self.changed:
+            self.changed.wait(timeout_s)
+        newest = self.newest_time()
+        return newest is not None and newest >= t

@@ -1,0 +1,142 @@
+"""``streamer run``: monitor a live session and predict every hop.
+
+``--device synthetic`` (the default) starts the simulated EEG/GSR/PPG/face device
+and monitors it with the demo model; ``--device lsl`` attaches to streams already
+on the network. Predictions go to the terminal, an LSL outlet of type
+EmotionDistribution, and optionally JSONL/CSV files; ``--record DIR`` records the
+session's streams and the predictions to XDF. Ctrl-C or SIGTERM stop cleanly:
+sinks flushed, recording completed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from models.errors import HeloError
+from streamer.config import load_session_config, parse_stream_overrides
+from streamer.session import LiveSession, run_until_signal
+
+log = logging.getLogger("streamer.run")
+
+DEVICES = ("synthetic", "lsl")
+
+
+def add_session_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="session TOML ([session], [streams], [outputs])")
+    p.add_argument("--checkpoint", type=Path, help="model (default: the demo model)")
+    p.add_argument("--hop", type=float, dest="hop_s", help="seconds between predictions")
+    p.add_argument(
+        "--stream",
+        action="append",
+        default=[],
+        metavar="MODALITY=STREAM",
+        help="which stream feeds a modality (name, source_id or type)",
+    )
+    p.add_argument(
+        "--resolve-timeout",
+        type=float,
+        dest="resolve_timeout_s",
+        help="seconds to wait for the streams the model needs",
+    )
+    p.add_argument("--jsonl", type=Path, help="also write predictions as JSON lines here")
+    p.add_argument("--csv", type=Path, help="also write predictions as CSV here")
+    p.add_argument("--no-lsl", action="store_true", help="no EmotionDistribution outlet")
+    p.add_argument("--quiet", action="store_true", help="no line per prediction on stdout")
+    p.add_argument("--accelerator", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--duration", type=float, dest="duration_s", help="stop after these seconds")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="live monitoring of LSL streams (or the synthetic device)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--device",
+        default="synthetic",
+        help=f"comma-separated producers: {', '.join(DEVICES)} (default synthetic)",
+    )
+    p.add_argument(
+        "--record",
+        type=Path,
+        metavar="DIR",
+        help="record streams and predictions to a new XDF file in DIR",
+    )
+    add_session_arguments(p)
+    p.set_defaults(run=run)
+
+
+def session_config_from(args: argparse.Namespace):
+    overrides = {
+        "checkpoint": args.checkpoint,
+        "hop_s": args.hop_s,
+        "resolve_timeout_s": args.resolve_timeout_s,
+        "jsonl": args.jsonl,
+        "csv": args.csv,
+        "accelerator": args.accelerator,
+        "duration_s": args.duration_s,
+        "streams": parse_stream_overrides(args.stream) or None,
+        "lsl": False if args.no_lsl else None,
+        "stdout": False if args.quiet else None,
+        "record": getattr(args, "record", None),
+    }
+    return load_session_config(args.config, overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    devices = [d.strip() for d in args.device.split(",") if d.strip()]
+    unknown = sorted(set(devices) - set(DEVICES))
+    if unknown:
+        raise HeloError(f"--device: unknown device(s) {unknown}; choose from {list(DEVICES)}")
+    config = session_config_from(args)
+    started = []
+    extra_record = []
+    try:
+        if "synthetic" in devices:
+            from devices.synthetic import SyntheticDevice
+
+            device = SyntheticDevice().start()
+            started.append(device)
+            for modality in device.modalities:
+                config.streams.setdefault(modality, f"{device.source_prefix}-{modality}")
+            extra_record.append(f"{device.source_prefix}-truth")
+        session = LiveSession(config, extra_record=extra_record)
+        with session:
+            run_until_signal(session.run, session.stop)
+            summary = session.latency.summary()
+            health = session.health()
+        _print_summary(summary, health, session)
+    finally:
+        for device in started:
+            device.stop()
+    return 0
+
+
+def _print_summary(summary, health, session: LiveSession) -> None:
+    lat = ""
+    if "latency_p50_ms" in summary:
+        lat = (
+            f", latency p50 {summary['latency_p50_ms']:.1f} ms, "
+            f"p99 {summary['latency_p99_ms']:.1f} ms"
+        )
+    log.info(
+        "%d predictions (%d windows without any modality)%s",
+        summary["predictions"],
+        summary["without_prediction"],
+        lat,
+    )
+    for h in health:
+        problems = "; ".join(h.problems()) or "ok"
+        log.info(
+            "stream %s: %d samples, %.1f Hz effective: %s",
+            h.name,
+            h.received,
+            h.effective_srate_hz,
+            problems,
+        )
+    if session.recorder is not None:
+        log.info("recorded to %s", session.recorder.path)

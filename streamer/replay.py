@@ -1,0 +1,196 @@
+"""Replay of an XDF recording through the live pipeline: same buffers, scheduler, worker.
+
+pyxdf reads the file with clock synchronisation and de-jittering (not for streams
+that declare ``can_drop_samples``, whose frame times are real); the streams are
+matched to the model's modalities exactly as live (:mod:`models.features.mapping`);
+then a :class:`~streamer.clocks.ReplayClock` advances virtual time and, as it
+goes, the samples up to that time are written into the ring buffers, which the
+scheduler cuts like live ones. At ``--speed max`` windows go to the worker in
+fixed batches (so two replays give identical numbers); at ``--speed N`` the replay
+is paced to N times real time and can re-publish the streams on LSL as it goes.
+
+Window ends: every hop from the first full window, or the times of the
+predictions recorded in the file (``times="recorded"``), which lets a recorded
+live session be checked against its replay window by window.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pylsl
+
+from models.datasets.xdf_labels import describe_xdf_stream, read_xdf
+from models.errors import DatasetError
+from models.features.mapping import MappingError, StreamDescription, map_streams
+from models.features.spec import FeatureSpec
+from streamer.buffers import RingBuffer
+from streamer.scheduler import Feed
+from streamer.sinks import PREDICTION_STREAM_TYPE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RecordedStream:
+    description: StreamDescription
+    times: np.ndarray  # [n] LSL seconds, clock-synchronised
+    samples: np.ndarray  # [n, C]
+    info: dict[str, Any]
+
+
+def _declares_dropped_samples(info: Mapping[str, Any]) -> bool:
+    try:
+        value = info["desc"][0]["can_drop_samples"][0]
+    except (KeyError, IndexError, TypeError):
+        return False
+    return str(value).strip().lower() in ("true", "1", "yes")
+
+
+def load_recording(path: str | Path) -> list[RecordedStream]:
+    """Every stream of an XDF file; one-line :class:`DatasetError` for a bad file."""
+    path = Path(path)
+    streams = read_xdf(path)
+    dropping = [i for i, s in enumerate(streams) if _declares_dropped_samples(s["info"])]
+    if dropping:  # their frame times are real: read them again without de-jittering
+        import pyxdf
+
+        ids = [int(streams[i]["info"]["stream_id"]) for i in dropping]
+        raw, _ = pyxdf.load_xdf(str(path), select_streams=ids, dejitter_timestamps=False)
+        by_id = {int(s["info"]["stream_id"]): s for s in raw}
+        for i in dropping:
+            streams[i] = by_id.get(int(streams[i]["info"]["stream_id"]), streams[i])
+    out = []
+    for stream in streams:
+        description = describe_xdf_stream(stream["info"])
+        times = np.asarray(stream["time_stamps"], dtype=np.float64)
+        if description.channel_format == "string":
+            samples = np.asarray(stream["time_series"], dtype=object).reshape(len(times), -1)
+        else:
+            samples = np.asarray(stream["time_series"], dtype=np.float64).reshape(len(times), -1)
+        if len(times) > 1 and np.any(np.diff(times) < 0):
+            order = np.argsort(times, kind="stable")
+            times, samples = times[order], samples[order]
+        out.append(RecordedStream(description, times, samples, stream["info"]))
+    return out
+
+
+class ReplaySource:
+    """Writes a recording's samples into ring buffers as virtual time advances."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        spec: FeatureSpec,
+        overrides: Mapping[str, str] | None = None,
+        allow_missing: bool = True,
+        streams: Sequence[RecordedStream] | None = None,
+    ):
+        self.path = Path(path)
+        self.spec = spec
+        self.streams = list(streams) if streams is not None else load_recording(self.path)
+        data = [s for s in self.streams if s.description.channel_format != "string"]
+        descriptions = [s.description for s in data]
+        mapping = map_streams(spec, descriptions, overrides)
+        for name, source in list(mapping.sources.items()):
+            if len(data[source.stream].times) == 0:  # a header without samples cannot feed
+                del mapping.sources[name]
+                mapping.missing[name] = (
+                    f"{name}: stream {descriptions[source.stream].describe()} holds no samples"
+                )
+        try:
+            mapping.raise_for_errors(spec, descriptions, allow_missing=allow_missing)
+        except MappingError as exc:
+            raise MappingError(f"{self.path}: {exc}") from None
+        self.missing = dict(mapping.missing)
+        for why in self.missing.values():
+            log.warning("%s: %s; replaying without it", self.path, why)
+        self.feeds: dict[str, Feed] = {}
+        self._sources: list[tuple[RecordedStream, RingBuffer]] = []
+        self._next: list[int] = []
+        used: dict[int, RingBuffer] = {}
+        for name, source in mapping.sources.items():
+            stream = data[source.stream]
+            if source.stream not in used:
+                rate = stream.description.srate_hz or _rate_of(stream.times)
+                capacity = int(np.ceil((spec.max_window_s + 5.0) * rate)) + 16
+                used[source.stream] = RingBuffer(capacity, stream.samples.shape[1], np.float32)
+                self._sources.append((stream, used[source.stream]))
+                self._next.append(0)
+            self.feeds[name] = Feed(
+                used[source.stream],
+                source.channel_index,
+                stream.description.srate_hz,
+                stream.description.name,
+            )
+        fed = [s for s, _ in self._sources]
+        self.start_s = min(float(s.times[0]) for s in fed)
+        self.end_s = max(float(s.times[-1]) for s in fed)
+        self._outlets: list[pylsl.StreamOutlet | None] = []
+        self._publish_offset = 0.0
+
+    def recorded_prediction_times(self) -> np.ndarray | None:
+        """Timestamps of the predictions recorded in the file (window ends), if any."""
+        for stream in self.streams:
+            if stream.description.type.lower() == PREDICTION_STREAM_TYPE.lower() and len(
+                stream.times
+            ):
+                return stream.times
+        return None
+
+    def grid_ends(self, hop_s: float) -> np.ndarray:
+        """Window ends every ``hop_s`` from the first full window to the last sample."""
+        first = self.start_s + self.spec.max_window_s
+        if first > self.end_s:
+            raise DatasetError(
+                f"{self.path}: {self.end_s - self.start_s:.2f} s of data is "
+                f"shorter than one {self.spec.max_window_s:g} s window"
+            )
+        return first + np.arange(int(np.floor((self.end_s - first) / hop_s + 1e-9)) + 1) * hop_s
+
+    def republish(self, speed: float | None) -> None:
+        """Re-publish the replayed streams on LSL, stamped in this machine's clock."""
+        for stream, _ in self._sources:
+            d = stream.description
+            info = pylsl.StreamInfo(
+                f"{d.name} (replay)",
+                d.type,
+                stream.samples.shape[1],
+                d.srate_hz * (speed or 1.0),
+                pylsl.cf_float32,
+                f"{d.source_id or d.name}-replay",
+            )
+            channels = info.desc().append_child("channels")
+            for label in d.channels:
+                channels.append_child("channel").append_child_value("label", label)
+            self._outlets.append(pylsl.StreamOutlet(info))
+        self._speed = speed or 1.0
+        self._publish_offset = pylsl.local_clock()
+
+    def push_until(self, t: float) -> None:
+        """Write every sample stamped up to ``t`` into its ring buffer."""
+        for k, (stream, buffer) in enumerate(self._sources):
+            start = self._next[k]
+            stop = int(np.searchsorted(stream.times, t, side="right"))
+            if stop <= start:
+                continue
+            samples = stream.samples[start:stop]
+            buffer.write(samples, stream.times[start:stop])
+            self._next[k] = stop
+            if self._outlets:
+                stamps = (
+                    self._publish_offset + (stream.times[start:stop] - self.start_s) / self._speed
+                )
+                self._outlets[k].push_chunk(samples.astype(np.float32), stamps.tolist())
+
+
+def _rate_of(times: np.ndarray) -> float:
+    """Effective rate of an irregular stream (for sizing its buffer)."""
+    if len(times) < 2:
+        return 1.0
+    return max(1.0, (len(times) - 1) / max(times[-1] - times[0], 1e-6))

@@ -1,0 +1,158 @@
+"""The window scheduler: every hop, one window per modality, all ending at one LSL time.
+
+The same scheduler serves live sessions and replays; only the clock differs
+(:mod:`streamer.clocks`). At each hop it waits for the clock to reach the window
+end ``t_end``, then (bounded by ``max_wait_s``) for every stream to deliver its
+samples up to ``t_end``, and cuts from each modality's ring buffer the samples
+of ``(t_end - window_s, t_end]`` in the spec's channel order. A modality with no
+stream, or whose newest sample is older than ``stale_s``, is marked with the
+reason and left out (the model masks it); nothing is ever filled in.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.features.spec import FeatureSpec
+from streamer.buffers import RingBuffer
+from streamer.clocks import Clock
+
+
+@dataclass(frozen=True)
+class Feed:
+    """Where a modality's samples come from: a buffer and which of its channels."""
+
+    buffer: RingBuffer
+    channel_index: tuple[int, ...]
+    srate_hz: float  # nominal rate of the stream; 0 for irregular streams
+    stream_name: str = ""
+
+
+@dataclass
+class WindowSet:
+    """The windows of every modality for one hop (plain data handed to the worker)."""
+
+    index: int
+    t_end: float  # LSL time of the window end
+    windows: dict[str, np.ndarray | None]  # name -> [T, C] in spec channel order, None if absent
+    reasons: dict[str, str] = field(default_factory=dict)  # name -> why it is absent
+    newest_sample: float | None = None  # newest timestamp inside any window (latency origin)
+    cut_at: float = 0.0  # clock time the windows were cut
+    cut_wall: float = 0.0  # time.perf_counter() when cut (the monitor's own compute time)
+
+
+class WindowScheduler:
+    """Cuts :class:`WindowSet` s every ``hop_s`` from the feeds of the spec's modalities."""
+
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        feeds: Mapping[str, Feed],
+        clock: Clock,
+        hop_s: float | None = None,
+        max_wait_s: float = 0.5,
+        stale_s: float = 2.0,
+        start_s: float | None = None,
+        ends: Sequence[float] | None = None,
+    ):
+        unknown = sorted(set(feeds) - set(spec.names))
+        if unknown:
+            raise ValueError(f"feeds for modalities the spec does not have: {unknown}")
+        self.spec = spec
+        self.feeds = dict(feeds)
+        self.clock = clock
+        self.hop_s = float(hop_s or spec.hop_s)
+        self.max_wait_s = max_wait_s
+        self.stale_s = stale_s
+        self._next_end = start_s
+        self._ends = None if ends is None else [float(t) for t in ends]
+        self._index = 0
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.clock.interrupt()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def first_end(self) -> float:
+        """The first window end: the next multiple of the hop after the clock's now."""
+        if self._next_end is None:
+            now = self.clock.now()
+            self._next_end = (np.floor(now / self.hop_s) + 1) * self.hop_s
+        return self._next_end
+
+    def _end_times(self) -> Iterator[float]:
+        if self._ends is not None:  # given ends (a replay at recorded prediction times)
+            yield from self._ends
+            return
+        t_end = self.first_end()
+        while True:
+            yield t_end
+            t_end += self.hop_s
+            self._next_end = t_end
+
+    def windows(self) -> Iterator[WindowSet]:
+        """Window sets, one per hop, until :meth:`stop` or the clock runs out."""
+        for t_end in self._end_times():
+            if self._stop.is_set() or not self.clock.wait_until(t_end):
+                return  # stopped, or the clock ended (end of a replay)
+            self._wait_for_data(t_end)
+            if self._stop.is_set():
+                return
+            yield self.cut(t_end)
+
+    def _ready(self, feed: Feed, t_end: float) -> bool:
+        newest = feed.buffer.newest_time()
+        if newest is None or newest < t_end - self.stale_s:
+            return True  # nothing to wait for: it will be marked stale
+        slack = 1.5 / feed.srate_hz if feed.srate_hz > 0 else 0.1
+        return newest >= t_end - slack
+
+    def _wait_for_data(self, t_end: float) -> None:
+        if not self.clock.waits_for_data:
+            return  # a replay pushed everything up to t_end before the clock got there
+        deadline = t_end + self.max_wait_s
+        for feed in self.feeds.values():
+            while not self._ready(feed, t_end) and not self._stop.is_set():
+                left = deadline - self.clock.now()
+                if left <= 0:
+                    return
+                feed.buffer.wait_for(t_end, min(left, 0.05))
+
+    def cut(self, t_end: float) -> WindowSet:
+        """The windows ending at ``t_end`` (does not wait)."""
+        windows: dict[str, np.ndarray | None] = {}
+        reasons: dict[str, str] = {}
+        newest_in = None
+        for mod in self.spec.modalities:
+            feed = self.feeds.get(mod.name)
+            if feed is None:
+                windows[mod.name], reasons[mod.name] = None, f"{mod.name}: no stream"
+                continue
+            newest = feed.buffer.newest_time()
+            if newest is None:
+                windows[mod.name], reasons[mod.name] = None, f"{mod.name}: no data yet"
+                continue
+            if newest < t_end - self.stale_s:
+                windows[mod.name] = None
+                reasons[mod.name] = f"{mod.name}: stale, newest sample {t_end - newest:.1f} s old"
+                continue
+            times, samples = feed.buffer.read_span(t_end - mod.window_s, t_end)
+            if len(times) == 0:
+                windows[mod.name], reasons[mod.name] = None, f"{mod.name}: no samples in window"
+                continue
+            windows[mod.name] = samples[:, list(feed.channel_index)]
+            newest_in = float(times[-1]) if newest_in is None else max(newest_in, float(times[-1]))
+        window_set = WindowSet(
+            self._index, t_end, windows, reasons, newest_in, self.clock.now(), time.perf_counter()
+        )
+        self._index += 1
+        return window_set

@@ -1,0 +1,171 @@
+"""Where predictions go: the terminal, JSONL and CSV files, an LSL outlet.
+
+Files are flushed after every line, so a crash loses at most the line being
+written. The LSL outlet (type ``EmotionDistribution``, one float channel per
+label, labels in the channel description) stamps each prediction with its
+window-end LSL time, so LabRecorder records predictions on the same clock as the
+raw data. Windows without any modality produce no prediction and no sample.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import pylsl
+
+from streamer.worker import PredictionRecord
+
+PREDICTION_STREAM_TYPE = "EmotionDistribution"
+
+
+class StdoutSink:
+    """A compact live line per prediction: time, top emotions as bars, modalities, latency."""
+
+    def __init__(self, stream: TextIO | None = None, top: int = 3):
+        self.stream = stream or sys.stdout
+        self.top = top
+
+    def __call__(self, record: PredictionRecord) -> None:
+        if record.distribution is None:
+            why = "; ".join(record.missing.values())
+            self.stream.write(f"t={record.t_end:.2f}  no prediction ({why})\n")
+        else:
+            order = np.argsort(record.distribution)[::-1][: self.top]
+            parts = [
+                f"{record.labels[k]:>9s} {record.distribution[k]:.2f} "
+                f"{_bar(record.distribution[k])}"
+                for k in order
+            ]
+            mods = ",".join(record.present)
+            lat = (
+                f"{record.latency_ms:5.1f} ms"
+                if record.latency_ms is not None
+                else (f"{record.compute_ms:5.1f} ms compute")
+            )
+            self.stream.write(f"t={record.t_end:.2f}  " + " | ".join(parts) + f"  [{mods}] {lat}\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+def _bar(value: float, width: int = 10) -> str:
+    full = round(float(value) * width)
+    return "#" * full + "." * (width - full)
+
+
+class JsonlSink:
+    """One JSON object per line (see :meth:`PredictionRecord.to_dict`)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def __call__(self, record: PredictionRecord) -> None:
+        self._file.write(json.dumps(record.to_dict()) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class CsvSink:
+    """``t_end_lsl, <one column per label>, present, missing, latency_ms`` per row."""
+
+    def __init__(self, path: str | Path, labels: tuple[str, ...]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self._file = self.path.open("a", encoding="utf-8", newline="")
+        self._writer = csv.writer(self._file)
+        self.labels = labels
+        if new:
+            self._writer.writerow(
+                ["index", "t_end_lsl", *labels, "present", "missing", "latency_ms", "compute_ms"]
+            )
+            self._file.flush()
+
+    def __call__(self, record: PredictionRecord) -> None:
+        dist = (
+            [f"{v:.6f}" for v in record.distribution]
+            if record.distribution is not None
+            else [""] * len(self.labels)
+        )
+        latency = "" if record.latency_ms is None else f"{record.latency_ms:.3f}"
+        self._writer.writerow(
+            [
+                record.index,
+                f"{record.t_end:.6f}",
+                *dist,
+                "+".join(record.present),
+                "; ".join(record.missing.values()),
+                latency,
+                f"{record.compute_ms:.3f}",
+            ]
+        )
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class LslSink:
+    """An LSL outlet of the predictions, one channel per emotion label."""
+
+    def __init__(
+        self,
+        labels: tuple[str, ...],
+        hop_s: float,
+        name: str = "HeLo",
+        source_id: str = "helo-predictions",
+        model_name: str = "",
+    ):
+        info = pylsl.StreamInfo(
+            name, PREDICTION_STREAM_TYPE, len(labels), 1.0 / hop_s, pylsl.cf_float32, source_id
+        )
+        channels = info.desc().append_child("channels")
+        for label in labels:
+            channel = channels.append_child("channel")
+            channel.append_child_value("label", label)
+            channel.append_child_value("unit", "probability")
+            channel.append_child_value("type", "EmotionProbability")
+        meta = info.desc().append_child("helo")
+        meta.append_child_value("model", model_name)
+        meta.append_child_value("hop_s", f"{hop_s:g}")
+        meta.append_child_value("timestamp", "window end (LSL time)")
+        self.info = info
+        self.outlet = pylsl.StreamOutlet(info)
+
+    def __call__(self, record: PredictionRecord) -> None:
+        if record.distribution is not None:
+            self.outlet.push_sample(
+                record.distribution.astype(np.float32).tolist(), timestamp=record.t_end
+            )
+
+    def close(self) -> None:
+        del self.outlet
+
+
+class MemorySink:
+    """Keeps every record (tests, benchmarks, the GUI's history)."""
+
+    def __init__(self) -> None:
+        self.records: list[PredictionRecord] = []
+
+    def __call__(self, record: PredictionRecord) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        pass
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Predictions written by :class:`JsonlSink`."""
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]

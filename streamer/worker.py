@@ -1,0 +1,194 @@
+"""The inference worker: window sets in, predictions out, off the acquisition threads.
+
+It runs on its own thread with a bounded queue in front. Live, a window set is
+handled as soon as it arrives (one window: features, then one forward pass on one
+thread, the fastest way for a single window). When windows pile up (a replay at
+full speed, or a live worker that fell behind), it takes up to ``max_batch`` at
+once: features are computed for the whole batch (vectorised per modality) and
+the model runs them in one batched call (on CUDA when there is one). Readers are
+never blocked: they write to ring buffers; only the scheduler waits for a place
+in the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pylsl
+
+from models.features.extract import FeatureBatch, extract_modality
+from models.inference import Predictor
+from streamer.scheduler import WindowSet
+
+log = logging.getLogger(__name__)
+
+_DONE = object()
+
+
+@dataclass
+class PredictionRecord:
+    """One prediction, as every sink receives it."""
+
+    index: int
+    t_end: float  # LSL time of the window end
+    labels: tuple[str, ...]
+    distribution: np.ndarray | None  # [K]; None when no modality was present
+    present: tuple[str, ...]  # modalities the prediction used
+    missing: dict[str, str] = field(default_factory=dict)  # modality -> why it is absent
+    latency_ms: float | None = None  # newest sample in the window -> emitted (live)
+    compute_ms: float = 0.0  # cut -> emitted, the monitor's own share
+
+    @property
+    def dominant(self) -> str | None:
+        if self.distribution is None:
+            return None
+        return self.labels[int(np.argmax(self.distribution))]
+
+    def to_dict(self) -> dict:
+        return {
+            "index": self.index,
+            "t_end_lsl": round(self.t_end, 6),
+            "distribution": None
+            if self.distribution is None
+            else {
+                k: round(float(v), 6) for k, v in zip(self.labels, self.distribution, strict=True)
+            },
+            "present": list(self.present),
+            "missing": self.missing,
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 3),
+            "compute_ms": round(self.compute_ms, 3),
+        }
+
+
+Subscriber = Callable[[PredictionRecord], None]
+
+
+class InferenceWorker:
+    """Consumes :class:`WindowSet` s, publishes :class:`PredictionRecord` s to subscribers."""
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        subscribers: Sequence[Subscriber] = (),
+        max_batch: int = 64,
+        queue_size: int = 64,
+        live: bool = True,
+    ):
+        self.predictor = predictor
+        self.spec = predictor.spec
+        self.subscribers = list(subscribers)
+        self.max_batch = max_batch
+        self.live = live
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._thread: threading.Thread | None = None
+        self.errors: list[str] = []
+        self.handled = 0
+        self.batches = 0
+
+    def start(self) -> InferenceWorker:
+        self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
+        self._thread.start()
+        return self
+
+    def submit(
+        self, window_set: WindowSet | list[WindowSet], timeout_s: float | None = None
+    ) -> None:
+        """Queue a window set, or a list handled as one batch whatever the timing (replay:
+        the same batches every run, hence the same numbers); blocks the caller (the
+        scheduler) while the queue is full."""
+        self._queue.put(window_set, timeout=timeout_s)
+
+    def finish(self, timeout_s: float = 30.0) -> None:
+        """Handle what is queued, then stop."""
+        if self._thread is None:
+            return
+        self._queue.put(_DONE)
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        held = None  # an item taken while draining that must start the next batch
+        while True:
+            item = held if held is not None else self._queue.get()
+            held = None
+            if item is _DONE:
+                return
+            if isinstance(item, list):  # a fixed batch (replay): handled as it is, always
+                batch = item
+            else:  # live: one window set, plus whatever else is already waiting
+                batch = [item]
+                while len(batch) < self.max_batch:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is _DONE or isinstance(more, list):
+                        held = more
+                        break
+                    batch.append(more)
+            try:
+                self._handle(batch)
+            except Exception as exc:  # keep the session alive, say what happened
+                message = f"inference failed: {type(exc).__name__}: {exc}"
+                log.exception(message)
+                self.errors.append(message)
+
+    def _handle(self, batch: list[WindowSet]) -> None:
+        features = self.features(batch)
+        distributions = self.predictor.predict_features(features)
+        now_lsl = pylsl.local_clock()
+        now_wall = time.perf_counter()
+        names = self.spec.names
+        for i, window_set in enumerate(batch):
+            present = tuple(n for m, n in enumerate(names) if features.present[i, m])
+            missing = {
+                n: (window_set.reasons.get(n) or features.reasons[n][i] or "absent")
+                for m, n in enumerate(names)
+                if not features.present[i, m]
+            }
+            dist = distributions[i] if present else None
+            latency = None
+            if self.live and window_set.newest_sample is not None:
+                latency = (now_lsl - window_set.newest_sample) * 1e3
+            record = PredictionRecord(
+                index=window_set.index,
+                t_end=window_set.t_end,
+                labels=self.spec.labels,
+                distribution=dist,
+                present=present,
+                missing=missing,
+                latency_ms=latency,
+                compute_ms=(now_wall - window_set.cut_wall) * 1e3,
+            )
+            for subscriber in self.subscribers:
+                subscriber(record)
+        self.handled += len(batch)
+        self.batches += 1
+
+    def features(self, batch: list[WindowSet]) -> FeatureBatch:
+        """Features of every window of the batch, vectorised over windows of equal length."""
+        n = len(batch)
+        values, reasons = {}, {}
+        present = np.zeros((n, len(self.spec.modalities)), dtype=bool)
+        for m, mod in enumerate(self.spec.modalities):
+            values[mod.name] = np.full((n, *mod.feature_shape), np.nan, dtype=np.float32)
+            reasons[mod.name] = [ws.reasons.get(mod.name) for ws in batch]
+            by_length: dict[int, list[int]] = {}
+            for i, ws in enumerate(batch):
+                window = ws.windows.get(mod.name)
+                if window is not None:
+                    by_length.setdefault(len(window), []).append(i)
+            for rows in by_length.values():
+                stacked = np.stack([batch[i].windows[mod.name] for i in rows])
+                vals, ok, why = extract_modality(mod, stacked, normalize=True)
+                values[mod.name][rows] = vals
+                present[rows, m] = ok
+                for i, reason in zip(rows, why, strict=True):
+                    if reason:
+                        reasons[mod.name][i] = reason
+        return FeatureBatch(values, present, reasons)

@@ -1,0 +1,125 @@
+"""LSL readers on loopback: every sample, health figures, gaps, reconnection, clock jumps."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pylsl
+import pytest
+
+from streamer.lsl_reader import StreamReader, describe_info, full_info
+
+
+def _outlet(srate: float = 500.0, n_channels: int = 8, stream_type: str = "EEG"):
+    source_id = f"test-{uuid.uuid4().hex[:8]}"
+    info = pylsl.StreamInfo("test", stream_type, n_channels, srate, pylsl.cf_float32, source_id)
+    channels = info.desc().append_child("channels")
+    for c in range(n_channels):
+        channels.append_child("channel").append_child_value("label", f"C{c}")
+    return pylsl.StreamOutlet(info), source_id
+
+
+def _resolve(source_id: str) -> pylsl.StreamInfo:
+    found = pylsl.resolve_byprop("source_id", source_id, timeout=5.0)
+    assert found, f"stream {source_id} not found on loopback"
+    return found[0]
+
+
+def _push(outlet, start_index: int, n: int, srate: float, t0: float, n_channels: int = 8):
+    data = np.zeros((n, n_channels), dtype=np.float32)
+    data[:, 0] = np.arange(start_index, start_index + n)
+    outlet.push_chunk(data, (t0 + np.arange(start_index, start_index + n) / srate).tolist())
+
+
+def _wait(condition, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_channel_labels_come_with_the_full_header():
+    outlet, source_id = _outlet(n_channels=3)
+    info = _resolve(source_id)
+    assert describe_info(full_info(info)).channels == ("C0", "C1", "C2")
+    del outlet
+
+
+def test_reader_gets_every_sample_in_order_with_healthy_figures():
+    outlet, source_id = _outlet()
+    reader = StreamReader(_resolve(source_id), buffer_s=10.0).start()
+    try:
+        t0 = pylsl.local_clock()
+        total = 0
+        while total < 1500:  # 3 s at 500 Hz, in 20 ms chunks
+            _push(outlet, total, 10, 500.0, t0)
+            total += 10
+            time.sleep(0.02)
+        assert _wait(lambda: reader.buffer.written == 1500)
+        times, samples = reader.buffer.read_last(1500)
+        np.testing.assert_array_equal(samples[:, 0], np.arange(1500))
+        assert np.all(np.diff(times) > 0)
+        health = reader.health()
+        assert health.received == 1500
+        assert health.gaps == 0
+        assert health.effective_srate_hz == pytest.approx(500, rel=0.1)
+        assert health.newest_age_s < 1.0
+        assert health.problems() == []
+    finally:
+        reader.stop()
+
+
+def test_a_pause_and_a_clock_jump_are_reported_as_gaps():
+    outlet, source_id = _outlet(srate=100.0, n_channels=2)
+    reader = StreamReader(_resolve(source_id), buffer_s=60.0).start()
+    try:
+        t0 = pylsl.local_clock()
+        _push(outlet, 0, 100, 100.0, t0, 2)
+        _push(outlet, 150, 50, 100.0, t0, 2)  # 0.5 s missing
+        _push(outlet, 200, 50, 100.0, t0 + 7.0, 2)  # the sender's clock jumps 7 s ahead
+        assert _wait(lambda: reader.buffer.written == 200)
+        health = reader.health()
+        assert health.gaps == 2
+        assert health.gap_s == pytest.approx(0.5 + 7.0, abs=0.05)
+        assert "2 gap(s)" in "; ".join(health.problems(stale_s=100))
+    finally:
+        reader.stop()
+
+
+def test_outlet_killed_and_restarted_is_recovered_with_the_gap_reported():
+    source_id = f"restart-{uuid.uuid4().hex[:8]}"
+    script = Path(__file__).with_name("lsl_outlet_process.py")
+    args = [sys.executable, str(script), source_id, "200", "4", "30"]
+    first = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "ready"
+        reader = StreamReader(_resolve(source_id), buffer_s=60.0).start()
+        assert _wait(lambda: reader.buffer.written > 200)  # about a second of data
+        first.kill()
+        first.wait()
+        received_before = reader.buffer.written
+        time.sleep(2.0)
+        assert reader.buffer.written == received_before  # nothing while it is gone
+        assert reader.health().newest_age_s > 1.5
+        second = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        try:
+            assert second.stdout.readline().strip() == "ready"
+            assert _wait(lambda: reader.buffer.written > received_before + 100, timeout_s=15.0)
+            health = reader.health()
+            assert health.gaps >= 1
+            assert health.last_gap_s > 1.5  # the time it was gone
+            assert health.newest_age_s < 1.0
+        finally:
+            second.kill()
+            second.wait()
+        reader.stop()
+    finally:
+        if first.poll() is None:
+            first.kill()
