@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pylsl
@@ -78,6 +79,29 @@ def truth_stream_info(source_prefix: str, labels: tuple[str, ...] = EMOTIONS) ->
     return info
 
 
+@dataclass(frozen=True)
+class Fault:
+    """A scripted sensor problem: ``kind`` "nan" (a burst of NaN samples) or "drop"
+    (nothing is sent) on ``modality`` from ``start_s`` to ``end_s`` of session time."""
+
+    modality: str
+    kind: str
+    start_s: float
+    end_s: float
+
+    @classmethod
+    def parse(cls, text: str) -> Fault:
+        """``eeg:nan:10-12`` -> Fault("eeg", "nan", 10, 12)."""
+        try:
+            modality, kind, span = text.split(":")
+            start, end = (float(v) for v in span.split("-"))
+        except ValueError:
+            raise ValueError(f"fault {text!r}: expected MODALITY:nan|drop:START-END") from None
+        if kind not in ("nan", "drop") or not end > start:
+            raise ValueError(f"fault {text!r}: kind must be nan or drop, and END > START")
+        return cls(modality, kind, start, end)
+
+
 class SyntheticDevice:
     """Publishes one simulated subject's streams on LSL from a thread.
 
@@ -94,6 +118,7 @@ class SyntheticDevice:
         source_prefix: str | None = None,
         chunk_s: float = 0.02,
         truth: bool = True,
+        faults: tuple[Fault, ...] = (),
     ):
         self.script = script or EmotionScript.tour()
         self.session = SyntheticSession(
@@ -103,6 +128,7 @@ class SyntheticDevice:
         self.source_prefix = source_prefix or f"helo-synthetic-{os.getpid()}"
         self.chunk_s = chunk_s
         self.truth = truth
+        self.faults = tuple(faults)
         self.t0: float | None = None  # LSL time of session time 0
         self._outlets: dict[str, pylsl.StreamOutlet] = {}
         self._truth_outlet: pylsl.StreamOutlet | None = None
@@ -147,6 +173,7 @@ class SyntheticDevice:
         assert self.t0 is not None
         for modality, outlet in self._outlets.items():
             times, samples = self.session.read(modality, session_s)
+            times, samples = self._apply_faults(modality, times, samples)
             if len(times):
                 outlet.push_chunk(samples.astype(np.float32), (self.t0 + times).tolist())
                 self.pushed[modality] += len(times)
@@ -157,6 +184,20 @@ class SyntheticDevice:
                 truth = self.session.true_distribution(times).astype(np.float32)
                 self._truth_outlet.push_chunk(truth, (self.t0 + times).tolist())
                 self._truth_next = n_due
+
+    def _apply_faults(
+        self, modality: str, times: np.ndarray, samples: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        for fault in self.faults:
+            if fault.modality != modality or not len(times):
+                continue
+            hit = (times >= fault.start_s) & (times < fault.end_s)
+            if fault.kind == "nan":
+                samples = samples.copy()
+                samples[hit] = np.nan
+            else:
+                times, samples = times[~hit], samples[~hit]
+        return times, samples
 
     def _run(self) -> None:
         assert self.t0 is not None

@@ -55,6 +55,9 @@ class SessionConfig:
     duration_s: float | None = None
 
     def __post_init__(self) -> None:
+        for key in ("checkpoint", "jsonl", "csv", "record"):
+            if getattr(self, key) is not None:
+                setattr(self, key, Path(getattr(self, key)))
         for key in ("max_wait_s", "stale_s", "resolve_timeout_s", "buffer_s"):
             value = getattr(self, key)
             if not isinstance(value, int | float) or value <= 0:
@@ -97,9 +100,6 @@ def load_session_config(path: Path | None, overrides: dict[str, Any]) -> Session
     unknown = sorted(set(values) - known)
     if unknown:
         raise HeloError(f"session config: unknown setting(s) {unknown}")
-    for key in ("checkpoint", "jsonl", "csv", "record"):
-        if values.get(key) is not None:
-            values[key] = Path(values[key])
     return SessionConfig(**values)
 
 

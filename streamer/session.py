@@ -283,11 +283,11 @@ class LiveSession:
     def close(self) -> None:
         """Stop reading, flush every sink, complete the recording."""
         self.stop()
+        if self.recorder is not None:  # first, while every recorded outlet still exists
+            self.recorder.stop()
         for reader in self.readers.values():
             reader.stop()
         close_quietly(self.sinks)
-        if self.recorder is not None:
-            self.recorder.stop()
 
     def health(self) -> list[StreamHealth]:
         return [reader.health() for reader in self.readers.values()]

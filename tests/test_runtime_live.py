@@ -1,0 +1,174 @@
+"""Live sessions on loopback: the synthetic device, the monitor, its outputs and errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+import pylsl
+import pytest
+
+from devices.synthetic import TRUTH_STREAM_TYPE, Fault, SyntheticDevice
+from models.datasets.synthetic import EMOTIONS
+from models.features.mapping import MappingError
+from streamer.config import SessionConfig
+from streamer.session import LiveSession
+from streamer.sinks import MemorySink, read_jsonl
+
+HOP_S = 0.25
+
+
+def _device(**kwargs) -> SyntheticDevice:
+    return SyntheticDevice(source_prefix=f"test-{uuid.uuid4().hex[:8]}", **kwargs)
+
+
+def _config(device: SyntheticDevice, **kwargs) -> SessionConfig:
+    streams = {m: f"{device.source_prefix}-{m}" for m in device.modalities}
+    return SessionConfig(streams=streams, stdout=False, hop_s=HOP_S, resolve_timeout_s=5.0,
+                         **kwargs)
+
+
+@pytest.fixture(scope="module")
+def live_run(tmp_path_factory):
+    """An 8-second live session of the demo model on the synthetic device."""
+    out = tmp_path_factory.mktemp("live")
+    memory = MemorySink()
+    with _device() as device:
+        config = _config(device, duration_s=8.0, jsonl=out / "p.jsonl", csv=out / "p.csv")
+        session = LiveSession(config, subscribers=[memory])
+        with session:
+            labels = _read_prediction_outlet(session)
+            session.run()
+            health = session.health()
+    return {"records": memory.records, "out": out, "health": health, "labels": labels,
+            "latency": session.latency.summary()}
+
+
+def _read_prediction_outlet(session: LiveSession) -> list[str]:
+    source_id = session.lsl_sink.info.source_id()
+    info = pylsl.resolve_byprop("source_id", source_id, timeout=5.0)[0]
+    inlet = pylsl.StreamInlet(info)
+    full = inlet.info(timeout=5.0)
+    labels = []
+    channel = full.desc().child("channels").child("channel")
+    while not channel.empty():
+        labels.append(channel.child_value("label"))
+        channel = channel.next_sibling("channel")
+    assert full.type() == "EmotionDistribution"
+    return labels
+
+
+def test_a_prediction_every_hop_with_every_modality_once_windows_are_full(live_run):
+    records = live_run["records"]
+    assert len(records) == pytest.approx(8.0 / HOP_S, abs=2)
+    steps = np.diff([r.t_end for r in records])
+    np.testing.assert_allclose(steps, HOP_S, atol=1e-6)  # one clock: ends on the hop grid
+    full = [r for r in records if r.present == ("eeg", "gsr", "ppg", "face")]
+    assert len(full) >= 8  # the last 2-3 s after the 5 s windows filled
+    for record in full:
+        assert record.distribution.sum() == pytest.approx(1.0, abs=1e-5)
+        assert record.latency_ms is not None
+        assert 0 < record.latency_ms < 1000
+    early = records[0]
+    assert early.distribution is None or len(early.present) < 4  # not enough data yet
+    assert all(reason for reason in early.missing.values())
+
+
+def test_files_hold_one_line_per_prediction(live_run):
+    records = live_run["records"]
+    lines = read_jsonl(live_run["out"] / "p.jsonl")
+    assert len(lines) == len(records)
+    assert lines[-1]["present"] == ["eeg", "gsr", "ppg", "face"]
+    assert list(lines[-1]["distribution"]) == list(EMOTIONS)
+    with (live_run["out"] / "p.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(records)
+    assert float(rows[-1]["t_end_lsl"]) == pytest.approx(records[-1].t_end, abs=1e-5)
+    assert sum(float(rows[-1][label]) for label in EMOTIONS) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_predictions_are_published_with_labels_and_streams_are_healthy(live_run):
+    assert live_run["labels"] == list(EMOTIONS)
+    for health in live_run["health"]:
+        assert health.gaps == 0
+        assert health.effective_srate_hz == pytest.approx(health.nominal_srate_hz, rel=0.05)
+        assert health.problems() == []
+    assert live_run["latency"]["latency_p50_ms"] < 200
+
+
+def test_a_nan_burst_masks_that_modality_only_while_it_is_in_the_window():
+    memory = MemorySink()
+    faults = (Fault("eeg", "nan", 5.5, 6.0),)
+    with _device(faults=faults) as device:
+        with LiveSession(_config(device, duration_s=12.5, lsl=False), [memory]) as session:
+            session.run()
+    relative = [(r.t_end - device.t0, r) for r in memory.records]
+    hit = [r for t, r in relative if 6.2 < t < 10.4]
+    after = [r for t, r in relative if t > 11.2]
+    assert hit and after
+    assert all("eeg" not in r.present and "NaN" in r.missing["eeg"] for r in hit)
+    assert all("face" in r.present for r in hit)  # the others go on
+    assert all("eeg" in r.present for r in after)
+
+
+def test_a_stream_that_stops_is_marked_stale_and_the_session_goes_on():
+    memory = MemorySink()
+    faults = (Fault("gsr", "drop", 6.0, 60.0),)
+    with _device(faults=faults) as device:
+        with LiveSession(_config(device, duration_s=10.0, lsl=False, stale_s=1.5),
+                         [memory]) as session:
+            session.run()
+            health = {h.type: h for h in session.health()}
+    last = memory.records[-1]
+    assert "gsr" not in last.present
+    assert "stale" in last.missing["gsr"]
+    assert last.distribution is not None  # predicted from the rest
+    assert any(p.startswith("stale") for p in health["GSR"].problems(stale_s=1.5))
+
+
+def test_missing_streams_are_one_clear_error_before_the_session_starts():
+    config = SessionConfig(streams={"eeg": "no-such-stream-anywhere"}, allow_missing=False,
+                           resolve_timeout_s=1.5, stdout=False, lsl=False)
+    with pytest.raises(MappingError) as exc:
+        LiveSession(config).open()
+    text = str(exc.value)
+    assert "eeg: no stream named 'no-such-stream-anywhere'" in text
+    assert "The model needs: eeg (type EEG, 32 ch" in text
+    assert "\n" not in text
+
+
+def test_sigterm_stops_cleanly_flushing_predictions_and_the_recording(tmp_path):
+    jsonl = tmp_path / "p.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamer.cli", "run", "--device", "synthetic", "--quiet",
+         "--jsonl", str(jsonl), "--record", str(tmp_path / "rec")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            if jsonl.exists() and len(jsonl.read_text().splitlines()) >= 26:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(lines) >= 26
+    recordings = list((tmp_path / "rec").glob("*.xdf"))
+    assert len(recordings) == 1
+    import pyxdf
+
+    streams, _ = pyxdf.load_xdf(str(recordings[0]))
+    types = {s["info"]["type"][0] for s in streams}
+    assert {"EEG", "GSR", "PPG", "FaceBlendshapes", "EmotionDistribution",
+            TRUTH_STREAM_TYPE} <= types
