@@ -140,12 +140,19 @@ class SyntheticDevice:
     def infos(self) -> list[pylsl.StreamInfo]:
         return [synthetic_stream_info(m, self.source_prefix) for m in self.modalities]
 
-    def start(self) -> SyntheticDevice:
+    def start_outlets(self) -> SyntheticDevice:
+        """Create the outlets and fix session time 0, without the pushing thread (a caller
+        then drives :meth:`push_until`, e.g. faster than real time)."""
         for modality, info in zip(self.modalities, self.infos(), strict=True):
-            self._outlets[modality] = pylsl.StreamOutlet(info, chunk_size=0, max_buffered=60)
+            self._outlets[modality] = pylsl.StreamOutlet(info, chunk_size=0, max_buffered=600)
         if self.truth:
             self._truth_outlet = pylsl.StreamOutlet(truth_stream_info(self.source_prefix))
         self.t0 = pylsl.local_clock()
+        return self
+
+    def start(self) -> SyntheticDevice:
+        """Publish in real time from a thread."""
+        self.start_outlets()
         self._thread = threading.Thread(target=self._run, name="synthetic-device", daemon=True)
         self._thread.start()
         log.info(

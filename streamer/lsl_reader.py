@@ -240,8 +240,9 @@ class StreamReader:
                 else:
                     self._health.backwards += 1
             if jump < 0:
-                log.warning("%s: clock jumped back %.3f s; buffer restarted", self.info.name(),
-                            -jump)
+                log.warning(
+                    "%s: clock jumped back %.3f s; buffer restarted", self.info.name(), -jump
+                )
                 self.buffer.clear()
             else:
                 log.info("%s: gap of %.3f s", self.info.name(), jump)

@@ -76,10 +76,12 @@ class Recorder:
         log.info("recording %s to %s", names, self.path)
         return self
 
-    def stop(self) -> Path:
-        """Stop and complete the file (blocks a few seconds)."""
+    def stop(self, drain_s: float = 1.0) -> Path:
+        """Stop and complete the file (blocks a few seconds). ``drain_s`` first lets the
+        samples still in flight (the last predictions) reach the recorder."""
         if self._recording is not None:
             recording, self._recording = self._recording, None
+            time.sleep(drain_s)
             recording.stop()
             del recording
             gc.collect()

@@ -69,10 +69,10 @@ def load_recording(path: str | Path) -> list[RecordedStream]:
     for stream in streams:
         description = describe_xdf_stream(stream["info"])
         times = np.asarray(stream["time_stamps"], dtype=np.float64)
-        if description.channel_format == "string":
-            samples = np.asarray(stream["time_series"], dtype=object).reshape(len(times), -1)
-        else:
-            samples = np.asarray(stream["time_series"], dtype=np.float64).reshape(len(times), -1)
+        dtype = object if description.channel_format == "string" else np.float64
+        samples = np.asarray(stream["time_series"], dtype=dtype).reshape(
+            len(times), description.n_channels
+        )
         if len(times) > 1 and np.any(np.diff(times) < 0):
             order = np.argsort(times, kind="stable")
             times, samples = times[order], samples[order]
@@ -151,7 +151,9 @@ class ReplaySource:
                 f"{self.path}: {self.end_s - self.start_s:.2f} s of data is "
                 f"shorter than one {self.spec.max_window_s:g} s window"
             )
-        return first + np.arange(int(np.floor((self.end_s - first) / hop_s + 1e-9)) + 1) * hop_s
+        # Up to the last sample, with a millisecond for clock-synchronised timestamps.
+        count = int(np.floor((self.end_s + 1e-3 - first) / hop_s)) + 1
+        return first + np.arange(count) * hop_s
 
     def republish(self, speed: float | None) -> None:
         """Re-publish the replayed streams on LSL, stamped in this machine's clock."""

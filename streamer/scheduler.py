@@ -113,8 +113,11 @@ class WindowScheduler:
         newest = feed.buffer.newest_time()
         if newest is None or newest < t_end - self.stale_s:
             return True  # nothing to wait for: it will be marked stale
-        slack = 1.5 / feed.srate_hz if feed.srate_hz > 0 else 0.1
-        return newest >= t_end - slack
+        if feed.srate_hz <= 0:
+            return newest >= t_end
+        # Regular sampling: if the newest sample is less than a period before t_end,
+        # the next one falls after t_end, so every sample of the window is in.
+        return newest > t_end - 1.0 / feed.srate_hz
 
     def _wait_for_data(self, t_end: float) -> None:
         if not self.clock.waits_for_data:

@@ -38,3 +38,42 @@ def spec():
 def tiny_dataset():
     """4 simulated subjects x 3 trials x 16 windows, all four modalities."""
     return make_synthetic_dataset(TINY)
+
+
+@pytest.fixture(scope="session")
+def live_run(tmp_path_factory):
+    """A 9-second live session of the demo model on the synthetic device, recorded to XDF
+    with LabRecorder (streams, true distribution and predictions)."""
+    import uuid
+
+    from helpers import read_prediction_outlet, session_config
+
+    from devices.synthetic import SyntheticDevice
+    from streamer.session import LiveSession
+    from streamer.sinks import MemorySink
+
+    out = tmp_path_factory.mktemp("live")
+    memory = MemorySink()
+    with SyntheticDevice(source_prefix=f"test-{uuid.uuid4().hex[:8]}") as device:
+        config = session_config(
+            device,
+            duration_s=9.0,
+            jsonl=out / "p.jsonl",
+            csv=out / "p.csv",
+            record=out / "session.xdf",
+        )
+        session = LiveSession(
+            config, subscribers=[memory], extra_record=[f"{device.source_prefix}-truth"]
+        )
+        with session:
+            labels = read_prediction_outlet(session)
+            session.run()
+            health = session.health()
+    return {
+        "records": memory.records,
+        "out": out,
+        "health": health,
+        "labels": labels,
+        "latency": session.latency.summary(),
+        "xdf": out / "session.xdf",
+    }

@@ -64,9 +64,11 @@ def test_one_writer_many_readers_never_see_torn_rows():
             if newest is None:
                 continue
             times, samples = buffer.read_span(newest - 2.0, newest)
-            if len(times) and (np.any(np.diff(times) <= 0)
-                               or not np.allclose(samples[:, 0], times)
-                               or not np.allclose(samples[:, 1], -times)):
+            if len(times) and (
+                np.any(np.diff(times) <= 0)
+                or not np.allclose(samples[:, 0], times)
+                or not np.allclose(samples[:, 1], -times)
+            ):
                 bad.append(len(times))
 
     readers = [threading.Thread(target=reader) for _ in range(3)]

@@ -33,7 +33,7 @@ from models.datasets.xdf_labels import (
 )
 from models.errors import DatasetError
 
-FIXTURES = Path("/work/shared/fixtures/xdf")
+FIXTURES = Path(__file__).with_name("fixtures") / "xdf"  # LabRecorder examples (MIT)
 SESSION_S = 17.4  # pushed in real time
 CONNECT_S = 1.5  # time for the recorders to connect before anything is pushed
 BLOCK_S = 0.02

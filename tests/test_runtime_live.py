@@ -11,8 +11,8 @@ import time
 import uuid
 
 import numpy as np
-import pylsl
 import pytest
+from helpers import HOP_S, session_config
 
 from devices.synthetic import TRUTH_STREAM_TYPE, Fault, SyntheticDevice
 from models.datasets.synthetic import EMOTIONS
@@ -21,52 +21,18 @@ from streamer.config import SessionConfig
 from streamer.session import LiveSession
 from streamer.sinks import MemorySink, read_jsonl
 
-HOP_S = 0.25
-
 
 def _device(**kwargs) -> SyntheticDevice:
     return SyntheticDevice(source_prefix=f"test-{uuid.uuid4().hex[:8]}", **kwargs)
 
 
 def _config(device: SyntheticDevice, **kwargs) -> SessionConfig:
-    streams = {m: f"{device.source_prefix}-{m}" for m in device.modalities}
-    return SessionConfig(streams=streams, stdout=False, hop_s=HOP_S, resolve_timeout_s=5.0,
-                         **kwargs)
-
-
-@pytest.fixture(scope="module")
-def live_run(tmp_path_factory):
-    """An 8-second live session of the demo model on the synthetic device."""
-    out = tmp_path_factory.mktemp("live")
-    memory = MemorySink()
-    with _device() as device:
-        config = _config(device, duration_s=8.0, jsonl=out / "p.jsonl", csv=out / "p.csv")
-        session = LiveSession(config, subscribers=[memory])
-        with session:
-            labels = _read_prediction_outlet(session)
-            session.run()
-            health = session.health()
-    return {"records": memory.records, "out": out, "health": health, "labels": labels,
-            "latency": session.latency.summary()}
-
-
-def _read_prediction_outlet(session: LiveSession) -> list[str]:
-    source_id = session.lsl_sink.info.source_id()
-    info = pylsl.resolve_byprop("source_id", source_id, timeout=5.0)[0]
-    inlet = pylsl.StreamInlet(info)
-    full = inlet.info(timeout=5.0)
-    labels = []
-    channel = full.desc().child("channels").child("channel")
-    while not channel.empty():
-        labels.append(channel.child_value("label"))
-        channel = channel.next_sibling("channel")
-    assert full.type() == "EmotionDistribution"
-    return labels
+    return session_config(device, **kwargs)
 
 
 def test_a_prediction_every_hop_with_every_modality_once_windows_are_full(live_run):
     records = live_run["records"]
-    assert len(records) == pytest.approx(8.0 / HOP_S, abs=2)
+    assert len(records) == pytest.approx(9.0 / HOP_S, abs=2)
     steps = np.diff([r.t_end for r in records])
     np.testing.assert_allclose(steps, HOP_S, atol=1e-6)  # one clock: ends on the hop grid
     full = [r for r in records if r.present == ("eeg", "gsr", "ppg", "face")]
@@ -105,13 +71,14 @@ def test_predictions_are_published_with_labels_and_streams_are_healthy(live_run)
 def test_a_nan_burst_masks_that_modality_only_while_it_is_in_the_window():
     memory = MemorySink()
     faults = (Fault("eeg", "nan", 5.5, 6.0),)
-    with _device(faults=faults) as device:
-        with LiveSession(_config(device, duration_s=12.5, lsl=False), [memory]) as session:
-            session.run()
+    device = _device(faults=faults)
+    with device, LiveSession(_config(device, duration_s=12.5, lsl=False), [memory]) as session:
+        session.run()
     relative = [(r.t_end - device.t0, r) for r in memory.records]
     hit = [r for t, r in relative if 6.2 < t < 10.4]
     after = [r for t, r in relative if t > 11.2]
-    assert hit and after
+    assert hit
+    assert after
     assert all("eeg" not in r.present and "NaN" in r.missing["eeg"] for r in hit)
     assert all("face" in r.present for r in hit)  # the others go on
     assert all("eeg" in r.present for r in after)
@@ -120,11 +87,11 @@ def test_a_nan_burst_masks_that_modality_only_while_it_is_in_the_window():
 def test_a_stream_that_stops_is_marked_stale_and_the_session_goes_on():
     memory = MemorySink()
     faults = (Fault("gsr", "drop", 6.0, 60.0),)
-    with _device(faults=faults) as device:
-        with LiveSession(_config(device, duration_s=10.0, lsl=False, stale_s=1.5),
-                         [memory]) as session:
-            session.run()
-            health = {h.type: h for h in session.health()}
+    device = _device(faults=faults)
+    config = _config(device, duration_s=10.0, lsl=False, stale_s=1.5)
+    with device, LiveSession(config, [memory]) as session:
+        session.run()
+        health = {h.type: h for h in session.health()}
     last = memory.records[-1]
     assert "gsr" not in last.present
     assert "stale" in last.missing["gsr"]
@@ -133,8 +100,13 @@ def test_a_stream_that_stops_is_marked_stale_and_the_session_goes_on():
 
 
 def test_missing_streams_are_one_clear_error_before_the_session_starts():
-    config = SessionConfig(streams={"eeg": "no-such-stream-anywhere"}, allow_missing=False,
-                           resolve_timeout_s=1.5, stdout=False, lsl=False)
+    config = SessionConfig(
+        streams={"eeg": "no-such-stream-anywhere"},
+        allow_missing=False,
+        resolve_timeout_s=1.5,
+        stdout=False,
+        lsl=False,
+    )
     with pytest.raises(MappingError) as exc:
         LiveSession(config).open()
     text = str(exc.value)
@@ -146,9 +118,23 @@ def test_missing_streams_are_one_clear_error_before_the_session_starts():
 def test_sigterm_stops_cleanly_flushing_predictions_and_the_recording(tmp_path):
     jsonl = tmp_path / "p.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamer.cli", "run", "--device", "synthetic", "--quiet",
-         "--jsonl", str(jsonl), "--record", str(tmp_path / "rec")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "streamer.cli",
+            "run",
+            "--device",
+            "synthetic",
+            "--quiet",
+            "--jsonl",
+            str(jsonl),
+            "--record",
+            str(tmp_path / "rec"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
@@ -170,5 +156,11 @@ def test_sigterm_stops_cleanly_flushing_predictions_and_the_recording(tmp_path):
 
     streams, _ = pyxdf.load_xdf(str(recordings[0]))
     types = {s["info"]["type"][0] for s in streams}
-    assert {"EEG", "GSR", "PPG", "FaceBlendshapes", "EmotionDistribution",
-            TRUTH_STREAM_TYPE} <= types
+    assert {
+        "EEG",
+        "GSR",
+        "PPG",
+        "FaceBlendshapes",
+        "EmotionDistribution",
+        TRUTH_STREAM_TYPE,
+    } <= types

@@ -36,7 +36,8 @@ from models.report import machine_line
 from streamer.demo import DEMO_CHECKPOINT
 from streamer.tuning import tune_allocator
 
-SECTIONS = ("features", "model")
+SECTIONS = ("features", "model", "latency", "replay", "readers")
+QUICK = ("features", "model")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,8 +49,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--only",
-        default=",".join(SECTIONS),
-        help=f"comma-separated sections to run: {', '.join(SECTIONS)}",
+        default=",".join(QUICK),
+        help=f"comma-separated sections: {', '.join(SECTIONS)}, or all "
+        f"(default: {','.join(QUICK)})",
+    )
+    p.add_argument(
+        "--seconds", type=float, default=60.0, help="duration of the live and reader runs"
+    )
+    p.add_argument(
+        "--recording", type=Path, help="XDF file for the replay figures (default: record one)"
+    )
+    p.add_argument(
+        "--replay-minutes",
+        type=float,
+        default=10.0,
+        help="length of the recording made for the replay figures",
     )
     p.add_argument("--checkpoint", type=Path, help="model to time (default: the demo model)")
     p.add_argument("--repeats", type=int, default=300, help="timed runs for per-window figures")
@@ -183,6 +197,8 @@ def paper_size_checkpoint(spec: FeatureSpec) -> Checkpoint:
 def run(args: argparse.Namespace) -> int:
     tune_allocator()
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    if sections == ["all"]:
+        sections = list(SECTIONS)
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         from models.errors import HeloError
@@ -225,6 +241,57 @@ def run(args: argparse.Namespace) -> int:
                 c = figures["batched_cuda"]
                 rates = ", ".join(f"{k}: {v:.0f}/s" for k, v in c["windows_per_s_by_batch"].items())
                 print(f"  CUDA {c['device']}: {rates}")
+    if set(sections) & {"latency", "replay", "readers"}:
+        _runtime_sections(sections, args, results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
+
+
+def _runtime_sections(sections: list[str], args: argparse.Namespace, results: dict) -> None:
+    from streamer import bench_runtime
+
+    if "latency" in sections:
+        lat = bench_runtime.live_latency(args.seconds, args.checkpoint)
+        results["latency"] = lat
+        print(
+            f"live session ({lat['seconds']:.0f} s, hop 0.25 s, synthetic 32-ch EEG + GSR + "
+            f"PPG + face): latency p50 {lat['latency_p50_ms']:.1f} ms, p99 "
+            f"{lat['latency_p99_ms']:.1f} ms, max {lat['latency_max_ms']:.1f} ms; compute p50 "
+            f"{lat['compute_p50_ms']:.1f} ms; process CPU {100 * lat['process_cpu_share']:.0f} %"
+        )
+    if "replay" in sections:
+        path = args.recording
+        if path is None:
+            import tempfile
+
+            path = Path(tempfile.mkdtemp(prefix="helo-bench-")) / "replay.xdf"
+            print(
+                f"recording {args.replay_minutes:g} min of the synthetic device for the "
+                "replay figures ...",
+                flush=True,
+            )
+            bench_runtime.make_recording(path, args.replay_minutes)
+        rep = bench_runtime.replay_speed(path, args.checkpoint)
+        results["replay"] = rep
+        during = rep["rss_mb_during"] or [rep["rss_mb_after_load"]]
+        print(
+            f"replay --speed max of {rep['recording_s'] / 60:.1f} min: {rep['wall_s']:.1f} s, "
+            f"{rep['x_real_time']:.0f}x real time ({rep['windows_per_s']:.0f} windows/s), "
+            f"file loaded in {rep['load_s']:.1f} s; memory {rep['rss_mb_after_load']:.0f} MB "
+            f"after load, {min(during):.0f}-{max(during):.0f} MB during the replay"
+        )
+    if "readers" in sections:
+        cap = bench_runtime.reader_capacity(args.seconds)
+        results["readers"] = cap
+        for who in ("helo", "mne_lsl"):
+            r = cap[who]
+            lost = sum(r[m]["lost"] for m in ("eeg", "gsr", "ppg", "face"))
+            print(
+                f"readers {who}: {cap['eeg']} + GSR + PPG + face for {cap['seconds']:.0f} s: "
+                f"{r['eeg']['received']} EEG samples, {lost} lost, CPU "
+                f"{100 * r['cpu_share']:.1f} % of a core"
+            )
+        ratio = cap["cpu_ratio_helo_over_mne_lsl"]
+        if ratio is not None:
+            print(f"reader CPU, ours / mne-lsl's: {ratio:.2f}")

@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if args.republish:
         source.republish(speed)
     stats = LatencyStats()
-    clock = ReplayClock(float(ends[0]) - hop_s, source.end_s + 1e-6, source.push_until, speed)
+    clock = ReplayClock(float(ends[0]) - hop_s, float(ends[-1]), source.push_until, speed)
     pipeline = Pipeline(
         ckpt,
         source.feeds,

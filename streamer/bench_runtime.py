@@ -1,0 +1,303 @@
+"""Runtime benchmarks: live latency, replay speed and memory, reader capacity vs mne-lsl.
+
+Used by ``streamer bench``. Each function returns plain figures (a dict) and
+prints nothing; the command formats them.
+
+- live latency: the synthetic device (32-ch EEG 256 Hz, GSR 32 Hz, PPG 64 Hz, face
+  30 Hz) and the monitor in one process, hop 0.25 s; latency = newest sample in
+  the window -> prediction emitted, both on the LSL clock;
+- replay: a recording of that device (made with LabRecorder at an accelerated
+  pace) replayed at ``--speed max``: seconds of recording per second of wall
+  time, and the process's resident memory along the way;
+- readers: a subprocess publishes a 64-ch 2048 Hz stream plus GSR, PPG and face
+  (channel 0 counts samples); our readers and mne-lsl's ``StreamLSL`` read the
+  same streams at the same time, each in its own process; lost samples from the
+  counters, CPU seconds per process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+
+def _rss_mb() -> float:
+    """Current resident set size of this process (Linux /proc; else the peak)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def live_latency(seconds: float = 60.0, checkpoint: Path | None = None) -> dict:
+    from devices.synthetic import SyntheticDevice
+    from streamer.config import SessionConfig
+    from streamer.session import LiveSession
+
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    with SyntheticDevice(source_prefix=prefix) as device:
+        streams = {m: f"{prefix}-{m}" for m in device.modalities}
+        config = SessionConfig(
+            checkpoint=checkpoint,
+            streams=streams,
+            stdout=False,
+            lsl=True,
+            hop_s=0.25,
+            duration_s=seconds + 5.0,
+        )
+        with LiveSession(config) as session:
+            cpu0 = time.process_time()
+            session.run()
+            cpu = time.process_time() - cpu0
+            summary = session.latency.summary()
+            health = session.health()
+    summary.update(
+        {
+            "seconds": seconds + 5.0,
+            "process_cpu_share": cpu / (seconds + 5.0),
+            "streams": {
+                h.name: {
+                    "received": h.received,
+                    "gaps": h.gaps,
+                    "rate_hz": round(h.effective_srate_hz, 2),
+                }
+                for h in health
+            },
+        }
+    )
+    return summary
+
+
+def make_recording(path: Path, minutes: float, speed: float = 20.0) -> Path:
+    """Record ``minutes`` of the synthetic device with LabRecorder, pushed ``speed`` times
+    faster than real time (timestamps keep the device's own pace)."""
+    from devices.synthetic import SyntheticDevice
+    from streamer.recorder import Recorder, resolve_by_source_id
+
+    prefix = f"bench-rec-{uuid.uuid4().hex[:8]}"
+    device = SyntheticDevice(source_prefix=prefix, chunk_s=0.05)
+    device.start_outlets()
+    infos = [resolve_by_source_id(f"{prefix}-{m}") for m in (*device.modalities, "truth")]
+    recorder = Recorder(path, infos).start()
+    time.sleep(2.0)  # LabRecorder subscribes
+    total_s = minutes * 60.0
+    step_s = 0.05 * speed
+    wall0 = time.perf_counter()
+    session_s = 0.0
+    while session_s < total_s:
+        session_s = min(total_s, session_s + step_s)
+        device.push_until(session_s)
+        ahead = session_s / speed - (time.perf_counter() - wall0)
+        if ahead > 0:
+            time.sleep(ahead)
+    recorder.stop(drain_s=3.0)
+    device.stop()
+    return path
+
+
+def replay_speed(path: Path, checkpoint: Path | None = None) -> dict:
+    from models.checkpoint import load_checkpoint
+    from streamer.clocks import ReplayClock
+    from streamer.commands.replay import REPLAY_BATCH
+    from streamer.demo import DEMO_CHECKPOINT
+    from streamer.replay import ReplaySource
+    from streamer.session import LatencyStats, Pipeline
+
+    rss = [_rss_mb()]
+    ckpt = load_checkpoint(checkpoint or DEMO_CHECKPOINT)
+    load0 = time.perf_counter()
+    source = ReplaySource(path, ckpt.spec)
+    load_s = time.perf_counter() - load0
+    rss.append(_rss_mb())
+    hop = ckpt.spec.hop_s
+    ends = source.grid_ends(hop)
+    stats = LatencyStats()
+    samples_rss: list[float] = []
+
+    def watch(record) -> None:
+        if record.index % 2000 == 0:
+            samples_rss.append(_rss_mb())
+
+    clock = ReplayClock(float(ends[0]) - hop, float(ends[-1]), source.push_until, None)
+    pipeline = Pipeline(
+        ckpt, source.feeds, clock, [stats, watch], hop, ends=ends, batch=REPLAY_BATCH
+    )
+    started = time.perf_counter()
+    count = pipeline.run(threading.Event())
+    seconds = time.perf_counter() - started
+    span = float(ends[-1] - ends[0]) + hop
+    return {
+        "file": str(path),
+        "recording_s": span,
+        "windows": count,
+        "predictions": stats.predictions,
+        "wall_s": seconds,
+        "load_s": load_s,
+        "x_real_time": span / seconds,
+        "windows_per_s": count / seconds,
+        "rss_mb_before_load": rss[0],
+        "rss_mb_after_load": rss[1],
+        "rss_mb_during": samples_rss,
+    }
+
+
+def _reader_process(kind: str, prefix: str, seconds: float, out: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamer.bench_runtime",
+            "read",
+            kind,
+            prefix,
+            str(seconds),
+            str(out),
+        ]
+    )
+
+
+def reader_capacity(
+    seconds: float = 60.0, channels: int = 64, srate_hz: float = 2048.0, workdir: Path | None = None
+) -> dict:
+    """Our readers and mne-lsl's, side by side on the same high-rate streams."""
+    import tempfile
+
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="helo-bench-"))
+    prefix = f"bench-cap-{uuid.uuid4().hex[:8]}"
+    publisher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamer.bench_runtime",
+            "publish",
+            prefix,
+            str(seconds + 8.0),
+            str(channels),
+            str(srate_hz),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert publisher.stdout.readline().strip() == "ready"
+        ours = _reader_process("helo", prefix, seconds, workdir / "helo.json")
+        theirs = _reader_process("mne-lsl", prefix, seconds, workdir / "mne.json")
+        ours.wait(timeout=seconds + 120)
+        theirs.wait(timeout=seconds + 120)
+    finally:
+        publisher.kill()
+        publisher.wait()
+    result = {
+        "helo": json.loads((workdir / "helo.json").read_text()),
+        "mne_lsl": json.loads((workdir / "mne.json").read_text()),
+        "seconds": seconds,
+        "eeg": f"{channels} ch x {srate_hz:g} Hz",
+    }
+    cpu_ours = result["helo"]["cpu_s"]
+    cpu_theirs = result["mne_lsl"]["cpu_s"]
+    result["cpu_ratio_helo_over_mne_lsl"] = cpu_ours / cpu_theirs if cpu_theirs else None
+    return result
+
+
+# ----------------------------------------------------------------------------- subprocesses
+
+
+def _publish(prefix: str, seconds: float, channels: int, srate_hz: float) -> None:
+    """High-rate EEG plus the synthetic GSR/PPG/face rates; channel 0 counts samples."""
+    import pylsl
+
+    specs = {
+        "eeg": ("EEG", channels, srate_hz),
+        "gsr": ("GSR", 1, 32.0),
+        "ppg": ("PPG", 1, 64.0),
+        "face": ("FaceBlendshapes", 56, 30.0),
+    }
+    outlets = {}
+    for name, (kind, n, rate) in specs.items():
+        info = pylsl.StreamInfo(
+            f"{prefix}-{name}", kind, n, rate, pylsl.cf_float32, f"{prefix}-{name}"
+        )
+        outlets[name] = (pylsl.StreamOutlet(info, chunk_size=0, max_buffered=60), n, rate)
+    print("ready", flush=True)
+    t0 = pylsl.local_clock()
+    sent = dict.fromkeys(specs, 0)
+    while pylsl.local_clock() - t0 < seconds:
+        now = pylsl.local_clock() - t0
+        for name, (outlet, n, rate) in outlets.items():
+            due = int(now * rate)
+            if due > sent[name]:
+                data = np.zeros((due - sent[name], n), dtype=np.float32)
+                data[:, 0] = np.arange(sent[name], due)
+                outlet.push_chunk(data, (t0 + np.arange(sent[name], due) / rate).tolist())
+                sent[name] = due
+        time.sleep(0.01)
+
+
+def _read(kind: str, prefix: str, seconds: float, out: Path) -> None:
+    import pylsl
+
+    names = [f"{prefix}-{m}" for m in ("eeg", "gsr", "ppg", "face")]
+    infos = [pylsl.resolve_byprop("source_id", n, timeout=10.0)[0] for n in names]
+    counters: dict[str, list[float]] = {n: [] for n in names}
+    cpu0 = time.process_time()
+    if kind == "helo":  # ours: pull into ring buffers, read what is new every second
+        from streamer.lsl_reader import StreamReader
+
+        readers = {
+            n: StreamReader(i, buffer_s=30.0).start() for n, i in zip(names, infos, strict=True)
+        }
+        last = dict.fromkeys(names, -np.inf)
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            time.sleep(1.0)
+            for n, reader in readers.items():
+                times, data = reader.buffer.read_span(last[n], np.inf)
+                if len(times):
+                    counters[n].extend(data[:, 0].tolist())
+                    last[n] = times[-1]
+        for reader in readers.values():
+            reader.stop()
+    else:
+        from mne_lsl.stream import StreamLSL
+
+        streams = {n: StreamLSL(bufsize=30.0, source_id=n).connect() for n in names}
+        last = dict.fromkeys(names, -np.inf)
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            time.sleep(1.0)
+            for n, stream in streams.items():
+                data, stamps = stream.get_data(winsize=5.0)  # overlapping: keep what is new
+                fresh = (stamps > last[n]) & (stamps > 0)  # 0: not yet filled
+                if fresh.any():
+                    counters[n].extend(data[0, fresh].tolist())
+                    last[n] = stamps[fresh][-1]
+        for stream in streams.values():
+            stream.disconnect()
+    cpu = time.process_time() - cpu0
+    report = {"cpu_s": cpu, "cpu_share": cpu / seconds}
+    for n, values in counters.items():
+        values = np.asarray(values)
+        steps = np.diff(values) if len(values) > 1 else np.array([])
+        report[n.rsplit("-", 1)[1]] = {
+            "received": len(values),
+            "lost": int(np.clip(steps - 1, 0, None).sum()) if len(steps) else 0,
+            "repeated": int((steps < 1).sum()) if len(steps) else 0,
+        }
+    Path(out).write_text(json.dumps(report))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "publish":
+        _publish(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
+    elif sys.argv[1] == "read":
+        _read(sys.argv[2], sys.argv[3], float(sys.argv[4]), Path(sys.argv[5]))
