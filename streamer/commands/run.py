@@ -66,6 +66,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="record streams and predictions to a new XDF file in DIR",
     )
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="MODALITY:nan|drop:START-END",
+        help="synthetic device: a sensor problem at these session seconds, "
+        "e.g. eeg:nan:20-22 (repeatable)",
+    )
     add_session_arguments(p)
     p.set_defaults(run=run)
 
@@ -97,9 +105,13 @@ def run(args: argparse.Namespace) -> int:
     extra_record = []
     try:
         if "synthetic" in devices:
-            from devices.synthetic import SyntheticDevice
+            from devices.synthetic import Fault, SyntheticDevice
 
-            device = SyntheticDevice().start()
+            try:
+                faults = tuple(Fault.parse(text) for text in args.fault)
+            except ValueError as exc:
+                raise HeloError(f"--fault: {exc}") from None
+            device = SyntheticDevice(faults=faults).start()
             started.append(device)
             for modality in device.modalities:
                 config.streams.setdefault(modality, f"{device.source_prefix}-{modality}")
