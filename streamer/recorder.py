@@ -12,10 +12,13 @@ file is completed when the object is destroyed, which takes a few seconds
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import os
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pylsl
@@ -25,6 +28,29 @@ from models.errors import HeloError
 log = logging.getLogger(__name__)
 
 DEFAULT_FOLDER = Path("recordings")
+
+
+@contextlib.contextmanager
+def native_stdout_to_stderr() -> Iterator[None]:
+    """Send what native code prints to stdout (LabRecorder's progress lines) to stderr,
+    keeping Python's ``sys.stdout`` (the prediction lines) on the real stdout."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no usable stdout: nothing to protect
+        yield
+        return
+    original = sys.stdout
+    try:
+        os.dup2(2, 1)
+        sys.stdout = os.fdopen(os.dup(saved), "w", buffering=1)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stdout.close()
+        sys.stdout = original
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def new_recording_path(folder: str | Path = DEFAULT_FOLDER, prefix: str = "session") -> Path:

@@ -27,8 +27,12 @@ class StdoutSink:
     """A compact live line per prediction: time, top emotions as bars, modalities, latency."""
 
     def __init__(self, stream: TextIO | None = None, top: int = 3):
-        self.stream = stream or sys.stdout
+        self._stream = stream  # None: whatever sys.stdout is at the time of writing
         self.top = top
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream or sys.stdout
 
     def __call__(self, record: PredictionRecord) -> None:
         if record.distribution is None:

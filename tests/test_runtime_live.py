@@ -17,6 +17,7 @@ from helpers import HOP_S, session_config
 from devices.synthetic import TRUTH_STREAM_TYPE, Fault, SyntheticDevice
 from models.datasets.synthetic import EMOTIONS
 from models.features.mapping import MappingError
+from streamer.cli import main
 from streamer.config import SessionConfig
 from streamer.session import LiveSession
 from streamer.sinks import MemorySink, read_jsonl
@@ -164,3 +165,23 @@ def test_sigterm_stops_cleanly_flushing_predictions_and_the_recording(tmp_path):
         "EmotionDistribution",
         TRUTH_STREAM_TYPE,
     } <= types
+
+
+def test_record_command_writes_a_new_file_each_time(tmp_path):
+    for _ in range(2):
+        assert (
+            main(["record", "--device", "synthetic", "--duration", "2", "--out", str(tmp_path)])
+            == 0
+        )
+    files = sorted(tmp_path.glob("session-*.xdf"))
+    assert len(files) == 2  # same second: the second name gets -2, nothing is overwritten
+    import pyxdf
+
+    streams, _ = pyxdf.load_xdf(str(files[0]))
+    assert {s["info"]["type"][0] for s in streams} == {
+        "EEG",
+        "GSR",
+        "PPG",
+        "FaceBlendshapes",
+        TRUTH_STREAM_TYPE,
+    }

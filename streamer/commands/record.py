@@ -18,7 +18,13 @@ from pathlib import Path
 import pylsl
 
 from models.errors import HeloError
-from streamer.recorder import DEFAULT_FOLDER, Recorder, new_recording_path
+from streamer.recorder import (
+    DEFAULT_FOLDER,
+    Recorder,
+    native_stdout_to_stderr,
+    new_recording_path,
+)
+from streamer.session import run_until_signal
 
 log = logging.getLogger("streamer.record")
 
@@ -77,21 +83,17 @@ def run(args: argparse.Namespace) -> int:
         args.stream = args.stream or [
             device.source_prefix + f"-{m}" for m in (*device.modalities, "truth")
         ]
+    stop = threading.Event()
+
+    def wait() -> int:
+        stop.wait(args.duration_s)
+        return 0
+
     try:
         infos = find_streams(args.stream, args.resolve_timeout_s)
         path = args.out if args.out.suffix == ".xdf" else new_recording_path(args.out)
-        recorder = Recorder(path, infos).start()
-        stop = threading.Event()
-        from streamer.session import run_until_signal
-
-        def wait() -> int:
-            stop.wait(args.duration_s)
-            return 0
-
-        try:
+        with native_stdout_to_stderr(), Recorder(path, infos):
             run_until_signal(wait, stop.set)
-        finally:
-            recorder.stop()
         print(f"recorded {len(infos)} stream(s) to {path}")
     finally:
         if device is not None:

@@ -11,11 +11,13 @@ sinks flushed, recording completed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from pathlib import Path
 
 from models.errors import HeloError
 from streamer.config import load_session_config, parse_stream_overrides
+from streamer.recorder import native_stdout_to_stderr
 from streamer.session import LiveSession, run_until_signal
 
 log = logging.getLogger("streamer.run")
@@ -117,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
                 config.streams.setdefault(modality, f"{device.source_prefix}-{modality}")
             extra_record.append(f"{device.source_prefix}-truth")
         session = LiveSession(config, extra_record=extra_record)
-        with session:
+        chatter = native_stdout_to_stderr() if config.record else contextlib.nullcontext()
+        with chatter, session:
             run_until_signal(session.run, session.stop)
             summary = session.latency.summary()
             health = session.health()
