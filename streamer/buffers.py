@@ -113,8 +113,12 @@ class RingBuffer:
             hi = self._search(t_end, size, start)
             if lo == 0 and self._written > self.capacity and self._times[start] > t_start:
                 self.late_reads += 1  # part of the span has already been overwritten
-            idx = (start + np.arange(lo, hi)) % self.capacity
-            return self._times[idx].copy(), self._data[idx].copy()
+            first, last = (start + lo) % self.capacity, (start + hi) % self.capacity
+            if hi - lo == 0 or first < last or last == 0:  # one contiguous piece: slice, copy
+                stop = first + (hi - lo)
+                return self._times[first:stop].copy(), self._data[first:stop].copy()
+            idx = (start + np.arange(lo, hi)) % self.capacity  # wraps: gather (a copy)
+            return self._times[idx], self._data[idx]
 
     def rate_hz(self, span_s: float = 5.0) -> float:
         """Samples per second of stream time over the newest ``span_s`` (no copy)."""
@@ -143,7 +147,7 @@ class RingBuffer:
         with self._lock:
             n = min(n, self.size)
             idx = (self._written - n + np.arange(n)) % self.capacity
-            return self._times[idx].copy(), self._data[idx].copy()
+            return self._times[idx], self._data[idx]  # fancy indexing copies already
 
     def wait_for(self, t: float, timeout_s: float) -> bool:
         """Block until a sample stamped >= ``t`` is in the buffer, or ``timeout_s`` passes."""

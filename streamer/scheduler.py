@@ -152,7 +152,9 @@ class WindowScheduler:
             if len(times) == 0:
                 windows[mod.name], reasons[mod.name] = None, f"{mod.name}: no samples in window"
                 continue
-            windows[mod.name] = samples[:, list(feed.channel_index)]
+            index = feed.channel_index
+            same = len(index) == samples.shape[1] and index == tuple(range(len(index)))
+            windows[mod.name] = samples if same else samples[:, list(index)]
             newest_in = float(times[-1]) if newest_in is None else max(newest_in, float(times[-1]))
         window_set = WindowSet(
             self._index, t_end, windows, reasons, newest_in, self.clock.now(), time.perf_counter()

@@ -123,3 +123,19 @@ def test_outlet_killed_and_restarted_is_recovered_with_the_gap_reported():
     finally:
         if first.poll() is None:
             first.kill()
+
+
+def test_a_clock_jumping_back_restarts_the_buffer_and_is_reported():
+    outlet, source_id = _outlet(srate=100.0, n_channels=2)
+    reader = StreamReader(_resolve(source_id), buffer_s=60.0).start()
+    try:
+        t0 = pylsl.local_clock()
+        _push(outlet, 0, 100, 100.0, t0, 2)
+        assert _wait(lambda: reader.buffer.written == 100)
+        _push(outlet, 100, 50, 100.0, t0 - 10.0, 2)  # the sender's clock steps back 10 s
+        assert _wait(lambda: reader.health().backwards == 1)
+        times, samples = reader.buffer.read_span(-np.inf, np.inf)
+        np.testing.assert_array_equal(samples[:, 0], np.arange(100, 150))  # old time base gone
+        assert np.all(np.diff(times) > 0)
+    finally:
+        reader.stop()
