@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 from pathlib import Path
 
 from models.errors import HeloError
@@ -22,7 +23,7 @@ from streamer.session import LiveSession, run_until_signal
 
 log = logging.getLogger("streamer.run")
 
-DEVICES = ("synthetic", "lsl")
+DEVICES = ("synthetic", "lsl", "webcam")
 
 
 def add_session_arguments(p: argparse.ArgumentParser) -> None:
@@ -76,8 +77,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="synthetic device: a sensor problem at these session seconds, "
         "e.g. eeg:nan:20-22 (repeatable)",
     )
+    add_webcam_arguments(p)
     add_session_arguments(p)
     p.set_defaults(run=run)
+
+
+def add_webcam_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--camera", type=int, default=0, help="webcam: camera index (default 0)")
+    p.add_argument("--video", help="webcam: read this video file instead of a camera")
+    p.add_argument("--loop-video", action="store_true", help="webcam: play the video in a loop")
+    p.add_argument("--fps-cap", type=float, help="webcam: at most this many frames per second")
+    p.add_argument("--face-model", help="webcam: Face Landmarker .task file (default: shipped)")
 
 
 def session_config_from(args: argparse.Namespace):
@@ -97,27 +107,59 @@ def session_config_from(args: argparse.Namespace):
     return load_session_config(args.config, overrides)
 
 
+def start_devices(args: argparse.Namespace, devices: list[str], config, started: list) -> list[str]:
+    """Start the requested producers into ``started`` (so that the caller can stop them
+    whatever fails later); returns the extra source_ids to record (the truth).
+
+    With the webcam, the face comes from the camera (or video) and the synthetic
+    device only simulates the physiology. A webcam that cannot be opened is an
+    error, unless the model can go on without the face (``allow_missing``) and
+    other streams exist, in which case it is a warning.
+    """
+    extra_record: list[str] = []
+    if "webcam" in devices:
+        from devices.webcam import WebcamDevice
+
+        source = args.video if args.video is not None else args.camera
+        webcam = WebcamDevice(
+            source,
+            fps_cap=args.fps_cap,
+            face_model=args.face_model,
+            loop=args.loop_video,
+            source_id=f"helo-webcam-{os.getpid()}",
+        )
+        try:
+            started.append(webcam.start())
+            config.streams.setdefault("face", webcam.source_id)
+        except HeloError as exc:
+            if not config.allow_missing or devices == ["webcam"]:
+                raise
+            log.warning("%s; going on without the face", exc)
+    if "synthetic" in devices:
+        from devices.synthetic import Fault, SyntheticDevice
+
+        try:
+            faults = tuple(Fault.parse(text) for text in args.fault)
+        except ValueError as exc:
+            raise HeloError(f"--fault: {exc}") from None
+        modalities = ("eeg", "gsr", "ppg") if "webcam" in devices else ("eeg", "gsr", "ppg", "face")
+        device = SyntheticDevice(faults=faults, modalities=modalities).start()
+        started.append(device)
+        for modality in device.modalities:
+            config.streams.setdefault(modality, f"{device.source_prefix}-{modality}")
+        extra_record.append(f"{device.source_prefix}-truth")
+    return extra_record
+
+
 def run(args: argparse.Namespace) -> int:
     devices = [d.strip() for d in args.device.split(",") if d.strip()]
     unknown = sorted(set(devices) - set(DEVICES))
     if unknown:
         raise HeloError(f"--device: unknown device(s) {unknown}; choose from {list(DEVICES)}")
     config = session_config_from(args)
-    started = []
-    extra_record = []
+    started: list = []
     try:
-        if "synthetic" in devices:
-            from devices.synthetic import Fault, SyntheticDevice
-
-            try:
-                faults = tuple(Fault.parse(text) for text in args.fault)
-            except ValueError as exc:
-                raise HeloError(f"--fault: {exc}") from None
-            device = SyntheticDevice(faults=faults).start()
-            started.append(device)
-            for modality in device.modalities:
-                config.streams.setdefault(modality, f"{device.source_prefix}-{modality}")
-            extra_record.append(f"{device.source_prefix}-truth")
+        extra_record = start_devices(args, devices, config, started)
         session = LiveSession(config, extra_record=extra_record)
         chatter = native_stdout_to_stderr() if config.record else contextlib.nullcontext()
         with chatter, session:
@@ -125,6 +167,9 @@ def run(args: argparse.Namespace) -> int:
             summary = session.latency.summary()
             health = session.health()
         _print_summary(summary, health, session)
+        for device in started:
+            if hasattr(device, "stats"):  # the webcam
+                log.info("webcam: %s", device.stats().summary())
     finally:
         for device in started:
             device.stop()
