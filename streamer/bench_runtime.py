@@ -39,14 +39,26 @@ def _rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
-def live_latency(seconds: float = 60.0, checkpoint: Path | None = None) -> dict:
+def live_latency(
+    seconds: float = 60.0, checkpoint: Path | None = None, webcam_video: Path | None = None
+) -> dict:
+    """Latency of a live session; with ``webcam_video``, the face comes from the webcam
+    device reading that video (looped, at its frame rate) instead of the simulation."""
+    import contextlib
+
     from devices.synthetic import SyntheticDevice
     from streamer.config import SessionConfig
     from streamer.session import LiveSession
 
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    with SyntheticDevice(source_prefix=prefix) as device:
-        streams = {m: f"{prefix}-{m}" for m in device.modalities}
+    modalities = ("eeg", "gsr", "ppg") if webcam_video else ("eeg", "gsr", "ppg", "face")
+    camera = contextlib.nullcontext()
+    if webcam_video is not None:
+        from devices.webcam import WebcamDevice
+
+        camera = WebcamDevice(webcam_video, loop=True, source_id=f"{prefix}-face")
+    with camera, SyntheticDevice(source_prefix=prefix, modalities=modalities):
+        streams = {m: f"{prefix}-{m}" for m in ("eeg", "gsr", "ppg", "face")}
         config = SessionConfig(
             checkpoint=checkpoint,
             streams=streams,
@@ -76,6 +88,72 @@ def live_latency(seconds: float = 60.0, checkpoint: Path | None = None) -> dict:
         }
     )
     return summary
+
+
+def webcam_speed(seconds: float = 20.0, core: int = 0) -> dict:
+    """Frames per second of the webcam device on one CPU core (a subprocess pinned to
+    ``core``) reading a 640x480 video of a real face as fast as it goes, and its
+    capture -> LSL latency when paced at 30 frames per second."""
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix="helo-bench-")) / "webcam.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamer.bench_runtime",
+            "webcam",
+            str(seconds),
+            str(core),
+            str(out),
+        ],
+        check=True,
+        timeout=seconds * 3 + 120,
+    )
+    return json.loads(out.read_text())
+
+
+def face_video(path: Path, n_frames: int = 300) -> Path:
+    """A 640x480, 30 fps video of scikit-image's astronaut moving a little."""
+    import cv2
+    import skimage.data
+
+    image = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+    for i in range(n_frames):
+        scale = 0.85 + 0.1 * np.sin(i / 9.0)
+        resized = cv2.resize(image, (int(480 * scale), int(480 * scale)))
+        frame = np.full((480, 640, 3), 40, np.uint8)
+        y0 = (480 - resized.shape[0]) // 2
+        x0 = (640 - resized.shape[1]) // 2 + int(10 * np.sin(i / 5.0))
+        frame[y0 : y0 + resized.shape[0], x0 : x0 + resized.shape[1]] = resized
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def _webcam(seconds: float, core: int, out: Path) -> None:
+    import tempfile
+
+    from devices.webcam import WebcamDevice
+
+    os.sched_setaffinity(0, {core})
+    video = face_video(Path(tempfile.mkdtemp(prefix="helo-bench-")) / "face.avi")
+    report = {}
+    fast = WebcamDevice(video, realtime=False, loop=True, source_id=f"bench-{uuid.uuid4().hex}")
+    with fast:
+        time.sleep(2.0)  # warm up (model load, first detection)
+        before = fast.stats().processed
+        start = time.perf_counter()
+        time.sleep(seconds)
+        done = fast.stats().processed - before
+        report["fps_one_core"] = done / (time.perf_counter() - start)
+        report["fast"] = fast.stats().summary()
+    paced = WebcamDevice(video, realtime=True, loop=True, source_id=f"bench-{uuid.uuid4().hex}")
+    with paced:
+        time.sleep(seconds)
+        report["paced_30fps"] = paced.stats().summary()
+    Path(out).write_text(json.dumps(report))
 
 
 def make_recording(path: Path, minutes: float, speed: float = 20.0) -> Path:
@@ -301,3 +379,5 @@ if __name__ == "__main__":
         _publish(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
     elif sys.argv[1] == "read":
         _read(sys.argv[2], sys.argv[3], float(sys.argv[4]), Path(sys.argv[5]))
+    elif sys.argv[1] == "webcam":
+        _webcam(float(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))

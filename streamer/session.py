@@ -164,6 +164,15 @@ class LiveSession:
     # ------------------------------------------------------------------ set up
 
     def open(self) -> LiveSession:
+        """Find the streams, start reading, open the outputs (and the recording); on any
+        failure, whatever was already started is stopped again before the error goes on."""
+        try:
+            return self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> LiveSession:
         config = self.config
         self.checkpoint = load_checkpoint(config.checkpoint or DEMO_CHECKPOINT)
         spec = self.checkpoint.spec
@@ -286,8 +295,13 @@ class LiveSession:
         if self.recorder is not None:  # first, while every recorded outlet still exists
             self.recorder.stop()
         for reader in self.readers.values():
-            reader.stop()
+            if reader.running:
+                reader.stop()
         close_quietly(self.sinks)
+        self.sinks = []
+        if self.pipeline is not None and self.pipeline.worker.errors:
+            log.error("inference errors during the session: %s",
+                      "; ".join(dict.fromkeys(self.pipeline.worker.errors)))
 
     def health(self) -> list[StreamHealth]:
         return [reader.health() for reader in self.readers.values()]

@@ -21,8 +21,14 @@ def face_image(name: str) -> np.ndarray:
         return np.asarray(matplotlib.image.imread(handle, format="jpg"))
 
 
-def write_video(path: Path, image: np.ndarray | None, n_frames: int = 45, fps: float = 30.0,
-                size: tuple[int, int] = (640, 480), seed: int = 0) -> Path:
+def write_video(
+    path: Path,
+    image: np.ndarray | None,
+    n_frames: int = 45,
+    fps: float = 30.0,
+    size: tuple[int, int] = (640, 480),
+    seed: int = 0,
+) -> Path:
     """An MJPG video of ``image`` moving and zooming a little (None: a blank grey scene)."""
     width, height = size
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)

@@ -36,7 +36,7 @@ from models.report import machine_line
 from streamer.demo import DEMO_CHECKPOINT
 from streamer.tuning import tune_allocator
 
-SECTIONS = ("features", "model", "latency", "replay", "readers")
+SECTIONS = ("features", "model", "latency", "replay", "readers", "webcam")
 QUICK = ("features", "model")
 
 
@@ -241,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
                 c = figures["batched_cuda"]
                 rates = ", ".join(f"{k}: {v:.0f}/s" for k, v in c["windows_per_s_by_batch"].items())
                 print(f"  CUDA {c['device']}: {rates}")
-    if set(sections) & {"latency", "replay", "readers"}:
+    if set(sections) & {"latency", "replay", "readers", "webcam"}:
         _runtime_sections(sections, args, results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
@@ -280,6 +280,26 @@ def _runtime_sections(sections: list[str], args: argparse.Namespace, results: di
             f"{rep['x_real_time']:.0f}x real time ({rep['windows_per_s']:.0f} windows/s), "
             f"file loaded in {rep['load_s']:.1f} s; memory {rep['rss_mb_after_load']:.0f} MB "
             f"after load, {min(during):.0f}-{max(during):.0f} MB during the replay"
+        )
+    if "webcam" in sections:
+        cam = bench_runtime.webcam_speed(min(args.seconds, 30.0))
+        results["webcam"] = cam
+        fast, paced = cam["fast"], cam["paced_30fps"]
+        print(
+            f"webcam device, 640x480 video of a face, one CPU core: {cam['fps_one_core']:.0f} "
+            f"frames/s (face model p50 {fast['process_p50_ms']:.1f} ms, p99 "
+            f"{fast['process_p99_ms']:.1f} ms); paced at 30 fps: capture -> LSL p50 "
+            f"{paced['latency_p50_ms']:.1f} ms, p99 {paced['latency_p99_ms']:.1f} ms, "
+            f"{paced['dropped']} of {paced['captured']} frames dropped"
+        )
+        import tempfile
+
+        video = bench_runtime.face_video(Path(tempfile.mkdtemp(prefix="helo-bench-")) / "f.avi")
+        lat = bench_runtime.live_latency(args.seconds, args.checkpoint, webcam_video=video)
+        results["latency_with_webcam"] = lat
+        print(
+            f"live session with the webcam device beside it ({lat['seconds']:.0f} s): latency "
+            f"p50 {lat['latency_p50_ms']:.1f} ms, p99 {lat['latency_p99_ms']:.1f} ms"
         )
     if "readers" in sections:
         cap = bench_runtime.reader_capacity(args.seconds)
