@@ -40,10 +40,17 @@ def _rss_mb() -> float:
 
 
 def live_latency(
-    seconds: float = 60.0, checkpoint: Path | None = None, webcam_video: Path | None = None
+    seconds: float = 60.0,
+    checkpoint: Path | None = None,
+    webcam_video: Path | None = None,
+    device_chunk_s: float = 0.02,
 ) -> dict:
     """Latency of a live session; with ``webcam_video``, the face comes from the webcam
-    device reading that video (looped, at its frame rate) instead of the simulation."""
+    device reading that video (looped, at its frame rate) instead of the simulation.
+
+    The synthetic device pushes every ``device_chunk_s``: a sample waits up to that
+    long in the device before it is sent, and the latency (from the sample's own
+    timestamp) includes that wait, as it would with an amplifier sending packets."""
     import contextlib
 
     from devices.synthetic import SyntheticDevice
@@ -57,7 +64,8 @@ def live_latency(
         from devices.webcam import WebcamDevice
 
         camera = WebcamDevice(webcam_video, loop=True, source_id=f"{prefix}-face")
-    with camera, SyntheticDevice(source_prefix=prefix, modalities=modalities):
+    device = SyntheticDevice(source_prefix=prefix, modalities=modalities, chunk_s=device_chunk_s)
+    with camera, device:
         streams = {m: f"{prefix}-{m}" for m in ("eeg", "gsr", "ppg", "face")}
         config = SessionConfig(
             checkpoint=checkpoint,
@@ -76,6 +84,7 @@ def live_latency(
     summary.update(
         {
             "seconds": seconds + 5.0,
+            "device_chunk_s": device_chunk_s,
             "process_cpu_share": cpu / (seconds + 5.0),
             "streams": {
                 h.name: {
