@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup_x.sh
 VENV="${HELO_VENV:-.venv}"
 export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
 "$VENV/bin/ruff" check .

@@ -165,6 +165,29 @@ def _webcam(seconds: float, core: int, out: Path) -> None:
     Path(out).write_text(json.dumps(report))
 
 
+def gui_speed(seconds: float = 60.0) -> dict:
+    """The desktop app with the synthetic device for ``seconds``, in its own process
+    (offscreen unless a display is set): redraws per second, the longest gap between
+    event-loop turns, and the session's latency meanwhile."""
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix="helo-bench-")) / "gui.json"
+    env = dict(os.environ)
+    if not env.get("DISPLAY"):
+        env["QT_QPA_PLATFORM"] = "offscreen"
+    command = [sys.executable, "-m", "streamer.cli", "gui", "--start", "--timeline", "60"]
+    command += ["--quit-after", str(seconds), "--stats", str(out)]
+    subprocess.run(
+        command,
+        check=True,
+        timeout=seconds + 120,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return json.loads(out.read_text())
+
+
 def make_recording(path: Path, minutes: float, speed: float = 20.0) -> Path:
     """Record ``minutes`` of the synthetic device with LabRecorder, pushed ``speed`` times
     faster than real time (timestamps keep the device's own pace)."""

@@ -13,9 +13,11 @@ import sys
 from models.errors import HeloError
 from streamer import __version__
 from streamer.commands import bench, evaluate, record, replay, report, run, train
+from ui import app as gui
 
 COMMANDS = {
     "run": run,
+    "gui": gui,
     "replay": replay,
     "record": record,
     "train": train,

@@ -154,6 +154,7 @@ class LiveSession:
         self.extra_record = list(extra_record)  # source_ids recorded besides the model's
         self.latency = LatencyStats()
         self.readers: dict[int, StreamReader] = {}
+        self.feeds: dict[str, Feed] = {}  # modality -> where its samples are (for displays)
         self.sinks: list[Subscriber] = []
         self.recorder: Recorder | None = None
         self.pipeline: Pipeline | None = None
@@ -188,6 +189,7 @@ class LiveSession:
                 descriptions[source.stream].srate_hz,
                 descriptions[source.stream].name,
             )
+        self.feeds = feeds
         hop_s = config.hop_s or spec.hop_s
         self.sinks = self._open_sinks(hop_s)
         subscribers = [*self.sinks, self.latency, *self.extra_subscribers]

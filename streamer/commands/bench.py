@@ -4,7 +4,9 @@
   PPG 64 Hz, face 30 Hz, 5 s each), p50/p99;
 - ``model``: HeLo forward of one window on one CPU thread, p50/p99; batched
   throughput (windows/s) with all cores; on CUDA (when present) batched
-  throughput on the GPU.
+  throughput on the GPU;
+- ``latency``, ``replay``, ``readers``, ``webcam``, ``gui``: the runtime, the webcam
+  device and the desktop app (see docs/performance.md).
 
 The model is the demo checkpoint and, for comparison, a HeLo of the paper's
 size (d = 128) on the same inputs. Timings use ``time.perf_counter``; medians
@@ -36,7 +38,7 @@ from models.report import machine_line
 from streamer.demo import DEMO_CHECKPOINT
 from streamer.tuning import tune_allocator
 
-SECTIONS = ("features", "model", "latency", "replay", "readers", "webcam")
+SECTIONS = ("features", "model", "latency", "replay", "readers", "webcam", "gui")
 QUICK = ("features", "model")
 
 
@@ -247,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
                 c = figures["batched_cuda"]
                 rates = ", ".join(f"{k}: {v:.0f}/s" for k, v in c["windows_per_s_by_batch"].items())
                 print(f"  CUDA {c['device']}: {rates}")
-    if set(sections) & {"latency", "replay", "readers", "webcam"}:
+    if set(sections) & {"latency", "replay", "readers", "webcam", "gui"}:
         _runtime_sections(sections, args, results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
@@ -313,6 +315,15 @@ def _runtime_sections(sections: list[str], args: argparse.Namespace, results: di
         print(
             f"live session with the webcam device beside it ({lat['seconds']:.0f} s): latency "
             f"p50 {lat['latency_p50_ms']:.1f} ms, p99 {lat['latency_p99_ms']:.1f} ms"
+        )
+    if "gui" in sections:
+        gui = bench_runtime.gui_speed(args.seconds)
+        results["gui"] = gui
+        print(
+            f"desktop app ({args.seconds:.0f} s, synthetic device, {gui['timeline_s']:.0f} s "
+            f"timeline, {gui['traces']} traces): {gui['redraw_per_s']:.1f} redraws/s, longest "
+            f"GUI stall {gui['longest_gui_stall_ms']:.0f} ms; latency meanwhile p50 "
+            f"{gui['latency_p50_ms']:.1f} ms, p99 {gui['latency_p99_ms']:.1f} ms"
         )
     if "readers" in sections:
         cap = bench_runtime.reader_capacity(args.seconds)

@@ -79,6 +79,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_webcam_arguments(p)
     add_session_arguments(p)
+    p.add_argument("--gui", action="store_true", help="show the session in the desktop app")
+    from ui.app import add_gui_arguments
+
+    add_gui_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -156,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(devices) - set(DEVICES))
     if unknown:
         raise HeloError(f"--device: unknown device(s) {unknown}; choose from {list(DEVICES)}")
+    if args.gui:
+        return _run_in_gui(args, devices)
     config = session_config_from(args)
     started: list = []
     try:
@@ -174,6 +180,29 @@ def run(args: argparse.Namespace) -> int:
         for device in started:
             device.stop()
     return 0
+
+
+def _run_in_gui(args: argparse.Namespace, devices: list[str]) -> int:
+    """The same session in the desktop app, started at once."""
+    from ui.app import run_gui
+    from ui.runner import SourceChoice
+
+    if "webcam" in devices:
+        kind = "webcam"
+    elif devices == ["lsl"]:
+        kind = "lsl"
+    else:
+        kind = "synthetic"
+    choice = SourceChoice(
+        kind=kind,
+        camera=args.camera,
+        video=args.video,
+        loop_video=args.loop_video,
+        with_synthetic_physiology="synthetic" in devices,
+        streams=parse_stream_overrides(args.stream),
+    )
+    args.start = True
+    return run_gui(choice, args, args.checkpoint, args.record)
 
 
 def _print_summary(summary, health, session: LiveSession) -> None:

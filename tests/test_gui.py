@@ -1,0 +1,215 @@
+"""The desktop app with real widgets (offscreen), a real session behind them, and once
+under a real X server (Xvfb) with a screenshot whose pixels are checked."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamer.demo import DEMO_CHECKPOINT
+from ui.qt_env import prepare_qt_environment
+from ui.runner import SourceChoice
+
+DEMO_RECORDING = Path(__file__).parents[1] / "recordings" / "demo_synthetic_session.xdf"
+
+
+@pytest.fixture
+def window(qtbot):
+    from ui.main_window import MainWindow
+
+    win = MainWindow(timeline_s=30.0)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    if win.runner is not None:
+        win.runner.stop()
+
+
+def _stop_and_wait(qtbot, win) -> None:
+    win.stop_session()
+    qtbot.waitUntil(lambda: win.start_button.isEnabled(), timeout=20_000)
+    assert not win.runner.running
+
+
+def test_live_synthetic_session_fills_bars_timeline_traces_and_health(qtbot, window):
+    window.start_session()
+    qtbot.waitUntil(
+        lambda: window.predictions >= 6 and window.last_record.distribution is not None,
+        timeout=40_000,
+    )
+    record = window.last_record
+    assert window.bars.labels == record.labels
+    np.testing.assert_allclose(window.bars.values, record.distribution, atol=1e-6)
+    assert window.bars.values.sum() == pytest.approx(1.0, abs=1e-4)
+    assert window.bars.headline.text().split()[0] == record.dominant
+    qtbot.wait(600)  # a few redraws and one health refresh
+    xs, _ys = window.timeline.lines[0].getData()
+    assert xs is not None
+    assert len(xs) >= 3
+    assert xs.max() <= 0.5
+    tx, _ = window.timeline.truth_lines[0].getData()  # the device publishes the truth
+    assert tx is not None
+    assert len(tx) > 0
+    assert window.traces.n_curves == 8  # 3 EEG channels, GSR, PPG, 3 face blendshapes
+    for _, curves in window.traces.rows:  # every row has its first curve drawn
+        assert curves[0].getData()[0] is not None
+    table = window.health_table
+    assert table.rowCount() == 4
+    streams = {table.item(r, 0).text(): table.item(r, 6).text() for r in range(4)}
+    assert all(status == "ok" for status in streams.values()), streams
+    assert "latency" in window.latency_label.text()
+    _stop_and_wait(qtbot, window)
+
+
+def test_replay_draws_prediction_and_recorded_truth_with_pause_and_position(qtbot, window):
+    window.source_box.setCurrentIndex(3)  # XDF recording
+    window.xdf_edit.setText(str(DEMO_RECORDING))
+    window.speed_box.setCurrentText("10x")
+    window.start_session()
+    qtbot.waitUntil(lambda: window.predictions >= 8, timeout=30_000)
+    window.pause_button.setChecked(True)
+    qtbot.wait(400)
+    paused_at = window.predictions
+    qtbot.wait(800)
+    assert window.predictions <= paused_at + 2  # at most the windows already cut
+    assert window.position_bar.maximum() > 60
+    assert window.position_bar.value() > 0
+    tx, _ = window.timeline.truth_lines[0].getData()
+    assert tx is not None
+    assert len(tx) > 0
+    window.speed_box.setCurrentText("max")
+    window.pause_button.setChecked(False)
+    qtbot.waitUntil(lambda: window.start_button.isEnabled(), timeout=60_000)
+    assert window.predictions > 300  # the whole 90-s recording, every 0.25 s
+    assert window.message.text() == ""
+
+
+def test_a_bad_model_file_is_a_message_in_the_window(qtbot, window, tmp_path):
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    window.model_edit.setText(str(bad))
+    window.start_session()
+    qtbot.waitUntil(lambda: window.start_button.isEnabled(), timeout=20_000)
+    assert str(bad) in window.message.text()
+    assert "Traceback" not in window.message.text()
+
+
+def test_a_missing_recording_is_a_message_in_the_window(qtbot, window, tmp_path):
+    window.source_box.setCurrentIndex(3)
+    window.xdf_edit.setText(str(tmp_path / "nowhere.xdf"))
+    window.start_session()
+    qtbot.waitUntil(lambda: window.start_button.isEnabled(), timeout=20_000)
+    assert "nowhere.xdf" in window.message.text()
+
+
+def test_cv2_plugin_path_is_dropped_but_a_users_own_path_is_kept(monkeypatch):
+    import cv2
+
+    cv2_dir = str(Path(cv2.__file__).parent / "qt" / "plugins")
+    monkeypatch.setenv("QT_QPA_PLATFORM_PLUGIN_PATH", cv2_dir)
+    prepare_qt_environment()
+    assert "QT_QPA_PLATFORM_PLUGIN_PATH" not in os.environ
+    monkeypatch.setenv("QT_QPA_PLATFORM_PLUGIN_PATH", "/opt/lab-qt/plugins")
+    prepare_qt_environment()
+    assert os.environ["QT_QPA_PLATFORM_PLUGIN_PATH"] == "/opt/lab-qt/plugins"
+
+
+def test_source_choice_defaults_to_the_synthetic_device():
+    assert SourceChoice().kind == "synthetic"
+    assert DEMO_CHECKPOINT.exists()
+
+
+# ------------------------------------------------------------------ a real X server
+
+
+def _free_display() -> int:
+    for number in range(90, 140):
+        if (
+            not Path(f"/tmp/.X11-unix/X{number}").exists()
+            and not Path(f"/tmp/.X{number}-lock").exists()
+        ):
+            return number
+    raise RuntimeError("no free X display number")
+
+
+@pytest.fixture
+def xvfb():
+    if shutil.which("Xvfb") is None:
+        pytest.fail(
+            "Xvfb is not installed: scripts/test.sh installs Debian's xvfb and Qt's xcb "
+            "libraries when it can (apt-get as root)"
+        )
+    number = _free_display()
+    server = subprocess.Popen(
+        ["Xvfb", f":{number}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not Path(f"/tmp/.X11-unix/X{number}").exists():
+        assert server.poll() is None, "Xvfb exited"
+        assert time.monotonic() < deadline, "Xvfb did not start"
+        time.sleep(0.05)
+    yield f":{number}"
+    server.terminate()
+    server.wait(10)
+
+
+def _colour_pixels(image: np.ndarray, hex_colour: str, tolerance: int = 12) -> np.ndarray:
+    rgb = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
+    return (np.abs(image[..., :3].astype(int) - rgb) <= tolerance).all(axis=-1)
+
+
+def test_streamer_gui_under_xvfb_draws_bars_and_traces(xvfb, tmp_path):
+    """The app as a user starts it, on a real X display, with cv2 imported first (the
+    plugin-path clash), screenshot from the X server."""
+    shot = tmp_path / "gui.png"
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    env["DISPLAY"] = xvfb
+    code = (
+        "import cv2, sys\n"  # sets QT_QPA_PLATFORM_PLUGIN_PATH to cv2's Qt
+        "from streamer.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "gui",
+            "--start",
+            "--quit-after",
+            "12",
+            "--screenshot",
+            str(shot),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert shot.exists(), result.stderr[-2000:]
+    import matplotlib.image
+
+    image = (matplotlib.image.imread(shot) * 255).astype(np.uint8)
+    h, w = image.shape[:2]
+    assert w >= 1000
+    assert h >= 700
+    from ui.plots import PALETTE
+
+    # Bars: the upper right quarter holds a solid block of every label's colour.
+    bars = image[: h // 2, w // 3 :]
+    for colour in PALETTE[:6]:
+        assert _colour_pixels(bars, colour).sum() > 200, f"no bar drawn in {colour}"
+    # Traces: the lowest third holds curve pixels (the plot background is white).
+    traces = image[2 * h // 3 :, w // 2 :]
+    coloured = ~(traces[..., :3] > 235).all(axis=-1) & ~(traces[..., :3] < 20).all(axis=-1)
+    assert coloured.sum() > 2000

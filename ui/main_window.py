@@ -1,0 +1,374 @@
+"""The main window: pick a source and a model, start, watch, record.
+
+The window owns at most one :class:`ui.runner.SessionRunner`. Predictions come
+from the runtime's worker thread through a Qt signal (queued onto the GUI
+thread); everything else the window draws, it reads on a timer from the
+session's ring buffers and health snapshots, so the GUI thread never waits for
+the runtime, and the runtime never waits for drawing.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from streamer.worker import PredictionRecord
+from ui.health import HealthTable
+from ui.plots import DistributionBars, SignalTraces, Timeline
+from ui.runner import SessionRunner, SourceChoice
+
+SOURCE_TITLES = {
+    "synthetic": "Synthetic device (simulated EEG, GSR, PPG, face)",
+    "lsl": "LSL streams on the network",
+    "webcam": "Webcam or video (face) + synthetic physiology",
+    "xdf": "XDF recording (replay)",
+}
+SPEEDS = {"1x": 1.0, "2x": 2.0, "5x": 5.0, "10x": 10.0, "max": None}
+
+
+class RuntimeBridge(QtCore.QObject):
+    """Carries the runtime's callbacks (any thread) onto the GUI thread."""
+
+    prediction = QtCore.Signal(object)
+    error = QtCore.Signal(str)
+    finished = QtCore.Signal()
+    streams_found = QtCore.Signal(list)
+
+
+class FrameStats:
+    """Redraws per second and the longest gap between event-loop turns."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.frames = 0
+        self.started = time.perf_counter()
+        self.last_tick = self.started
+        self.max_gap_ms = 0.0
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        self.max_gap_ms = max(self.max_gap_ms, (now - self.last_tick) * 1e3)
+        self.last_tick = now
+
+    def fps(self) -> float:
+        elapsed = time.perf_counter() - self.started
+        return self.frames / elapsed if elapsed > 0 else 0.0
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    def __init__(
+        self,
+        source: SourceChoice | None = None,
+        checkpoint: Path | None = None,
+        record_dir: Path | None = None,
+        timeline_s: float = 60.0,
+    ):
+        super().__init__()
+        self.setWindowTitle("HeLo emotion monitor")
+        self.resize(1400, 900)
+        pg.setConfigOptions(antialias=False, background="w", foreground="k")
+        self.runner: SessionRunner | None = None
+        self.bridge = RuntimeBridge()
+        self.bridge.prediction.connect(self._on_prediction)
+        self.bridge.error.connect(self.show_error)
+        self.bridge.finished.connect(self._on_finished)
+        self.bridge.streams_found.connect(self._show_streams)
+        self.predictions = 0
+        self.last_record: PredictionRecord | None = None
+        self.latencies_ms: list[float] = []
+        self.stats = FrameStats()
+        self._views_ready = False
+        self._build_controls(source or SourceChoice(), checkpoint, record_dir)
+        self._build_views(timeline_s)
+        self._redraw_timer = QtCore.QTimer(self, interval=33, timeout=self.redraw)
+        self._health_timer = QtCore.QTimer(self, interval=500, timeout=self._refresh_health)
+        self._loop_probe = QtCore.QTimer(self, interval=10, timeout=self.stats.tick)
+        self._loop_probe.start()
+
+    # ------------------------------------------------------------------ layout
+
+    def _build_controls(
+        self, source: SourceChoice, checkpoint: Path | None, record_dir: Path | None
+    ) -> None:
+        panel = QtWidgets.QWidget()
+        form = QtWidgets.QFormLayout(panel)
+        self.source_box = QtWidgets.QComboBox()
+        for key, title in SOURCE_TITLES.items():
+            self.source_box.addItem(title, key)
+        self.source_box.setCurrentIndex(list(SOURCE_TITLES).index(source.kind))
+        self.source_box.currentIndexChanged.connect(self._source_changed)
+        form.addRow("Source", self.source_box)
+
+        self.discover_button = QtWidgets.QPushButton("Discover LSL streams")
+        self.discover_button.clicked.connect(self.discover_streams)
+        self.stream_list = QtWidgets.QListWidget()
+        self.stream_list.setMaximumHeight(120)
+        form.addRow(self.discover_button)
+        form.addRow(self.stream_list)
+
+        self.camera_edit = QtWidgets.QLineEdit(source.video or str(source.camera))
+        self.camera_edit.setToolTip("camera index (0, 1, ...) or a video file")
+        form.addRow("Camera / video", self.camera_edit)
+
+        self.xdf_edit = QtWidgets.QLineEdit(str(source.xdf or ""))
+        xdf_browse = QtWidgets.QPushButton("Browse...")
+        xdf_browse.clicked.connect(self._browse_xdf)
+        form.addRow("XDF file", _row(self.xdf_edit, xdf_browse))
+        self.speed_box = QtWidgets.QComboBox()
+        self.speed_box.addItems(list(SPEEDS))
+        speed_name = next((k for k, v in SPEEDS.items() if v == source.speed), "1x")
+        self.speed_box.setCurrentText(speed_name)
+        self.speed_box.currentTextChanged.connect(self._speed_changed)
+        self.pause_button = QtWidgets.QPushButton("Pause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.toggled.connect(self._pause_toggled)
+        form.addRow("Speed", _row(self.speed_box, self.pause_button))
+        self.position_bar = QtWidgets.QProgressBar()
+        self.position_bar.setFormat("%v / %m s")
+        form.addRow("Position", self.position_bar)
+
+        self.model_edit = QtWidgets.QLineEdit(str(checkpoint or ""))
+        self.model_edit.setPlaceholderText("the demo model (synthetic)")
+        model_browse = QtWidgets.QPushButton("Browse...")
+        model_browse.clicked.connect(self._browse_model)
+        form.addRow("Model", _row(self.model_edit, model_browse))
+
+        self.record_box = QtWidgets.QCheckBox("Record to XDF in")
+        self.record_box.setChecked(record_dir is not None)
+        self.record_edit = QtWidgets.QLineEdit(str(record_dir or "recordings"))
+        form.addRow(self.record_box, self.record_edit)
+
+        self.start_button = QtWidgets.QPushButton("Start")
+        self.start_button.clicked.connect(self.start_session)
+        self.stop_button = QtWidgets.QPushButton("Stop")
+        self.stop_button.clicked.connect(self.stop_session)
+        self.stop_button.setEnabled(False)
+        form.addRow(_row(self.start_button, self.stop_button))
+
+        self.message = QtWidgets.QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color: #b00000; font-weight: bold")
+        form.addRow(self.message)
+
+        self.health_table = HealthTable()
+        form.addRow(QtWidgets.QLabel("Streams"))
+        form.addRow(self.health_table)
+        self.latency_label = QtWidgets.QLabel("latency: -")
+        form.addRow(self.latency_label)
+
+        dock = QtWidgets.QDockWidget("Session", self)
+        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
+        dock.setWidget(panel)
+        dock.setMinimumWidth(430)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self._source_changed()
+
+    def _build_views(self, timeline_s: float) -> None:
+        self.bars = DistributionBars()
+        self.preview = QtWidgets.QLabel()
+        self.preview.setFixedWidth(320)
+        self.preview.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.preview.hide()
+        top = _row(self.bars, self.preview)
+        self.timeline = Timeline(timeline_s)
+        self.traces = SignalTraces()
+        splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        for widget, stretch in ((top, 3), (self.timeline, 2), (self.traces, 3)):
+            splitter.addWidget(widget)
+            splitter.setStretchFactor(splitter.count() - 1, stretch)
+        self.setCentralWidget(splitter)
+        self.statusBar().showMessage("ready: pick a source and press Start")
+
+    # ------------------------------------------------------------------ controls
+
+    def _source_changed(self) -> None:
+        kind = self.source_box.currentData()
+        self.discover_button.setEnabled(kind in ("lsl", "webcam"))
+        self.camera_edit.setEnabled(kind == "webcam")
+        for widget in (self.xdf_edit, self.speed_box, self.pause_button):
+            widget.setEnabled(kind == "xdf")
+
+    def _browse_xdf(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Recording", "recordings", "XDF (*.xdf *.xdfz)"
+        )
+        if path:
+            self.xdf_edit.setText(path)
+
+    def _browse_model(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Model", "models", "HeLo checkpoint (*.safetensors)"
+        )
+        if path:
+            self.model_edit.setText(path)
+
+    def discover_streams(self) -> None:
+        """Resolve in a thread: the GUI must not freeze for the second it takes."""
+        import threading
+
+        import pylsl
+
+        self.discover_button.setEnabled(False)
+
+        def work() -> None:
+            infos = pylsl.resolve_streams(wait_time=1.0)
+            rows = [
+                f"{i.name()}  [{i.type()}, {i.channel_count()} ch, {i.nominal_srate():g} Hz]"
+                for i in infos
+            ]
+            self.bridge.streams_found.emit(sorted(rows))
+
+        threading.Thread(target=work, daemon=True).start()
+
+    def _show_streams(self, rows: list[str]) -> None:
+        self.stream_list.clear()
+        self.stream_list.addItems(rows or ["(no streams found)"])
+        self._source_changed()
+
+    def _speed_changed(self, text: str) -> None:
+        if self.runner is not None:
+            self.runner.set_speed(SPEEDS[text])
+
+    def _pause_toggled(self, paused: bool) -> None:
+        self.pause_button.setText("Play" if paused else "Pause")
+        if self.runner is not None:
+            self.runner.set_paused(paused)
+
+    def choice(self) -> SourceChoice:
+        kind = self.source_box.currentData()
+        camera_text = self.camera_edit.text().strip() or "0"
+        return SourceChoice(
+            kind=kind,
+            xdf=Path(self.xdf_edit.text().strip()) if self.xdf_edit.text().strip() else None,
+            speed=SPEEDS[self.speed_box.currentText()],
+            camera=int(camera_text) if camera_text.isdigit() else 0,
+            video=None if camera_text.isdigit() else camera_text,
+        )
+
+    # ------------------------------------------------------------------ session
+
+    def start_session(self) -> None:
+        if self.runner is not None and self.runner.running:
+            return
+        self.message.setText("")
+        model = self.model_edit.text().strip()
+        record = Path(self.record_edit.text().strip()) if self.record_box.isChecked() else None
+        self.predictions, self.latencies_ms, self.last_record = 0, [], None
+        self.runner = SessionRunner(
+            self.choice(),
+            checkpoint=Path(model) if model else None,
+            record_dir=record,
+            on_prediction=self.bridge.prediction.emit,
+            on_error=self.bridge.error.emit,
+            on_finished=self.bridge.finished.emit,
+        ).start()
+        self._views_ready = False
+        self.start_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
+        self.statusBar().showMessage("starting: finding the streams the model needs ...")
+        self.stats.reset()
+        self._redraw_timer.start()
+        self._health_timer.start()
+
+    def stop_session(self) -> None:
+        if self.runner is None:
+            return
+        self.statusBar().showMessage("stopping ...")
+        runner = self.runner
+        runner.stop(timeout_s=0.0)  # ask; the finished signal comes when it has stopped
+
+    def _on_finished(self) -> None:
+        self._redraw_timer.stop()
+        self._health_timer.stop()
+        self.start_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+        self.statusBar().showMessage(f"stopped after {self.predictions} predictions")
+
+    def show_error(self, text: str) -> None:
+        self.message.setText(text)
+        self.statusBar().showMessage("error: see the session panel")
+
+    def _on_prediction(self, record: PredictionRecord) -> None:
+        if not self._views_ready:
+            self._prepare_views()
+        self.predictions += 1
+        self.last_record = record
+        if record.latency_ms is not None:
+            self.latencies_ms.append(record.latency_ms)
+        note = "missing: " + ", ".join(record.missing) if record.missing else ""
+        self.bars.show_distribution(record.distribution, note or "no modality present")
+        self.timeline.add(record.t_end, record.distribution)
+
+    def _prepare_views(self) -> None:
+        runner = self.runner
+        if runner is None or not runner.ready.is_set():
+            return
+        self.bars.set_labels(runner.labels)
+        self.timeline.set_labels(runner.labels)
+        self.traces.set_traces(runner.traces)
+        self.preview.setVisible(runner.webcam is not None)
+        self._views_ready = True
+        self.stats.reset()  # building the plots is a one-off: measure the steady state
+        self.statusBar().showMessage("running")
+
+    # ------------------------------------------------------------------ drawing
+
+    def redraw(self) -> None:
+        runner = self.runner
+        if runner is None or not runner.ready.is_set():
+            return
+        if not self._views_ready:
+            self._prepare_views()
+        now = runner.now()
+        self.timeline.redraw(now, runner.truth(now - self.timeline.span_s, now))
+        self.traces.redraw(now)
+        position = runner.position()
+        if position is not None:
+            self.position_bar.setMaximum(int(position[1]))
+            self.position_bar.setValue(int(max(0.0, position[0])))
+        if runner.webcam is not None:
+            self._draw_preview(runner.webcam.preview())
+        self.stats.frames += 1
+
+    def _draw_preview(self, frame: np.ndarray | None) -> None:
+        if frame is None:
+            return
+        h, w = frame.shape[:2]
+        image = QtGui.QImage(frame.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888)
+        self.preview.setPixmap(
+            QtGui.QPixmap.fromImage(image).scaledToWidth(
+                self.preview.width(), QtCore.Qt.TransformationMode.FastTransformation
+            )
+        )
+
+    def _refresh_health(self) -> None:
+        if self.runner is None:
+            return
+        self.health_table.show_health(self.runner.health())
+        if self.latencies_ms:
+            recent = np.asarray(self.latencies_ms[-200:])
+            self.latency_label.setText(
+                f"latency (newest sample -> prediction): p50 {np.median(recent):.1f} ms, "
+                f"p99 {np.percentile(recent, 99):.1f} ms; redraw {self.stats.fps():.0f}/s, "
+                f"longest GUI stall {self.stats.max_gap_ms:.0f} ms"
+            )
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+        super().closeEvent(event)
+
+
+def _row(*widgets: QtWidgets.QWidget) -> QtWidgets.QWidget:
+    box = QtWidgets.QWidget()
+    layout = QtWidgets.QHBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for widget in widgets:
+        layout.addWidget(widget, 1 if isinstance(widget, QtWidgets.QLineEdit) else 0)
+    return box
