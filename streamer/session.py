@@ -155,6 +155,7 @@ class LiveSession:
         self.latency = LatencyStats()
         self.readers: dict[int, StreamReader] = {}
         self.feeds: dict[str, Feed] = {}  # modality -> where its samples are (for displays)
+        self.descriptions: dict[str, StreamDescription] = {}  # stream name -> header
         self.sinks: list[Subscriber] = []
         self.recorder: Recorder | None = None
         self.pipeline: Pipeline | None = None
@@ -190,6 +191,7 @@ class LiveSession:
                 descriptions[source.stream].name,
             )
         self.feeds = feeds
+        self.descriptions = {d.name: d for d in descriptions}
         hop_s = config.hop_s or spec.hop_s
         self.sinks = self._open_sinks(hop_s)
         subscribers = [*self.sinks, self.latency, *self.extra_subscribers]

@@ -68,6 +68,25 @@ def test_live_synthetic_session_fills_bars_timeline_traces_and_health(qtbot, win
     _stop_and_wait(qtbot, window)
 
 
+def test_eeg_traces_follow_the_chosen_labels_and_recording_from_the_window(qtbot, window, tmp_path):
+    window.eeg_edit.setText("Cz, pz, nonsense")
+    window.record_box.setChecked(True)
+    window.record_edit.setText(str(tmp_path))
+    window.start_session()
+    qtbot.waitUntil(lambda: window.predictions >= 4, timeout=40_000)
+    _, _, names = window.traces.sources[0]
+    assert names == ["Cz", "Pz"]
+    assert len(window.traces.rows[0][1]) == 2
+    _stop_and_wait(qtbot, window)
+    recordings = list(tmp_path.glob("*.xdf"))
+    assert len(recordings) == 1
+    import pyxdf
+
+    streams, _ = pyxdf.load_xdf(str(recordings[0]))
+    types = {s["info"]["type"][0] for s in streams}
+    assert {"EEG", "GSR", "PPG", "FaceBlendshapes", "EmotionDistribution"} <= types
+
+
 def test_replay_draws_prediction_and_recorded_truth_with_pause_and_position(qtbot, window):
     window.source_box.setCurrentIndex(3)  # XDF recording
     window.xdf_edit.setText(str(DEMO_RECORDING))
@@ -124,6 +143,37 @@ def test_cv2_plugin_path_is_dropped_but_a_users_own_path_is_kept(monkeypatch):
 def test_source_choice_defaults_to_the_synthetic_device():
     assert SourceChoice().kind == "synthetic"
     assert DEMO_CHECKPOINT.exists()
+
+
+def test_streamer_run_gui_starts_the_session_at_once(tmp_path):
+    stats = tmp_path / "stats.json"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamer.cli",
+            "run",
+            "--device",
+            "synthetic",
+            "--gui",
+            "--quit-after",
+            "9",
+            "--stats",
+            str(stats),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    import json
+
+    figures = json.loads(stats.read_text())
+    assert figures["predictions"] > 5
+    assert figures["error"] is None
+    assert figures["traces"] == 8
 
 
 # ------------------------------------------------------------------ a real X server

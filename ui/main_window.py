@@ -156,6 +156,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.message.setStyleSheet("color: #b00000; font-weight: bold")
         form.addRow(self.message)
 
+        self.eeg_edit = QtWidgets.QLineEdit("")
+        self.eeg_edit.setPlaceholderText("the first 3; or labels, e.g. Fz, Cz, Pz")
+        self.eeg_edit.editingFinished.connect(self._eeg_channels_changed)
+        form.addRow("EEG traces", self.eeg_edit)
+
         self.health_table = HealthTable()
         form.addRow(QtWidgets.QLabel("Streams"))
         form.addRow(self.health_table)
@@ -240,6 +245,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.runner is not None:
             self.runner.set_paused(paused)
 
+    def eeg_channels(self) -> int | list[str]:
+        labels = [x.strip() for x in self.eeg_edit.text().split(",") if x.strip()]
+        return labels or 3
+
+    def _eeg_channels_changed(self) -> None:
+        if self._views_ready and self.runner is not None:
+            self.traces.set_traces(self.runner.traces, self.eeg_channels())
+
     def choice(self) -> SourceChoice:
         kind = self.source_box.currentData()
         camera_text = self.camera_edit.text().strip() or "0"
@@ -311,7 +324,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.bars.set_labels(runner.labels)
         self.timeline.set_labels(runner.labels)
-        self.traces.set_traces(runner.traces)
+        self.traces.set_traces(runner.traces, self.eeg_channels())
         self.preview.setVisible(runner.webcam is not None)
         self._views_ready = True
         self.stats.reset()  # building the plots is a one-off: measure the steady state

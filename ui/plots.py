@@ -129,6 +129,16 @@ class Timeline(pg.PlotWidget):
                 line.setData(t_times - now, t_values[:, k])
 
 
+def pick_channels(names: list[str], wanted: int | list[str]) -> list[int]:
+    """Indices of the wanted labels (case-insensitive; unknown ones ignored), or of the
+    first ``wanted`` channels; never empty."""
+    if isinstance(wanted, int):
+        return list(range(max(1, min(wanted, len(names)))))
+    lower = [name.lower() for name in names]
+    chosen = [lower.index(w.lower()) for w in wanted if w.lower() in lower]
+    return chosen or [0]
+
+
 class SignalTraces(pg.GraphicsLayoutWidget):
     """Scrolling traces: a few EEG channels, GSR, PPG, the strongest face blendshapes."""
 
@@ -138,8 +148,11 @@ class SignalTraces(pg.GraphicsLayoutWidget):
         self.rows: list[tuple[pg.PlotItem, list[pg.PlotDataItem]]] = []
         self.sources: list[tuple[object, list[int], list[str]]] = []  # trace, channels, names
 
-    def set_traces(self, traces: list, eeg_channels: int = 3, face_top: int = 3) -> None:
-        """``traces``: :class:`ui.runner.Trace` objects; one row per modality."""
+    def set_traces(
+        self, traces: list, eeg_channels: int | list[str] = 3, face_top: int = 3
+    ) -> None:
+        """``traces``: :class:`ui.runner.Trace` objects; one row per modality.
+        ``eeg_channels``: how many EEG channels (the first ones), or their labels."""
         self.clear()
         self.rows, self.sources = [], []
         for trace in traces:
@@ -147,7 +160,7 @@ class SignalTraces(pg.GraphicsLayoutWidget):
             labels = list(trace.channels) + [""] * (n - len(trace.channels))
             names = [label or f"ch{i}" for i, label in enumerate(labels[:n])]
             if trace.modality == "eeg":
-                chosen = list(range(min(eeg_channels, n)))
+                chosen = pick_channels(names, eeg_channels)
             elif trace.modality == "face":
                 chosen = list(range(min(52, n)))  # the strongest are picked when drawn
             else:

@@ -202,9 +202,7 @@ class SessionRunner:
             return
         self._session = LiveSession(config, [self._on_prediction], extra).open()
         self.labels = self._session.checkpoint.spec.labels
-        channels = {
-            r.info.name(): list(r.description.channels) for r in self._session.readers.values()
-        }
+        channels = {n: list(d.channels) for n, d in self._session.descriptions.items()}
         self.traces = [
             Trace(
                 m, feed.stream_name, feed.buffer, channels.get(feed.stream_name, []), feed.srate_hz
