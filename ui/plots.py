@@ -196,6 +196,7 @@ class SignalTraces(pg.GraphicsLayoutWidget):
                 with np.errstate(all="ignore"), warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     strength = np.nan_to_num(np.nanmean(data, axis=0), nan=-1.0)
+                strength[[name.startswith("_") for name in names]] = -1.0  # _neutral
                 order = np.argsort(strength)[::-1][: len(curves)]
                 for curve, idx in zip(curves, order, strict=False):
                     curve.setData(t, data[:, idx])
