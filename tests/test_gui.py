@@ -145,28 +145,19 @@ def test_source_choice_defaults_to_the_synthetic_device():
     assert DEMO_CHECKPOINT.exists()
 
 
+def _streamer(args: list[str], env: dict, prelude: str = "") -> subprocess.CompletedProcess:
+    """``streamer ARGS`` in a fresh interpreter, after ``prelude`` (imports to test)."""
+    code = prelude + "import sys\nfrom streamer.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
 def test_streamer_run_gui_starts_the_session_at_once(tmp_path):
     stats = tmp_path / "stats.json"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "streamer.cli",
-            "run",
-            "--device",
-            "synthetic",
-            "--gui",
-            "--quit-after",
-            "9",
-            "--stats",
-            str(stats),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    args = ["run", "--device", "synthetic", "--gui", "--quit-after", "9", "--stats", str(stats)]
+    result = _streamer(args, env)
     assert result.returncode == 0, result.stderr[-2000:]
     import json
 
@@ -223,28 +214,8 @@ def test_streamer_gui_under_xvfb_draws_bars_and_traces(xvfb, tmp_path):
     shot = tmp_path / "gui.png"
     env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
     env["DISPLAY"] = xvfb
-    code = (
-        "import cv2, sys\n"  # sets QT_QPA_PLATFORM_PLUGIN_PATH to cv2's Qt
-        "from streamer.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
-    )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "gui",
-            "--start",
-            "--quit-after",
-            "12",
-            "--screenshot",
-            str(shot),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    args = ["gui", "--start", "--quit-after", "12", "--screenshot", str(shot)]
+    result = _streamer(args, env, prelude="import cv2\n")  # cv2 sets its Qt plugin path
     assert result.returncode == 0, result.stderr[-2000:]
     assert shot.exists(), result.stderr[-2000:]
     import matplotlib.image
