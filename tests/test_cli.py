@@ -74,15 +74,17 @@ def test_train_writes_checkpoint_metrics_and_curve(trained):
     assert not set(metrics["test"]["subjects"]) & set(metrics["data"]["train_subjects"])
 
 
-def test_evaluate_a_checkpoint_prints_metrics_per_subset(trained, capsys, tmp_path):
+def test_evaluate_a_checkpoint_prints_metrics_per_subset(trained, tiny_dataset, capsys, tmp_path):
     out_json = tmp_path / "eval.json"
+    data = tmp_path / "tiny.npz"  # a cached data set: quick, and the --data FILE.npz path
+    tiny_dataset.save(data)
     code = main(
         [
             "evaluate",
             "--checkpoint",
             str(trained / "model.safetensors"),
             "--data",
-            "synthetic",
+            str(data),
             "--json",
             str(out_json),
         ]
