@@ -162,8 +162,8 @@ class SessionRunner:
                 self._run_live()
         except HeloError as exc:
             self._on_error(str(exc))
-        except Exception as exc:  # shown in the window, logged with its traceback
-            log.exception("session failed")
+        except Exception as exc:  # a bug, not a user mistake: one line; -v for the traceback
+            log.debug("session failed", exc_info=True)
             self._on_error(f"session failed: {type(exc).__name__}: {exc}")
         finally:
             self._close()
