@@ -124,21 +124,9 @@ def webcam_speed(seconds: float = 20.0, core: int = 0) -> dict:
 
 def face_video(path: Path, n_frames: int = 300) -> Path:
     """A 640x480, 30 fps video of scikit-image's astronaut moving a little."""
-    import cv2
-    import skimage.data
+    from devices.face_video import face_image, write_video
 
-    image = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
-    for i in range(n_frames):
-        scale = 0.85 + 0.1 * np.sin(i / 9.0)
-        resized = cv2.resize(image, (int(480 * scale), int(480 * scale)))
-        frame = np.full((480, 640, 3), 40, np.uint8)
-        y0 = (480 - resized.shape[0]) // 2
-        x0 = (640 - resized.shape[1]) // 2 + int(10 * np.sin(i / 5.0))
-        frame[y0 : y0 + resized.shape[0], x0 : x0 + resized.shape[1]] = resized
-        writer.write(frame)
-    writer.release()
-    return path
+    return write_video(path, face_image("astronaut"), n_frames=n_frames)
 
 
 def _webcam(seconds: float, core: int, out: Path) -> None:

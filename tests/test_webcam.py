@@ -9,9 +9,9 @@ import uuid
 import numpy as np
 import pylsl
 import pytest
-from face_video import face_image, write_video
 
 from devices.face_model import FACE_MODEL, FaceLandmarker, FaceModelError, check_face_model
+from devices.face_video import face_image, write_video
 from devices.webcam import CameraError, WebcamDevice
 from models.features.face import BLENDSHAPE_NAMES, FACE_STREAM_CHANNELS
 from streamer.lsl_reader import describe_info

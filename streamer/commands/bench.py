@@ -259,8 +259,8 @@ def run(args: argparse.Namespace) -> int:
 def _runtime_sections(sections: list[str], args: argparse.Namespace, results: dict) -> None:
     from streamer import bench_runtime
 
+    chunk_s = args.device_chunk_ms / 1e3
     if "latency" in sections:
-        chunk_s = args.device_chunk_ms / 1e3
         lat = bench_runtime.live_latency(args.seconds, args.checkpoint, device_chunk_s=chunk_s)
         results["latency"] = lat
         print(
@@ -309,7 +309,7 @@ def _runtime_sections(sections: list[str], args: argparse.Namespace, results: di
             args.seconds,
             args.checkpoint,
             webcam_video=video,
-            device_chunk_s=args.device_chunk_ms / 1e3,
+            device_chunk_s=chunk_s,
         )
         results["latency_with_webcam"] = lat
         print(

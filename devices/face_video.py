@@ -1,4 +1,5 @@
-"""Short test videos of real faces (scikit-image's astronaut, matplotlib's Grace Hopper)."""
+"""Short videos of real faces (scikit-image's astronaut, matplotlib's Grace Hopper): the
+webcam device's input in tests and in `streamer bench`, where no camera can be assumed."""
 
 from __future__ import annotations
 
