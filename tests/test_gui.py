@@ -156,8 +156,9 @@ def _streamer(args: list[str], env: dict, prelude: str = "") -> subprocess.Compl
 def test_streamer_run_gui_starts_the_session_at_once(tmp_path):
     stats = tmp_path / "stats.json"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    jsonl = tmp_path / "p.jsonl"  # a headless flag, honoured in the app too
     args = ["run", "--device", "synthetic", "--gui", "--quit-after", "9", "--stats", str(stats)]
-    result = _streamer(args, env)
+    result = _streamer([*args, "--jsonl", str(jsonl)], env)
     assert result.returncode == 0, result.stderr[-2000:]
     import json
 
@@ -165,6 +166,7 @@ def test_streamer_run_gui_starts_the_session_at_once(tmp_path):
     assert figures["predictions"] > 5
     assert figures["error"] is None
     assert figures["traces"] == 8
+    assert len(jsonl.read_text().splitlines()) >= figures["predictions"]
 
 
 # ------------------------------------------------------------------ a real X server

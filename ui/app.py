@@ -39,13 +39,16 @@ def run_gui(
     args: argparse.Namespace,
     checkpoint: Path | None = None,
     record_dir: Path | None = None,
+    base_config=None,
 ) -> int:
     app = application()
     from PySide6 import QtCore
 
     from ui.main_window import MainWindow
 
-    window = MainWindow(choice, checkpoint, record_dir, timeline_s=args.timeline)
+    window = MainWindow(
+        choice, checkpoint, record_dir, timeline_s=args.timeline, base_config=base_config
+    )
     window.show()
     if args.start:
         QtCore.QTimer.singleShot(0, window.start_session)

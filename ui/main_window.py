@@ -16,6 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from streamer.config import SessionConfig
 from streamer.worker import PredictionRecord
 from ui.health import HealthTable
 from ui.plots import DistributionBars, SignalTraces, Timeline
@@ -68,8 +69,10 @@ class MainWindow(QtWidgets.QMainWindow):
         checkpoint: Path | None = None,
         record_dir: Path | None = None,
         timeline_s: float = 60.0,
+        base_config: SessionConfig | None = None,
     ):
         super().__init__()
+        self.base_config = base_config
         self.setWindowTitle("HeLo emotion monitor")
         self.resize(1400, 900)
         pg.setConfigOptions(antialias=False, background="w", foreground="k")
@@ -84,7 +87,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.latencies_ms: list[float] = []
         self.stats = FrameStats()
         self._views_ready = False
-        self._build_controls(source or SourceChoice(), checkpoint, record_dir)
+        self.initial = source or SourceChoice()
+        self._build_controls(self.initial, checkpoint, record_dir)
         self._build_views(timeline_s)
         self._redraw_timer = QtCore.QTimer(self, interval=33, timeout=self.redraw)
         self._health_timer = QtCore.QTimer(self, interval=500, timeout=self._refresh_health)
@@ -254,6 +258,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.traces.set_traces(self.runner.traces, self.eeg_channels())
 
     def choice(self) -> SourceChoice:
+        """The source as picked; what the panel does not show (stream overrides, faults)
+        comes from the choice the window was opened with."""
         kind = self.source_box.currentData()
         camera_text = self.camera_edit.text().strip() or "0"
         return SourceChoice(
@@ -262,6 +268,10 @@ class MainWindow(QtWidgets.QMainWindow):
             speed=SPEEDS[self.speed_box.currentText()],
             camera=int(camera_text) if camera_text.isdigit() else 0,
             video=None if camera_text.isdigit() else camera_text,
+            loop_video=self.initial.loop_video,
+            with_synthetic_physiology=self.initial.with_synthetic_physiology,
+            streams=dict(self.initial.streams),
+            faults=list(self.initial.faults),
         )
 
     # ------------------------------------------------------------------ session
@@ -280,6 +290,7 @@ class MainWindow(QtWidgets.QMainWindow):
             on_prediction=self.bridge.prediction.emit,
             on_error=self.bridge.error.emit,
             on_finished=self.bridge.finished.emit,
+            base_config=self.base_config,
         ).start()
         self._views_ready = False
         self.start_button.setEnabled(False)

@@ -10,6 +10,7 @@ readable line; nothing is raised into the GUI.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -43,6 +44,7 @@ class SourceChoice:
     loop_video: bool = True
     with_synthetic_physiology: bool = True  # webcam: simulate EEG/GSR/PPG beside it
     streams: dict[str, str] = field(default_factory=dict)  # modality -> stream override
+    faults: list[str] = field(default_factory=list)  # synthetic device: "eeg:nan:20-22", ...
 
 
 @dataclass
@@ -67,8 +69,12 @@ class SessionRunner:
         on_prediction: Callable[[PredictionRecord], None] | None = None,
         on_error: Callable[[str], None] | None = None,
         on_finished: Callable[[], None] | None = None,
+        base_config: SessionConfig | None = None,
     ):
+        """``base_config``: the settings of a ``streamer run ... --gui`` (outputs, hop,
+        stream overrides, ...); the window's model and recording choices win over it."""
         self.source = source
+        self.base_config = base_config
         self.checkpoint = checkpoint
         self.record_dir = record_dir
         self._on_prediction = on_prediction or (lambda record: None)
@@ -181,12 +187,13 @@ class SessionRunner:
             "lsl": ["lsl"],
             "webcam": ["webcam", "synthetic"] if src.with_synthetic_physiology else ["webcam"],
         }[src.kind]
-        config = SessionConfig(
-            checkpoint=self.checkpoint,
-            streams=dict(src.streams),
+        base = self.base_config or SessionConfig()
+        config = dataclasses.replace(
+            base,
+            checkpoint=self.checkpoint or base.checkpoint,
+            streams={**base.streams, **src.streams},
             stdout=False,
-            lsl=True,
-            record=self.record_dir,
+            record=self.record_dir or base.record,
         )
         args = argparse.Namespace(
             video=src.video,
@@ -194,7 +201,7 @@ class SessionRunner:
             fps_cap=None,
             face_model=None,
             loop_video=src.loop_video,
-            fault=[],
+            fault=list(src.faults),
         )
         extra = start_devices(args, devices, config, self._devices)
         self.webcam = next((d for d in self._devices if hasattr(d, "preview")), None)

@@ -199,10 +199,11 @@ def _run_in_gui(args: argparse.Namespace, devices: list[str]) -> int:
         video=args.video,
         loop_video=args.loop_video,
         with_synthetic_physiology="synthetic" in devices,
-        streams=parse_stream_overrides(args.stream),
+        faults=list(args.fault),
     )
     args.start = True
-    return run_gui(choice, args, args.checkpoint, args.record)
+    # The same settings as a headless run (config file, outputs, hop, overrides, ...).
+    return run_gui(choice, args, args.checkpoint, args.record, session_config_from(args))
 
 
 def _print_summary(summary, health, session: LiveSession) -> None:
