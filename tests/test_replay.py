@@ -57,15 +57,21 @@ def test_replaying_twice_gives_identical_predictions(live_run, tmp_path):
 def test_replay_at_the_recorded_times_matches_the_live_predictions(live_run, tmp_path):
     """Live (liblsl clock sync, our de-jitter) vs replay (pyxdf clock sync and de-jitter):
     the same windows up to a sample at their edges. Stated tolerance: every probability
-    within 0.05, the median window within 0.001 (de-jitter converges in the first seconds)."""
+    within 0.05, the median window within 0.001 (de-jitter converges in the first seconds).
+    Only windows the recording holds whole are compared: LabRecorder subscribes to each
+    stream a little after the session's readers, so the first windows of a replay can
+    lack the first second or two of a stream (the face most often) that the live run had.
+    """
     replayed = _replay(live_run["xdf"], tmp_path / "r.jsonl", "--times", "recorded")
     recorded = {s.description.type: s for s in load_recording(live_run["xdf"])}
     live = recorded["EmotionDistribution"]
     ends = np.array([r["t_end_lsl"] for r in replayed])
     match = np.abs(live.times[None, :] - ends[:, None]).argmin(axis=1)
     assert np.abs(live.times[match] - ends).max() < 1e-3
-    diff = np.abs(live.samples[match] - _distributions(replayed)).max(axis=1)
-    assert len(replayed) >= 8
+    recording_starts = max(recorded[t].times[0] for t in ("EEG", "GSR", "PPG", "FaceBlendshapes"))
+    whole = ends - 5.0 >= recording_starts  # the demo model's windows are 5 s long
+    diff = np.abs(live.samples[match] - _distributions(replayed)).max(axis=1)[whole]
+    assert len(diff) >= 6
     assert diff.max() < 0.05
     assert np.median(diff) < 0.001
 
