@@ -59,11 +59,13 @@ class RingBuffer:
         with self.changed:
             self.changed.notify_all()
 
-    def clear(self) -> None:
-        """Forget the buffered samples (after the stream's clock jumped backwards, the
-        old samples are on another time base); counters are kept."""
+    def clear(self, lost: bool = True) -> None:
+        """Forget the buffered samples: after the stream's clock jumped backwards (the old
+        samples are on another time base; they count as ``lost``), or when a replay seeks
+        (they do not). Counters are kept."""
         with self._lock:
-            self.overwritten += self.size
+            if lost:
+                self.overwritten += self.size
             self._written = 0
 
     # ----------------------------------------------------------------- reading

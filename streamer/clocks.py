@@ -56,7 +56,10 @@ class ReplayClock:
 
     ``speed=None`` runs as fast as the consumer takes windows; a number paces the
     replay at that many times real time (1 = as recorded). ``paused`` holds the
-    virtual time still (the GUI's play/pause).
+    virtual time still (the GUI's play/pause). :meth:`seek` asks to jump to
+    another time; the scheduler takes the request between windows
+    (:meth:`take_seek`), so a seek never tears a window in half, and ``on_seek``
+    lets the source reposition its buffers.
     """
 
     waits_for_data = False
@@ -67,14 +70,19 @@ class ReplayClock:
         end: float,
         on_advance: Callable[[float], None],
         speed: float | None = None,
+        on_seek: Callable[[float], None] | None = None,
     ):
         if speed is not None and not speed > 0:
             raise ValueError(f"speed must be > 0 or None (max), got {speed!r}")
         self.start, self.end, self.speed = float(start), float(end), speed
         self._on_advance = on_advance
+        self._on_seek = on_seek or (lambda t: None)
         self._virtual = float(start)
         self._wall0 = time.perf_counter()
         self._interrupted = threading.Event()
+        self._wake = threading.Event()  # set by interrupt() and seek(): stop waiting
+        self._lock = threading.Lock()
+        self._seek_to: float | None = None
         self.paused = threading.Event()
 
     def now(self) -> float:
@@ -87,29 +95,56 @@ class ReplayClock:
         self.speed = speed
         self._restart_pace()
 
+    def seek(self, t: float) -> None:
+        """Ask to continue from virtual time ``t`` (clamped to the recording)."""
+        with self._lock:
+            self._seek_to = min(max(float(t), self.start), self.end)
+        self._wake.set()
+
+    def take_seek(self) -> float | None:
+        """The pending seek target, now carried out (None if there is none)."""
+        with self._lock:
+            target, self._seek_to = self._seek_to, None
+            if not self._interrupted.is_set():
+                self._wake.clear()
+        if target is None:
+            return None
+        self._on_seek(target)
+        self._virtual = target
+        self._restart_pace()
+        return target
+
+    def _waiting(self) -> bool:
+        return not self._interrupted.is_set() and self._seek_to is None
+
     def wait_until(self, t: float) -> bool:
-        if t > self.end:
+        """Advance to ``t`` at the set pace; True without advancing when a seek came in
+        meanwhile (the caller takes it), False when interrupted or past the end."""
+        if t > self.end and self._seek_to is None:
             return False
-        while self.paused.is_set() and not self._interrupted.is_set():
-            self._interrupted.wait(0.05)
+        while self.paused.is_set() and self._waiting():
+            self._wake.wait(0.05)
             self._restart_pace()
         if self.speed is not None:
             due = self._wall0 + (t - self.start) / self.speed
-            while not self._interrupted.is_set():
+            while self._waiting():
                 left = due - time.perf_counter()
                 if left <= 0:
                     break
-                self._interrupted.wait(min(left, 0.5))
+                self._wake.wait(min(left, 0.5))
         if self._interrupted.is_set():
             return False
+        if self._seek_to is not None:
+            return True
         self._on_advance(t)
         self._virtual = max(self._virtual, t)
         return True
 
     def _restart_pace(self) -> None:
-        """Pace from the current virtual time on (after a pause or a change of speed)."""
+        """Pace from the current virtual time on (after a pause, seek or change of speed)."""
         elapsed = (self._virtual - self.start) / self.speed if self.speed else 0.0
         self._wall0 = time.perf_counter() - elapsed
 
     def interrupt(self) -> None:
         self._interrupted.set()
+        self._wake.set()

@@ -174,6 +174,15 @@ class ReplaySource:
         self._speed = speed or 1.0
         self._publish_offset = pylsl.local_clock()
 
+    def seek(self, t: float) -> None:
+        """Continue from ``t``: empty the buffers and rewind (or skip) each stream to the
+        samples the first window after ``t`` needs, so that windows after a seek are the
+        same as in a replay that never jumped."""
+        history_s = self.spec.max_window_s + 1.0
+        for k, (stream, buffer) in enumerate(self._sources):
+            buffer.clear(lost=False)
+            self._next[k] = int(np.searchsorted(stream.times, t - history_s, side="right"))
+
     def push_until(self, t: float) -> None:
         """Write every sample stamped up to ``t`` into its ring buffer."""
         for k, (stream, buffer) in enumerate(self._sources):

@@ -69,8 +69,9 @@ class WindowScheduler:
         self.hop_s = float(hop_s or spec.hop_s)
         self.max_wait_s = max_wait_s
         self.stale_s = stale_s
-        self._next_end = start_s
+        self._first_end = start_s
         self._ends = None if ends is None else [float(t) for t in ends]
+        self._position = 0  # index into ``_ends``
         self._index = 0
         self._stop = threading.Event()
 
@@ -84,30 +85,48 @@ class WindowScheduler:
 
     def first_end(self) -> float:
         """The first window end: the next multiple of the hop after the clock's now."""
-        if self._next_end is None:
+        if self._first_end is None:
             now = self.clock.now()
-            self._next_end = (np.floor(now / self.hop_s) + 1) * self.hop_s
-        return self._next_end
+            self._first_end = (np.floor(now / self.hop_s) + 1) * self.hop_s
+        return self._first_end
 
-    def _end_times(self) -> Iterator[float]:
-        if self._ends is not None:  # given ends (a replay at recorded prediction times)
-            yield from self._ends
-            return
-        t_end = self.first_end()
-        while True:
-            yield t_end
-            t_end += self.hop_s
-            self._next_end = t_end
+    def _end_after(self, t_end: float) -> float | None:
+        """The window end that follows ``t_end`` (None when given ends run out)."""
+        if self._ends is not None:
+            self._position += 1
+            return self._ends[self._position] if self._position < len(self._ends) else None
+        return t_end + self.hop_s
+
+    def _end_from(self, target: float) -> float | None:
+        """The first window end at or after ``target`` (where a seek lands), on the same
+        grid of ends as before."""
+        if self._ends is not None:
+            self._position = int(np.searchsorted(self._ends, target - 1e-9))
+            return self._ends[self._position] if self._position < len(self._ends) else None
+        origin = self.first_end()
+        steps = max(0.0, np.ceil((target - origin) / self.hop_s - 1e-9))
+        return origin + steps * self.hop_s
 
     def windows(self) -> Iterator[WindowSet]:
-        """Window sets, one per hop, until :meth:`stop` or the clock runs out."""
-        for t_end in self._end_times():
+        """Window sets, one per hop, until :meth:`stop` or the clock runs out. A clock
+        that can seek (a replay in the GUI) moves the next window end to where it lands."""
+        take_seek = getattr(self.clock, "take_seek", lambda: None)
+        if self._ends is not None:
+            t_end = self._ends[0] if self._ends else None
+        else:
+            t_end = self.first_end()
+        while t_end is not None:
             if self._stop.is_set() or not self.clock.wait_until(t_end):
                 return  # stopped, or the clock ended (end of a replay)
+            target = take_seek()
+            if target is not None:
+                t_end = self._end_from(target)
+                continue
             self._wait_for_data(t_end)
             if self._stop.is_set():
                 return
             yield self.cut(t_end)
+            t_end = self._end_after(t_end)
 
     def _ready(self, feed: Feed, t_end: float) -> bool:
         newest = feed.buffer.newest_time()

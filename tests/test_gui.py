@@ -87,7 +87,7 @@ def test_eeg_traces_follow_the_chosen_labels_and_recording_from_the_window(qtbot
     assert {"EEG", "GSR", "PPG", "FaceBlendshapes", "EmotionDistribution"} <= types
 
 
-def test_replay_draws_prediction_and_recorded_truth_with_pause_and_position(qtbot, window):
+def test_replay_draws_prediction_and_recorded_truth_with_pause_seek_and_speed(qtbot, window):
     window.source_box.setCurrentIndex(3)  # XDF recording
     window.xdf_edit.setText(str(DEMO_RECORDING))
     window.speed_box.setCurrentText("10x")
@@ -98,16 +98,26 @@ def test_replay_draws_prediction_and_recorded_truth_with_pause_and_position(qtbo
     paused_at = window.predictions
     qtbot.wait(800)
     assert window.predictions <= paused_at + 2  # at most the windows already cut
-    assert window.position_bar.maximum() > 60
-    assert window.position_bar.value() > 0
+    slider = window.position_slider
+    assert slider.maximum() > 600  # tenths of a second of a 90-s recording
+    assert 0 < slider.value() < 300
     tx, _ = window.timeline.truth_lines[0].getData()
     assert tx is not None
     assert len(tx) > 0
+    # Drag the position to 60 s while paused: the replay waits there.
+    slider.setSliderDown(True)
+    slider.setValue(600)
+    slider.setSliderDown(False)  # released: the seek
+    qtbot.waitUntil(lambda: window.position_label.text().startswith("60."), timeout=5_000)
     window.speed_box.setCurrentText("max")
     window.pause_button.setChecked(False)
     qtbot.waitUntil(lambda: window.start_button.isEnabled(), timeout=60_000)
-    assert window.predictions > 300  # the whole 90-s recording, every 0.25 s
     assert window.message.text() == ""
+    clock_start = window.last_record.t_end - window.runner.position()[0]
+    times = [t for t, _ in window.timeline.history]
+    assert times[0] >= clock_start + 60.0  # after the jump, nothing from before it
+    assert window.last_record.t_end - clock_start > 85.0  # then on to the end
+    assert 100 < window.predictions < 200  # 8 + the last 30 s every 0.25 s, not all 360
 
 
 def test_a_bad_model_file_is_a_message_in_the_window(qtbot, window, tmp_path):

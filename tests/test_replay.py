@@ -186,3 +186,46 @@ def test_the_shipped_demo_recording_replays(tmp_path):
     agree = (pred.argmax(axis=1) == true.argmax(axis=1)).mean()
     assert agree > 0.5  # the demo model follows the simulated person most of the time
     print(json.dumps({"dominant_agreement": agree}))
+
+
+def _replay_demo_windows(count: int, seeks: dict[int, int]) -> tuple[np.ndarray, list]:
+    """Replay the first ``count`` window ends of the demo recording with the demo model;
+    ``seeks`` maps the n-th clock advance to the index of the window end to jump to."""
+    import threading
+
+    from models.checkpoint import load_checkpoint
+    from streamer.clocks import ReplayClock
+    from streamer.demo import DEMO_CHECKPOINT
+    from streamer.replay import ReplaySource
+    from streamer.session import Pipeline
+    from streamer.sinks import MemorySink
+
+    ckpt = load_checkpoint(DEMO_CHECKPOINT)
+    source = ReplaySource(sorted((REPO / "recordings").glob("demo_*.xdf"))[0], ckpt.spec)
+    hop = ckpt.spec.hop_s
+    ends = source.grid_ends(hop)[:count]
+    advances = 0
+
+    def advance(t: float) -> None:
+        nonlocal advances
+        source.push_until(t)
+        advances += 1
+        if advances in seeks:
+            clock.seek(ends[seeks[advances]])
+
+    clock = ReplayClock(ends[0] - hop, ends[-1], advance, None, on_seek=source.seek)
+    memory = MemorySink()
+    Pipeline(ckpt, source.feeds, clock, [memory], hop, ends=ends).run(threading.Event())
+    return ends, memory.records
+
+
+def test_a_seek_continues_with_the_windows_of_a_replay_that_never_jumped():
+    ends, straight = _replay_demo_windows(60, {})
+    _, jumped = _replay_demo_windows(60, {30: 10, 45: 50})  # back 20 windows, then ahead
+    assert [r.t_end for r in straight] == list(ends)
+    times = [r.t_end for r in jumped]
+    expected = [*ends[:29], *ends[10:24], *ends[50:]]  # the 30th and 45th advances are skipped
+    np.testing.assert_allclose(times, expected)
+    by_time = {r.t_end: r.distribution for r in straight}
+    for record in jumped:
+        np.testing.assert_allclose(record.distribution, by_time[record.t_end], atol=1e-5)

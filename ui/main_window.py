@@ -133,9 +133,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.pause_button.setCheckable(True)
         self.pause_button.toggled.connect(self._pause_toggled)
         form.addRow("Speed", _row(self.speed_box, self.pause_button))
-        self.position_bar = QtWidgets.QProgressBar()
-        self.position_bar.setFormat("%v / %m s")
-        form.addRow("Position", self.position_bar)
+        self.position_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.position_slider.setToolTip("drag (or click) to jump in the recording")
+        self.position_slider.setPageStep(100)  # tenths of a second: 10 s a click
+        self.position_slider.sliderReleased.connect(self._seek_to_slider)
+        self.position_slider.actionTriggered.connect(self._slider_action)
+        self.position_label = QtWidgets.QLabel("-")
+        form.addRow("Position", _row(self.position_slider, self.position_label))
 
         self.model_edit = QtWidgets.QLineEdit(str(checkpoint or ""))
         self.model_edit.setPlaceholderText("the demo model (synthetic)")
@@ -200,7 +204,7 @@ class MainWindow(QtWidgets.QMainWindow):
         kind = self.source_box.currentData()
         self.discover_button.setEnabled(kind in ("lsl", "webcam"))
         self.camera_edit.setEnabled(kind == "webcam")
-        for widget in (self.xdf_edit, self.speed_box, self.pause_button):
+        for widget in (self.xdf_edit, self.speed_box, self.pause_button, self.position_slider):
             widget.setEnabled(kind == "xdf")
 
     def _browse_xdf(self) -> None:
@@ -248,6 +252,20 @@ class MainWindow(QtWidgets.QMainWindow):
         self.pause_button.setText("Play" if paused else "Pause")
         if self.runner is not None:
             self.runner.set_paused(paused)
+
+    def _slider_action(self, action: int) -> None:
+        if action != QtWidgets.QAbstractSlider.SliderAction.SliderMove.value:
+            # clicks and keys: the slider takes its new value after this signal
+            QtCore.QTimer.singleShot(0, self._seek_to_slider)
+
+    def _seek_to_slider(self) -> None:
+        self.seek(self.position_slider.value() / 10.0)
+
+    def seek(self, seconds: float) -> None:
+        """Replay: jump to ``seconds`` after the start of the recording."""
+        if self.runner is not None and self.runner.running:
+            self.runner.seek(seconds)
+            self.timeline.restart()
 
     def eeg_channels(self) -> int | list[str]:
         labels = [x.strip() for x in self.eeg_edit.text().split(",") if x.strip()]
@@ -354,8 +372,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.traces.redraw(now)
         position = runner.position()
         if position is not None:
-            self.position_bar.setMaximum(int(position[1]))
-            self.position_bar.setValue(int(max(0.0, position[0])))
+            played, total = max(0.0, position[0]), position[1]
+            self.position_slider.setMaximum(int(total * 10))
+            if not self.position_slider.isSliderDown():
+                self.position_slider.setValue(int(played * 10))
+            self.position_label.setText(f"{played:.1f} / {total:.1f} s")
         if runner.webcam is not None:
             self._draw_preview(runner.webcam.preview())
         self.stats.frames += 1

@@ -111,9 +111,20 @@ class Timeline(pg.PlotWidget):
                 )
             )
 
+    def restart(self) -> None:
+        """Forget the history (a replay jumped elsewhere)."""
+        self.history.clear()
+        for line in self.lines:
+            line.setData([], [])
+
     def add(self, t_end: float, values: np.ndarray | None) -> None:
-        if values is not None:
-            self.history.append((t_end, np.asarray(values, dtype=float)))
+        """Append a prediction; one earlier than the last starts the timeline afresh
+        (predictions still in flight when a replay jumped back)."""
+        if values is None:
+            return
+        if self.history and t_end <= self.history[-1][0]:
+            self.restart()
+        self.history.append((t_end, np.asarray(values, dtype=float)))
 
     def redraw(self, now: float, truth: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         while self.history and self.history[0][0] < now - self.span_s - 1.0:

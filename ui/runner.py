@@ -93,6 +93,7 @@ class SessionRunner:
         self._truth_reader: StreamReader | None = None
         self._truth_recorded: tuple[np.ndarray, np.ndarray] | None = None
         self.webcam = None
+        self.seeks = 0  # the GUI clears its timeline when this changes
 
     # ------------------------------------------------------------------ control
 
@@ -128,6 +129,12 @@ class SessionRunner:
         self.source.speed = speed
         if self._clock is not None:
             self._clock.set_speed(speed)
+
+    def seek(self, seconds: float) -> None:
+        """Replay: continue from ``seconds`` after the start of the recording."""
+        if self._clock is not None:
+            self._clock.seek(self._clock.start + seconds)
+            self.seeks += 1
 
     # ------------------------------------------------------------------ views
 
@@ -240,7 +247,11 @@ class SessionRunner:
         hop = ckpt.spec.hop_s
         ends = self._replay.grid_ends(hop)
         self._clock = ReplayClock(
-            float(ends[0]) - hop, float(ends[-1]), self._replay.push_until, src.speed
+            float(ends[0]) - hop,
+            float(ends[-1]),
+            self._replay.push_until,
+            src.speed,
+            on_seek=self._replay.seek,
         )
         for stream in self._replay.streams:
             if stream.description.type.lower() == "emotiontruth" and len(stream.times):
