@@ -304,8 +304,10 @@ class LiveSession:
         close_quietly(self.sinks)
         self.sinks = []
         if self.pipeline is not None and self.pipeline.worker.errors:
-            log.error("inference errors during the session: %s",
-                      "; ".join(dict.fromkeys(self.pipeline.worker.errors)))
+            log.error(
+                "inference errors during the session: %s",
+                "; ".join(dict.fromkeys(self.pipeline.worker.errors)),
+            )
 
     def health(self) -> list[StreamHealth]:
         return [reader.health() for reader in self.readers.values()]

@@ -32,8 +32,16 @@ log = logging.getLogger(__name__)
 
 # The 10 PANAS items DMER labels, in the order of dis_label's columns.
 PANAS_LABELS: tuple[str, ...] = (
-    "Inspired", "Alert", "Excited", "Enthusiastic", "Determined",
-    "Afraid", "Upset", "Nervous", "Scared", "Distressed",
+    "Inspired",
+    "Alert",
+    "Excited",
+    "Enthusiastic",
+    "Determined",
+    "Afraid",
+    "Upset",
+    "Nervous",
+    "Scared",
+    "Distressed",
 )
 DMER_EEG_CHANNELS: tuple[str, ...] = tuple(f"EEG{i:02d}" for i in range(1, 19))
 DMER_WINDOW_S = 5.0
@@ -55,8 +63,9 @@ _LAYOUT = "90 EEG + 28 GSR + 27 PPG + 768 video"
 def dmer_spec() -> FeatureSpec:
     """The spec of DMER's precomputed features (10 PANAS labels, 5 s windows)."""
     modalities = tuple(
-        ModalitySpec(name, group, "precomputed", stream_type, channels, srate_hz,
-                     DMER_WINDOW_S, shape)
+        ModalitySpec(
+            name, group, "precomputed", stream_type, channels, srate_hz, DMER_WINDOW_S, shape
+        )
         for name, group, stream_type, channels, srate_hz, shape in _BLOCKS
     )
     return FeatureSpec(modalities=modalities, labels=PANAS_LABELS, hop_s=1.0)
@@ -102,8 +111,9 @@ def _load_subject(file: Path, spec: FeatureSpec) -> tuple[WindowDataset, bool]:
     dis_label = _clip_labels(file, content)
     clips, one_based = _clip_rows(file, vids, len(dis_label))
     if one_based:
-        log.warning("%s: 'vids' run from 1 to %d; read as 1-based clip numbers",
-                    file, len(dis_label))
+        log.warning(
+            "%s: 'vids' run from 1 to %d; read as 1-based clip numbers", file, len(dis_label)
+        )
     targets = _distributions(file, dis_label, clips)
     values, present = _split_blocks(spec, feas)
     subject = file.stem
@@ -111,10 +121,14 @@ def _load_subject(file: Path, spec: FeatureSpec) -> tuple[WindowDataset, bool]:
     if not keep.all():
         log.warning("%s: %d row(s) with no finite modality dropped", file, int((~keep).sum()))
     dataset = WindowDataset(
-        spec=spec, values=values, present=present, targets=targets,
+        spec=spec,
+        values=values,
+        present=present,
+        targets=targets,
         subjects=np.full(len(feas), subject),
         trials=np.array([f"{subject}/clip{c:02d}" for c in clips]),
-        t_end_s=_running_index(clips), name="dmer",
+        t_end_s=_running_index(clips),
+        name="dmer",
     )
     return dataset.subset(np.flatnonzero(keep)), one_based
 

@@ -320,15 +320,17 @@ class EmotionScript:
 # to 1): anger with disgust, fear with surprise, happiness with surprise, sadness
 # with fear or anger, ... (mixed-emotion literature, loosely). This is the label
 # correlation that HeLo's label embedding can learn.
-_CO_OCCURRENCE = np.array([
-    # anger disgust fear happiness sadness surprise
-    [0.00, 0.50, 0.10, 0.00, 0.20, 0.20],  # anger
-    [0.50, 0.00, 0.20, 0.00, 0.20, 0.10],  # disgust
-    [0.10, 0.20, 0.00, 0.00, 0.30, 0.40],  # fear
-    [0.00, 0.00, 0.05, 0.00, 0.15, 0.80],  # happiness
-    [0.30, 0.20, 0.30, 0.20, 0.00, 0.00],  # sadness
-    [0.10, 0.10, 0.40, 0.40, 0.00, 0.00],  # surprise
-])
+_CO_OCCURRENCE = np.array(
+    [
+        # anger disgust fear happiness sadness surprise
+        [0.00, 0.50, 0.10, 0.00, 0.20, 0.20],  # anger
+        [0.50, 0.00, 0.20, 0.00, 0.20, 0.10],  # disgust
+        [0.10, 0.20, 0.00, 0.00, 0.30, 0.40],  # fear
+        [0.00, 0.00, 0.05, 0.00, 0.15, 0.80],  # happiness
+        [0.30, 0.20, 0.30, 0.20, 0.00, 0.00],  # sadness
+        [0.10, 0.10, 0.40, 0.40, 0.00, 0.00],  # surprise
+    ]
+)
 
 
 def _co_occurrence(n_labels: int) -> np.ndarray:

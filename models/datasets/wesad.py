@@ -67,12 +67,23 @@ DEFAULT_PANAS: dict[str, tuple[float, ...]] = {
 # stress condition], Sad). WESAD has no "Upset"; its "Annoyed" (the German PANAS
 # item "verärgert", which translates "upset") stands in for it.
 QUEST_PANAS_COLUMN: dict[str, int] = {
-    "Inspired": 3, "Alert": 14, "Excited": 9, "Enthusiastic": 12, "Determined": 16,
-    "Afraid": 19, "Upset": 4, "Nervous": 15, "Scared": 7, "Distressed": 1,
+    "Inspired": 3,
+    "Alert": 14,
+    "Excited": 9,
+    "Enthusiastic": 12,
+    "Determined": 16,
+    "Afraid": 19,
+    "Upset": 4,
+    "Nervous": 15,
+    "Scared": 7,
+    "Distressed": 1,
 }
 # Condition names of the quest "# ORDER" row (first word) -> our condition.
 QUEST_CONDITIONS: dict[str, str] = {
-    "base": "baseline", "tsst": "stress", "fun": "amusement", "medi": "meditation",
+    "base": "baseline",
+    "tsst": "stress",
+    "fun": "amusement",
+    "medi": "meditation",
 }
 
 
@@ -80,10 +91,20 @@ def wesad_spec(window_s: float = 5.0, hop_s: float = 1.0) -> FeatureSpec:
     """GSR (32 Hz) and PPG (64 Hz) statistics over ``window_s``; the 10 PANAS labels."""
     return FeatureSpec(
         modalities=(
-            ModalitySpec("gsr", "physiological", "gsr_stats", "GSR", ("GSR",), GSR_SRATE_HZ,
-                         window_s, (28,)),
-            ModalitySpec("ppg", "physiological", "ppg_stats", "PPG", ("PPG",), BVP_SRATE_HZ,
-                         window_s, (27,), params={"band_hz": [0.5, 8.0]}),
+            ModalitySpec(
+                "gsr", "physiological", "gsr_stats", "GSR", ("GSR",), GSR_SRATE_HZ, window_s, (28,)
+            ),
+            ModalitySpec(
+                "ppg",
+                "physiological",
+                "ppg_stats",
+                "PPG",
+                ("PPG",),
+                BVP_SRATE_HZ,
+                window_s,
+                (27,),
+                params={"band_hz": [0.5, 8.0]},
+            ),
         ),
         labels=PANAS_LABELS,
         hop_s=hop_s,
@@ -101,11 +122,15 @@ def load_wesad(path: str | Path, window_s: float = 5.0, hop_s: float = 1.0) -> W
         if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
             raise DatasetError(f"WESAD: {name} must be a number > 0, got {value!r}")
     spec = wesad_spec(window_s, hop_s)
-    parts = [part for folder in _subject_folders(Path(path))
-             if (part := _load_subject(folder, spec, hop_s)) is not None]
+    parts = [
+        part
+        for folder in _subject_folders(Path(path))
+        if (part := _load_subject(folder, spec, hop_s)) is not None
+    ]
     if not parts:
-        raise DatasetError(f"{path}: no WESAD condition segment is long enough for a "
-                           f"{window_s:g} s window")
+        raise DatasetError(
+            f"{path}: no WESAD condition segment is long enough for a {window_s:g} s window"
+        )
     return WindowDataset.concat(parts, name="wesad")
 
 
@@ -114,8 +139,11 @@ def _subject_folders(root: Path) -> list[Path]:
         raise DatasetError(f"{root}: no such folder (expected the WESAD root with S<n>/S<n>.pkl)")
     if (root / f"{root.name}.pkl").is_file():
         return [root]
-    folders = [p for p in root.iterdir()
-               if re.fullmatch(r"S\d+", p.name) and (p / f"{p.name}.pkl").is_file()]
+    folders = [
+        p
+        for p in root.iterdir()
+        if re.fullmatch(r"S\d+", p.name) and (p / f"{p.name}.pkl").is_file()
+    ]
     if not folders:
         raise DatasetError(f"{root}: no WESAD subject files S<n>/S<n>.pkl in this folder")
     return sorted(folders, key=lambda p: int(p.name[1:]))
@@ -168,8 +196,13 @@ def _load_subject(folder: Path, spec: FeatureSpec, hop_s: float) -> WindowDatase
     }
     values, present = features_from_recording(spec, streams, all_ends)
     return WindowDataset(
-        spec=spec, values=values, present=present, targets=np.array(targets),
-        subjects=np.full(len(all_ends), subject), trials=np.array(trials), t_end_s=all_ends,
+        spec=spec,
+        values=values,
+        present=present,
+        targets=np.array(targets),
+        subjects=np.full(len(all_ends), subject),
+        trials=np.array(trials),
+        t_end_s=all_ends,
         name="wesad",
     )
 
@@ -180,8 +213,10 @@ def _subject_signals(pkl: Path, data: Any) -> dict[str, np.ndarray]:
         chest, wrist = data["signal"]["chest"], data["signal"]["wrist"]
         eda, bvp, label = chest["EDA"], wrist["BVP"], data["label"]
     except (KeyError, TypeError, IndexError) as exc:
-        raise DatasetError(f"{pkl}: not a WESAD subject file (no {exc} entry; expected "
-                           "'signal' -> 'chest'/'wrist' and 'label')") from None
+        raise DatasetError(
+            f"{pkl}: not a WESAD subject file (no {exc} entry; expected "
+            "'signal' -> 'chest'/'wrist' and 'label')"
+        ) from None
     out = {}
     for key, arr in (("eda", eda), ("bvp", bvp), ("label", label)):
         arr = np.asarray(arr)
@@ -189,8 +224,10 @@ def _subject_signals(pkl: Path, data: Any) -> dict[str, np.ndarray]:
             raise DatasetError(f"{pkl}: {key} has shape {list(arr.shape)}, expected [samples, 1]")
         out[key] = arr.ravel()
     if len(out["eda"]) != len(out["label"]):
-        raise DatasetError(f"{pkl}: chest EDA has {len(out['eda'])} samples but 'label' has "
-                           f"{len(out['label'])}; both should be at {CHEST_SRATE_HZ} Hz")
+        raise DatasetError(
+            f"{pkl}: chest EDA has {len(out['eda'])} samples but 'label' has "
+            f"{len(out['label'])}; both should be at {CHEST_SRATE_HZ} Hz"
+        )
     out["eda"] = out["eda"].astype(np.float64)
     out["bvp"] = out["bvp"].astype(np.float64)
     out["label"] = out["label"].astype(np.int64)
@@ -224,15 +261,17 @@ def _regular(samples: np.ndarray, srate_hz: float) -> tuple[np.ndarray, np.ndarr
     return np.arange(len(samples)) / srate_hz, samples[:, None]
 
 
-def _distribution(seg: Segment, quest: dict[tuple[str, int], np.ndarray] | None,
-                  quest_file: Path) -> np.ndarray:
+def _distribution(
+    seg: Segment, quest: dict[tuple[str, int], np.ndarray] | None, quest_file: Path
+) -> np.ndarray:
     """The segment's label: its quest answers, else the condition's first, else the table."""
     scores = None
     if quest is not None:
         scores = quest.get((seg.condition, seg.index), quest.get((seg.condition, 0)))
         if scores is None:
-            log.warning("%s: no PANAS answers for %s; using the fixed table",
-                        quest_file, seg.condition)
+            log.warning(
+                "%s: no PANAS answers for %s; using the fixed table", quest_file, seg.condition
+            )
     if scores is None:
         scores = np.asarray(DEFAULT_PANAS[seg.condition], dtype=np.float64)
     return scores / scores.sum()
@@ -270,14 +309,16 @@ def read_quest(path: str | Path) -> dict[tuple[str, int], np.ndarray]:
     for name, row in zip(order[0], panas_rows, strict=False):
         condition = QUEST_CONDITIONS.get(name.split()[0].lower()) if name.strip() else None
         if condition is None:
-            raise DatasetError(f"{path}: ORDER entry {name!r} is not a condition but has a "
-                               "PANAS row")
+            raise DatasetError(
+                f"{path}: ORDER entry {name!r} is not a condition but has a PANAS row"
+            )
         k = seen.get(condition, 0)
         seen[condition] = k + 1
         scores = _panas_scores(row)
         if scores is None:
-            log.warning("%s: PANAS row of %s is incomplete; that condition uses the fixed "
-                        "table", path, name)
+            log.warning(
+                "%s: PANAS row of %s is incomplete; that condition uses the fixed table", path, name
+            )
             continue
         answers[(condition, k)] = scores
     return answers
@@ -329,8 +370,10 @@ def _numpy_reconstructors() -> dict[tuple[str, str], Any]:
     reconstruct = np.zeros(1).__reduce_ex__(2)[0]
     frombuffer = np.zeros(1).__reduce_ex__(5)[0]
     scalar = np.float64(0).__reduce_ex__(2)[0]
-    out: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray,
-                                       ("numpy", "dtype"): np.dtype}
+    out: dict[tuple[str, str], Any] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+    }
     for core in ("numpy.core", "numpy._core"):
         out[(f"{core}.multiarray", "_reconstruct")] = reconstruct
         out[(f"{core}.multiarray", "scalar")] = scalar
@@ -341,9 +384,11 @@ def _numpy_reconstructors() -> dict[tuple[str, str], Any]:
 # Python 2 pickles name builtins "__builtin__"; Python 3 ones "builtins".
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     **_numpy_reconstructors(),
-    **{(module, name): getattr(builtins, name)
-       for module in ("builtins", "__builtin__")
-       for name in ("dict", "list", "str", "int", "float")},
+    **{
+        (module, name): getattr(builtins, name)
+        for module in ("builtins", "__builtin__")
+        for name in ("dict", "list", "str", "int", "float")
+    },
 }
 
 
@@ -374,7 +419,16 @@ def read_wesad_pickle(path: str | Path) -> Any:
         raise
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read ({exc.strerror})") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, MemoryError) as exc:
-        raise DatasetError(f"{path}: not a readable WESAD pickle ({type(exc).__name__}: "
-                           f"{exc})") from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        MemoryError,
+    ) as exc:
+        raise DatasetError(
+            f"{path}: not a readable WESAD pickle ({type(exc).__name__}: {exc})"
+        ) from None

@@ -80,8 +80,11 @@ def label_sample(
         raise ValueError(f"duration_s must be a number > 0, got {duration_s!r}")
     if not _is_number(offset_s):
         raise ValueError(f"offset_s must be a finite number, got {offset_s!r}")
-    sample: dict[str, Any] = {"distribution": weights, "duration_s": float(duration_s),
-                              "offset_s": float(offset_s)}
+    sample: dict[str, Any] = {
+        "distribution": weights,
+        "duration_s": float(duration_s),
+        "offset_s": float(offset_s),
+    }
     for name, value in (("trial", trial), ("subject", subject)):
         if value is not None:
             if not isinstance(value, str) or not value:
@@ -129,13 +132,13 @@ def _is_number(value: Any) -> bool:
 
 def _check_weights(distribution: Any, error: type[Exception]) -> dict[str, float]:
     if not isinstance(distribution, Mapping) or not distribution:
-        raise error(f"distribution must be a non-empty object of label -> weight, "
-                    f"got {distribution!r}")
+        raise error(
+            f"distribution must be a non-empty object of label -> weight, got {distribution!r}"
+        )
     weights = {}
     for label, weight in distribution.items():
         if not isinstance(label, str) or not _is_number(weight) or weight < 0:
-            raise error(f"distribution: weight of {label!r} must be a number >= 0, "
-                        f"got {weight!r}")
+            raise error(f"distribution: weight of {label!r} must be a number >= 0, got {weight!r}")
         weights[label] = float(weight)
     if not sum(weights.values()) > 0:
         raise error("distribution: the weights sum to 0; at least one must be > 0")
@@ -187,8 +190,7 @@ def load_labelled_xdf(
         paths = [paths]
     if not paths:
         raise DatasetError("no XDF files given")
-    parts = [_load_recording(Path(p), spec, float(hop_s), subject, stream_overrides)
-             for p in paths]
+    parts = [_load_recording(Path(p), spec, float(hop_s), subject, stream_overrides) for p in paths]
     dataset = WindowDataset.concat(parts, name="xdf")
     _warn_shared_trials(dataset)
     return dataset
@@ -205,7 +207,10 @@ class _PlacedSpan:
 
 
 def _load_recording(
-    path: Path, spec: FeatureSpec, hop_s: float, subject: str | None,
+    path: Path,
+    spec: FeatureSpec,
+    hop_s: float,
+    subject: str | None,
     overrides: Mapping[str, str] | None,
 ) -> WindowDataset:
     streams = read_xdf(path)
@@ -214,24 +219,32 @@ def _load_recording(
     descriptions = [describe_xdf_stream(s["info"]) for s in data_streams]
     if not any(is_label):
         found = "; ".join(describe_xdf_stream(s["info"]).describe() for s in streams) or "none"
-        raise DatasetError(f"{path}: no {EMOTION_LABELS_TYPE} stream, so nothing labels this "
-                           f"recording (streams: {found}); see docs/datasets.md")
+        raise DatasetError(
+            f"{path}: no {EMOTION_LABELS_TYPE} stream, so nothing labels this "
+            f"recording (streams: {found}); see docs/datasets.md"
+        )
     label_streams = [s for s, label in zip(streams, is_label, strict=True) if label]
     spans = _place_spans(path, label_streams, spec.labels)
     mapping = _map(path, spec, descriptions, overrides)
-    recorded = {name: _samples(path, data_streams[src.stream], descriptions[src.stream],
-                               src.channel_index, name)
-                for name, src in mapping.sources.items()}
+    recorded = {
+        name: _samples(
+            path, data_streams[src.stream], descriptions[src.stream], src.channel_index, name
+        )
+        for name, src in mapping.sources.items()
+    }
     ends, span_of_window = _window_ends(path, spans, spec.max_window_s, hop_s)
     values, present = features_from_recording(spec, recorded, ends)
     chosen = [spans[i] for i in span_of_window]
     stem = path.stem
     dataset = WindowDataset(
-        spec=spec, values=values, present=present,
+        spec=spec,
+        values=values,
+        present=present,
         targets=np.array([p.span.distribution for p in chosen]),
         subjects=np.array([p.span.subject or subject or stem for p in chosen]),
         trials=np.array([p.span.trial or f"{stem}#{p.number}" for p in chosen]),
-        t_end_s=ends - _recording_start(streams), name="xdf",
+        t_end_s=ends - _recording_start(streams),
+        name="xdf",
     )
     return _drop_windows_without_data(path, dataset)
 
@@ -241,11 +254,13 @@ def read_xdf(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
     try:
-        streams, _header = pyxdf.load_xdf(str(path), synchronize_clocks=True,
-                                          dejitter_timestamps=True)
+        streams, _header = pyxdf.load_xdf(
+            str(path), synchronize_clocks=True, dejitter_timestamps=True
+        )
     except Exception as exc:  # pyxdf raises many kinds for a bad or truncated file
-        raise DatasetError(f"{path}: not a readable XDF file ({type(exc).__name__}: {exc})") \
-            from None
+        raise DatasetError(
+            f"{path}: not a readable XDF file ({type(exc).__name__}: {exc})"
+        ) from None
     return streams
 
 
@@ -289,13 +304,16 @@ def _channel_labels(info: Mapping[str, Any], n_channels: int) -> tuple[str, ...]
     return tuple(labels + [""] * (n_channels - len(labels)))
 
 
-def _place_spans(path: Path, label_streams: list[dict[str, Any]],
-                 labels: Sequence[str]) -> list[_PlacedSpan]:
+def _place_spans(
+    path: Path, label_streams: list[dict[str, Any]], labels: Sequence[str]
+) -> list[_PlacedSpan]:
     samples = []
     for stream in label_streams:
         if _field(stream["info"], "channel_format") != "string":
-            raise DatasetError(f"{path}: the {EMOTION_LABELS_TYPE} stream "
-                               f"{_field(stream['info'], 'name')!r} must hold strings (JSON)")
+            raise DatasetError(
+                f"{path}: the {EMOTION_LABELS_TYPE} stream "
+                f"{_field(stream['info'], 'name')!r} must hold strings (JSON)"
+            )
         samples += zip(stream["time_stamps"], stream["time_series"], strict=True)
     if not samples:
         raise DatasetError(f"{path}: the {EMOTION_LABELS_TYPE} stream holds no labels")
@@ -306,15 +324,20 @@ def _place_spans(path: Path, label_streams: list[dict[str, Any]],
         try:
             span = parse_label_sample(text, labels)
         except DatasetError as exc:
-            raise DatasetError(f"{path}: {EMOTION_LABELS_TYPE} sample {number} of "
-                               f"{len(samples)}: {exc}") from None
+            raise DatasetError(
+                f"{path}: {EMOTION_LABELS_TYPE} sample {number} of {len(samples)}: {exc}"
+            ) from None
         t_start, t_end = span.bounds_s(float(timestamp))
         placed.append(_PlacedSpan(number, t_start, t_end, span))
     return placed
 
 
-def _map(path: Path, spec: FeatureSpec, descriptions: list[StreamDescription],
-         overrides: Mapping[str, str] | None) -> StreamMapping:
+def _map(
+    path: Path,
+    spec: FeatureSpec,
+    descriptions: list[StreamDescription],
+    overrides: Mapping[str, str] | None,
+) -> StreamMapping:
     mapping = map_streams(spec, descriptions, overrides)
     try:
         mapping.raise_for_errors(spec, descriptions, allow_missing=True)
@@ -325,12 +348,19 @@ def _map(path: Path, spec: FeatureSpec, descriptions: list[StreamDescription],
     return mapping
 
 
-def _samples(path: Path, stream: dict[str, Any], description: StreamDescription,
-             channel_index: tuple[int, ...], modality: str) -> tuple[np.ndarray, np.ndarray]:
+def _samples(
+    path: Path,
+    stream: dict[str, Any],
+    description: StreamDescription,
+    channel_index: tuple[int, ...],
+    modality: str,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(times_s, samples [n, C])`` of one stream, the spec's channels in spec order."""
     if description.channel_format == "string":
-        raise DatasetError(f"{path}: stream {description.describe()} feeds {modality} but holds "
-                           "strings, not numbers")
+        raise DatasetError(
+            f"{path}: stream {description.describe()} feeds {modality} but holds "
+            "strings, not numbers"
+        )
     times = np.asarray(stream["time_stamps"], dtype=np.float64)
     if len(times) == 0:
         return times, np.empty((0, len(channel_index)))
@@ -342,8 +372,9 @@ def _samples(path: Path, stream: dict[str, Any], description: StreamDescription,
     return times, data
 
 
-def _window_ends(path: Path, spans: list[_PlacedSpan], window_s: float,
-                 hop_s: float) -> tuple[np.ndarray, np.ndarray]:
+def _window_ends(
+    path: Path, spans: list[_PlacedSpan], window_s: float, hop_s: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Window ends of every span (LSL seconds) and the span each window belongs to."""
     ends, owner = [], []
     for i, placed in enumerate(spans):
@@ -365,8 +396,10 @@ def _drop_windows_without_data(path: Path, dataset: WindowDataset) -> WindowData
     times miss the recording (a wrong offset_s sign, or labels of another file)."""
     keep = dataset.present.any(axis=1)
     if not keep.any():
-        raise DatasetError(f"{path}: no labelled window holds data of any modality; do the "
-                           "labels' times (timestamp + offset_s) fall inside the recording?")
+        raise DatasetError(
+            f"{path}: no labelled window holds data of any modality; do the "
+            "labels' times (timestamp + offset_s) fall inside the recording?"
+        )
     if not keep.all():
         log.info("%s: %d labelled window(s) without data dropped", path, int((~keep).sum()))
     return dataset.subset(np.flatnonzero(keep))
@@ -384,5 +417,8 @@ def _warn_shared_trials(dataset: WindowDataset) -> None:
     trials = [trial for trial, _ in pairs]
     shared = sorted({t for t in trials if trials.count(t) > 1})
     if shared:
-        log.warning("trial name(s) %s are used by several subjects; a trial-level split will "
-                    "keep them together", shared[:5])
+        log.warning(
+            "trial name(s) %s are used by several subjects; a trial-level split will "
+            "keep them together",
+            shared[:5],
+        )
