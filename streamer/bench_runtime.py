@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import threading
@@ -29,14 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _rss_mb() -> float:
-    """Current resident set size of this process (Linux /proc; else the peak)."""
-    try:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+from streamer.tuning import rss_mb
 
 
 def live_latency(
@@ -211,12 +203,12 @@ def replay_speed(path: Path, checkpoint: Path | None = None) -> dict:
     from streamer.replay import ReplaySource
     from streamer.session import LatencyStats, Pipeline
 
-    rss = [_rss_mb()]
+    rss = [rss_mb()]
     ckpt = load_checkpoint(checkpoint or DEMO_CHECKPOINT)
     load0 = time.perf_counter()
     source = ReplaySource(path, ckpt.spec)
     load_s = time.perf_counter() - load0
-    rss.append(_rss_mb())
+    rss.append(rss_mb())
     hop = ckpt.spec.hop_s
     ends = source.grid_ends(hop)
     stats = LatencyStats()
@@ -224,7 +216,7 @@ def replay_speed(path: Path, checkpoint: Path | None = None) -> dict:
 
     def watch(record) -> None:
         if record.index % 2000 == 0:
-            samples_rss.append(_rss_mb())
+            samples_rss.append(rss_mb())
 
     clock = ReplayClock(float(ends[0]) - hop, float(ends[-1]), source.push_until, None)
     pipeline = Pipeline(

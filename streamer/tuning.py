@@ -12,6 +12,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
+import resource
 
 log = logging.getLogger(__name__)
 
@@ -39,3 +41,13 @@ def tune_allocator(threshold_bytes: int = 256 << 20) -> bool:
     _done = ok
     log.debug("malloc thresholds %s", "set" if ok else "unchanged")
     return ok
+
+
+def rss_mb() -> float:
+    """Resident set size of this process now (Linux /proc; elsewhere the peak), for the
+    memory figures of benchmarks and soaks."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3

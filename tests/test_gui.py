@@ -87,6 +87,75 @@ def test_eeg_traces_follow_the_chosen_labels_and_recording_from_the_window(qtbot
     assert {"EEG", "GSR", "PPG", "FaceBlendshapes", "EmotionDistribution"} <= types
 
 
+def test_streams_picked_from_discovery_feed_the_model(qtbot, window):
+    """Two EEG streams on the network: matching by type cannot choose, the table can."""
+    import uuid
+
+    import pylsl
+
+    from devices.synthetic import SyntheticDevice
+
+    decoy = pylsl.StreamOutlet(
+        pylsl.StreamInfo("decoy EEG", "EEG", 32, 256.0, pylsl.cf_float32, "decoy-eeg")
+    )
+    with SyntheticDevice(source_prefix=f"gui-{uuid.uuid4().hex[:8]}") as device:
+        window.source_box.setCurrentIndex(1)  # LSL streams on the network
+        window.discover_streams()
+        table = window.stream_map
+        qtbot.waitUntil(lambda: "found" in window.discovered_label.text(), timeout=10_000)
+        assert [table.item(r, 0).text() for r in range(table.rowCount())] == [
+            "eeg",
+            "gsr",
+            "ppg",
+            "face",
+        ]
+        eeg_box = table.cellWidget(0, 1)
+        eeg_choices = [eeg_box.itemData(i) for i in range(eeg_box.count())]
+        assert eeg_choices[0] == ""  # automatic first, then the EEG streams
+        assert {"decoy-eeg", f"{device.source_prefix}-eeg"} <= set(eeg_choices[1:4])
+        for modality in device.modalities:
+            table.choose(modality, f"{device.source_prefix}-{modality}")
+        assert window.choice().streams == {
+            m: f"{device.source_prefix}-{m}" for m in device.modalities
+        }
+        window.start_session()
+        qtbot.waitUntil(
+            lambda: window.last_record is not None and len(window.last_record.present) == 4,
+            timeout=40_000,
+        )
+        _stop_and_wait(qtbot, window)
+    del decoy
+
+
+def test_webcam_preview_shows_the_face_with_its_landmarks(qtbot, window, tmp_path):
+    """A video of a real face stands in for the camera; the window shows the annotated
+    frames beside the bars, and the predictions use the face."""
+    from PySide6 import QtGui
+
+    from devices.face_video import face_image, write_video
+
+    video = write_video(tmp_path / "astronaut.mp4", face_image("astronaut"), n_frames=60)
+    window.source_box.setCurrentIndex(2)  # webcam or video + synthetic physiology
+    window.camera_edit.setText(str(video))
+    window.start_session()
+    qtbot.waitUntil(
+        lambda: window.last_record is not None and "face" in window.last_record.present,
+        timeout=60_000,
+    )
+    assert window.preview.isVisible()
+    pixmap = window.preview.pixmap()
+    assert not pixmap.isNull()
+    assert pixmap.width() == window.preview.width()
+    image = pixmap.toImage().convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    pixels = np.frombuffer(image.constBits(), np.uint8).reshape(
+        image.height(), image.bytesPerLine()
+    )[:, : 3 * image.width()]
+    rgb = pixels.reshape(image.height(), image.width(), 3).astype(int)
+    green = (rgb[..., 1] > 200) & (rgb[..., 0] < 80) & (rgb[..., 2] < 80)
+    assert green.sum() > 20  # the landmark dots on the face
+    _stop_and_wait(qtbot, window)
+
+
 def test_replay_draws_prediction_and_recorded_truth_with_pause_seek_and_speed(qtbot, window):
     window.source_box.setCurrentIndex(3)  # XDF recording
     window.xdf_edit.setText(str(DEMO_RECORDING))

@@ -52,6 +52,7 @@ def run_gui(
     window.show()
     if args.start:
         QtCore.QTimer.singleShot(0, window.start_session)
+    memory = MemoryLog(window) if args.stats else None
     if args.quit_after:
 
         def finish() -> None:
@@ -59,7 +60,8 @@ def run_gui(
                 args.screenshot.parent.mkdir(parents=True, exist_ok=True)
                 save_screenshot(window, args.screenshot)
             if args.stats:
-                args.stats.write_text(json.dumps(window_figures(window), indent=1))
+                figures = {**window_figures(window), **memory.figures()}
+                args.stats.write_text(json.dumps(figures, indent=1))
             window.close()
 
         QtCore.QTimer.singleShot(int(args.quit_after * 1000), finish)
@@ -80,6 +82,42 @@ def save_screenshot(window, path: Path) -> None:
     pixmap.save(str(path))
 
 
+class MemoryLog:
+    """The app's resident memory every ``every_s`` seconds once the views are drawn, so
+    a long run (a soak) shows whether memory stays bounded."""
+
+    def __init__(self, window, every_s: float = 10.0):
+        from PySide6 import QtCore
+
+        self.window = window
+        self.samples: list[tuple[float, float]] = []  # (seconds since the first, MB)
+        self._timer = QtCore.QTimer(window, interval=int(every_s * 1000), timeout=self.sample)
+        self._timer.start()
+
+    def sample(self) -> None:
+        import time
+
+        from streamer.tuning import rss_mb
+
+        if not self.window._views_ready:
+            return
+        now = time.monotonic()
+        if not self.samples:
+            self._t0 = now
+        self.samples.append((round(now - self._t0, 1), round(rss_mb(), 1)))
+
+    def figures(self) -> dict:
+        if not self.samples:
+            return {"rss_mb": []}
+        mb = [m for _, m in self.samples]
+        return {
+            "rss_mb": self.samples,
+            "rss_first_mb": mb[0],
+            "rss_last_mb": mb[-1],
+            "rss_max_mb": max(mb),
+        }
+
+
 def window_figures(window) -> dict:
     import numpy as np
 
@@ -88,6 +126,7 @@ def window_figures(window) -> dict:
         "predictions": window.predictions,
         "redraw_per_s": window.stats.fps(),
         "longest_gui_stall_ms": window.stats.max_gap_ms,
+        "stalls_over_50ms": window.stats.stalls,
         "traces": window.traces.n_curves,
         "timeline_s": window.timeline.span_s,
         "latency_p50_ms": None if lat is None else float(np.median(lat)),

@@ -21,6 +21,7 @@ from streamer.worker import PredictionRecord
 from ui.health import HealthTable
 from ui.plots import DistributionBars, SignalTraces, Timeline
 from ui.runner import SessionRunner, SourceChoice
+from ui.stream_map import FoundStream, StreamMapTable
 
 SOURCE_TITLES = {
     "synthetic": "Synthetic device (simulated EEG, GSR, PPG, face)",
@@ -37,11 +38,16 @@ class RuntimeBridge(QtCore.QObject):
     prediction = QtCore.Signal(object)
     error = QtCore.Signal(str)
     finished = QtCore.Signal()
-    streams_found = QtCore.Signal(list)
+    streams_found = QtCore.Signal(list)  # of FoundStream
+    model_inputs = QtCore.Signal(object)  # FeatureSpec of the chosen model, or an error line
 
 
 class FrameStats:
-    """Redraws per second and the longest gap between event-loop turns."""
+    """Redraws per second, the longest gap between event-loop turns, and how many gaps
+    were longer than ``STALL_MS`` (a soak's figure: one slow turn an hour is not a
+    pattern, one a minute is)."""
+
+    STALL_MS = 50.0
 
     def __init__(self) -> None:
         self.reset()
@@ -51,10 +57,13 @@ class FrameStats:
         self.started = time.perf_counter()
         self.last_tick = self.started
         self.max_gap_ms = 0.0
+        self.stalls = 0
 
     def tick(self) -> None:
         now = time.perf_counter()
-        self.max_gap_ms = max(self.max_gap_ms, (now - self.last_tick) * 1e3)
+        gap_ms = (now - self.last_tick) * 1e3
+        self.max_gap_ms = max(self.max_gap_ms, gap_ms)
+        self.stalls += gap_ms > self.STALL_MS
         self.last_tick = now
 
     def fps(self) -> float:
@@ -82,6 +91,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.bridge.error.connect(self.show_error)
         self.bridge.finished.connect(self._on_finished)
         self.bridge.streams_found.connect(self._show_streams)
+        self.bridge.model_inputs.connect(self._show_model_inputs)
         self.predictions = 0
         self.last_record: PredictionRecord | None = None
         self.latencies_ms: list[float] = []
@@ -111,10 +121,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.discover_button = QtWidgets.QPushButton("Discover LSL streams")
         self.discover_button.clicked.connect(self.discover_streams)
-        self.stream_list = QtWidgets.QListWidget()
-        self.stream_list.setMaximumHeight(120)
-        form.addRow(self.discover_button)
-        form.addRow(self.stream_list)
+        self.discovered_label = QtWidgets.QLabel("")
+        form.addRow(_row(self.discover_button, self.discovered_label))
+        self.stream_map = StreamMapTable()
+        self.stream_map.setMaximumHeight(150)
+        self.stream_map.setToolTip("which stream feeds which input of the model")
+        form.addRow(self.stream_map)
 
         self.camera_edit = QtWidgets.QLineEdit(source.video or str(source.camera))
         self.camera_edit.setToolTip("camera index (0, 1, ...) or a video file")
@@ -203,6 +215,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _source_changed(self) -> None:
         kind = self.source_box.currentData()
         self.discover_button.setEnabled(kind in ("lsl", "webcam"))
+        self.stream_map.setEnabled(kind in ("lsl", "webcam"))
         self.camera_edit.setEnabled(kind == "webcam")
         for widget in (self.xdf_edit, self.speed_box, self.pause_button, self.position_slider):
             widget.setEnabled(kind == "xdf")
@@ -221,27 +234,41 @@ class MainWindow(QtWidgets.QMainWindow):
         if path:
             self.model_edit.setText(path)
 
-    def discover_streams(self) -> None:
-        """Resolve in a thread: the GUI must not freeze for the second it takes."""
+    def discover_streams(self, wait_s: float = 1.0) -> None:
+        """Find the streams on the network and read the chosen model's inputs, in a
+        thread: the GUI must not freeze for the second resolving takes."""
         import threading
 
         import pylsl
 
+        from models.checkpoint import load_checkpoint
+        from models.errors import HeloError
+        from streamer.demo import DEMO_CHECKPOINT
+
         self.discover_button.setEnabled(False)
+        self.discovered_label.setText("looking ...")
+        model = self.model_edit.text().strip()
 
         def work() -> None:
-            infos = pylsl.resolve_streams(wait_time=1.0)
-            rows = [
-                f"{i.name()}  [{i.type()}, {i.channel_count()} ch, {i.nominal_srate():g} Hz]"
-                for i in infos
-            ]
-            self.bridge.streams_found.emit(sorted(rows))
+            try:
+                spec: object = load_checkpoint(model or DEMO_CHECKPOINT).spec
+            except HeloError as exc:
+                spec = str(exc)
+            self.bridge.model_inputs.emit(spec)
+            infos = pylsl.resolve_streams(wait_time=wait_s)
+            self.bridge.streams_found.emit([FoundStream.from_info(i) for i in infos])
 
         threading.Thread(target=work, daemon=True).start()
 
-    def _show_streams(self, rows: list[str]) -> None:
-        self.stream_list.clear()
-        self.stream_list.addItems(rows or ["(no streams found)"])
+    def _show_model_inputs(self, spec: object) -> None:
+        if isinstance(spec, str):
+            self.show_error(spec)
+        else:
+            self.stream_map.set_spec(spec)
+
+    def _show_streams(self, found: list[FoundStream]) -> None:
+        self.stream_map.set_streams(found)
+        self.discovered_label.setText(f"{len(found)} stream(s) found")
         self._source_changed()
 
     def _speed_changed(self, text: str) -> None:
@@ -288,7 +315,7 @@ class MainWindow(QtWidgets.QMainWindow):
             video=None if camera_text.isdigit() else camera_text,
             loop_video=self.initial.loop_video,
             with_synthetic_physiology=self.initial.with_synthetic_physiology,
-            streams=dict(self.initial.streams),
+            streams={**self.initial.streams, **self.stream_map.overrides()},
             faults=list(self.initial.faults),
         )
 

@@ -322,8 +322,10 @@ def _runtime_sections(sections: list[str], args: argparse.Namespace, results: di
         print(
             f"desktop app ({args.seconds:.0f} s, synthetic device, {gui['timeline_s']:.0f} s "
             f"timeline, {gui['traces']} traces): {gui['redraw_per_s']:.1f} redraws/s, longest "
-            f"GUI stall {gui['longest_gui_stall_ms']:.0f} ms; latency meanwhile p50 "
-            f"{gui['latency_p50_ms']:.1f} ms, p99 {gui['latency_p99_ms']:.1f} ms"
+            f"GUI stall {gui['longest_gui_stall_ms']:.0f} ms ({gui['stalls_over_50ms']} turns "
+            f"over 50 ms); latency meanwhile p50 {gui['latency_p50_ms']:.1f} ms, p99 "
+            f"{gui['latency_p99_ms']:.1f} ms; memory {gui.get('rss_first_mb', 0):.0f} -> "
+            f"{gui.get('rss_last_mb', 0):.0f} MB (max {gui.get('rss_max_mb', 0):.0f})"
         )
     if "readers" in sections:
         cap = bench_runtime.reader_capacity(args.seconds)

@@ -1,0 +1,129 @@
+"""Which LSL stream feeds which input of the model: picked from the discovered streams.
+
+A lab network often carries more than one stream of a type (two EEG amplifiers, a
+test outlet left running), and then matching by type alone is ambiguous. The
+table lists the model's inputs, one row each with what the checkpoint's spec
+needs, and lets the researcher pick the stream for it from those discovered;
+"automatic" keeps the runtime's own matching by type. A pick becomes a stream
+override of the session (the same as ``--stream eeg=SOURCE_ID``), by source_id
+when the outlet has one, since names are not unique across machines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6 import QtWidgets
+
+from models.features.spec import FeatureSpec
+
+AUTOMATIC = ""
+
+
+@dataclass(frozen=True)
+class FoundStream:
+    """What discovery learned of an outlet on the network."""
+
+    name: str
+    type: str
+    source_id: str
+    channels: int
+    srate_hz: float
+    hostname: str = ""
+
+    @classmethod
+    def from_info(cls, info) -> FoundStream:
+        """From a ``pylsl.StreamInfo``."""
+        return cls(
+            info.name(),
+            info.type(),
+            info.source_id(),
+            info.channel_count(),
+            info.nominal_srate(),
+            info.hostname(),
+        )
+
+    @property
+    def key(self) -> str:
+        """What the session's override names: the source_id, else the name."""
+        return self.source_id or self.name
+
+    def describe(self) -> str:
+        rate = f"{self.srate_hz:g} Hz" if self.srate_hz > 0 else "irregular"
+        host = f" on {self.hostname}" if self.hostname else ""
+        return f"{self.name} [{self.type}, {self.channels} ch, {rate}]{host}"
+
+
+class StreamMapTable(QtWidgets.QTableWidget):
+    """One row per model input: what it needs, and a choice of stream."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(0, 2, parent)
+        self.setHorizontalHeaderLabels(["Model input", "Stream"])
+        self.horizontalHeader().setStretchLastSection(True)
+        self.verticalHeader().hide()
+        self.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.spec: FeatureSpec | None = None
+        self.found: list[FoundStream] = []
+
+    def set_spec(self, spec: FeatureSpec) -> None:
+        """The model's inputs; the picks of inputs it still has are kept."""
+        kept = self.overrides()
+        self.spec = spec
+        self.setRowCount(len(spec.modalities))
+        for row, mod in enumerate(spec.modalities):
+            rate = f"{mod.srate_hz:g} Hz" if mod.srate_hz > 0 else "irregular"
+            need = QtWidgets.QTableWidgetItem(mod.name)
+            need.setToolTip(
+                f"needs a {mod.stream_type} stream: {len(mod.channels)} channels, {rate}"
+            )
+            self.setItem(row, 0, need)
+            self.setCellWidget(row, 1, QtWidgets.QComboBox())
+        self._fill(kept)
+
+    def set_streams(self, found: list[FoundStream]) -> None:
+        """The streams discovery found; picks of streams still there are kept."""
+        kept = self.overrides()
+        self.found = sorted(found, key=lambda s: (s.type.lower(), s.name.lower()))
+        self._fill(kept)
+
+    def _fill(self, kept: dict[str, str]) -> None:
+        if self.spec is None:
+            return
+        for row, mod in enumerate(self.spec.modalities):
+            box = self.cellWidget(row, 1)
+            box.clear()
+            box.addItem(f"automatic (type {mod.stream_type})", AUTOMATIC)
+            same_type = [s for s in self.found if s.type.lower() == mod.stream_type.lower()]
+            others = [s for s in self.found if s not in same_type]
+            for stream in same_type + others:  # the likely ones first
+                box.addItem(stream.describe(), stream.key)
+            index = box.findData(kept.get(mod.name, AUTOMATIC))
+            box.setCurrentIndex(max(index, 0))
+        self.resizeColumnToContents(0)
+
+    def choose(self, modality: str, key: str) -> None:
+        """Pick the stream ``key`` (source_id or name) for ``modality``."""
+        row = self._row(modality)
+        box = self.cellWidget(row, 1)
+        index = box.findData(key)
+        if index < 0:
+            raise KeyError(f"no discovered stream {key!r}")
+        box.setCurrentIndex(index)
+
+    def overrides(self) -> dict[str, str]:
+        """Modality -> stream key for every input not left automatic."""
+        if self.spec is None:
+            return {}
+        picks = {}
+        for row, mod in enumerate(self.spec.modalities):
+            box = self.cellWidget(row, 1)
+            if box is not None and box.currentData():
+                picks[mod.name] = box.currentData()
+        return picks
+
+    def _row(self, modality: str) -> int:
+        names = [mod.name for mod in self.spec.modalities] if self.spec else []
+        if modality not in names:
+            raise KeyError(f"the model has no input {modality!r}")
+        return names.index(modality)
