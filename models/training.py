@@ -49,6 +49,7 @@ class TrainConfig:
     correlation_weight: float = 1.0
     correlation_target: str = "columns"  # columns | outer
     modality_dropout: float = 0.5  # share of training windows given a random modality subset
+    ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights
     accelerator: str = "auto"  # auto | cpu | cuda
     threads: int | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
@@ -62,6 +63,8 @@ class TrainConfig:
             raise HeloError(
                 f"train config: val_by must be 'subject' or 'trial', got {self.val_by!r}"
             )
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise HeloError(f"train config: ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0.0 <= self.modality_dropout <= 1.0:
             raise HeloError(
                 f"train config: modality_dropout must be in [0, 1], got {self.modality_dropout}"
@@ -212,8 +215,16 @@ def train_model(
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     subsets = modality_subsets(len(spec.modalities))
     use_corr = isinstance(model, HeLo) and model.config.use_label_correlation
+    # The weights judged and kept: the model's own, or their moving average, which
+    # smooths the epoch-to-epoch noise that early stopping on few subjects picks up.
+    ema = None
+    if config.ema_decay > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+    kept = ema.module if ema is not None else model
     history: list[dict[str, float]] = []
-    best = (math.inf, 0, copy.deepcopy(model.state_dict()))
+    best = (math.inf, 0, copy.deepcopy(kept.state_dict()))
     epochs = range(1, config.epochs + 1)
     bar = None
     if progress:
@@ -240,6 +251,8 @@ def train_model(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
             for key, value in parts.items():
                 totals[key] = totals.get(key, 0.0) + value
             n_batches += 1
@@ -250,11 +263,11 @@ def train_model(
             **{f"train_{k}": v / max(n_batches, 1) for k, v in totals.items()},
         }
         if val_t is not None:
-            row["val_kl"] = validation_kl(model, val_t)
+            row["val_kl"] = validation_kl(kept, val_t)
         history.append(row)
         score = row.get("val_kl", row.get("train_kl", math.inf))
         if score < best[0] - 1e-5:
-            best = (score, epoch, copy.deepcopy(model.state_dict()))
+            best = (score, epoch, copy.deepcopy(kept.state_dict()))
         if bar is not None:
             bar.set_postfix(
                 {k: f"{v:.4f}" for k, v in row.items() if k.startswith(("train", "val"))}

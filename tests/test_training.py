@@ -69,6 +69,30 @@ def test_training_lowers_the_loss_and_keeps_the_best_epoch(tiny_dataset):
     assert not result.model.training
 
 
+def test_weight_averaging_keeps_the_averaged_weights_it_validated(tiny_dataset):
+    """With ``ema_decay`` the kept model is the moving average the validation judged:
+    its validation KL is the best one in the history, and it differs from the raw
+    weights of that epoch."""
+    from models.training import to_tensors, validation_kl
+
+    train_idx, val_idx = holdout(tiny_dataset.subjects, 0.25, seed=0)
+    train, val = tiny_dataset.subset(train_idx), tiny_dataset.subset(val_idx)
+    config = TrainConfig(
+        epochs=4, batch_size=32, seed=0, threads=2, model_options=FAST, ema_decay=0.9
+    )
+    averaged = train_model(train, val, config, progress=False)
+    best = min(row["val_kl"] for row in averaged.history)
+    val_t = to_tensors(val, averaged.spec, torch.device("cpu"))
+    assert validation_kl(averaged.model, val_t) == pytest.approx(best, rel=1e-5)
+    raw = train_model(train, val, TrainConfig(**{**vars(config), "ema_decay": 0.0}), False)
+    assert [r["train_kl"] for r in raw.history] == [r["train_kl"] for r in averaged.history]
+    assert not np.allclose(
+        predict(raw.model, raw.spec, val), predict(averaged.model, averaged.spec, val)
+    )
+    with pytest.raises(HeloError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)
+
+
 def test_same_seed_same_model(tiny_dataset):
     config = TrainConfig(epochs=2, batch_size=64, seed=3, threads=1, model_options=FAST)
     a = train_model(tiny_dataset, None, config, progress=False)
