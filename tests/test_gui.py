@@ -92,6 +92,7 @@ def test_streams_picked_from_discovery_feed_the_model(qtbot, window):
     import uuid
 
     import pylsl
+    from PySide6 import QtCore
 
     from devices.synthetic import SyntheticDevice
 
@@ -100,7 +101,7 @@ def test_streams_picked_from_discovery_feed_the_model(qtbot, window):
     )
     with SyntheticDevice(source_prefix=f"gui-{uuid.uuid4().hex[:8]}") as device:
         window.source_box.setCurrentIndex(1)  # LSL streams on the network
-        window.discover_streams()
+        qtbot.mouseClick(window.discover_button, QtCore.Qt.MouseButton.LeftButton)
         table = window.stream_map
         qtbot.waitUntil(lambda: "found" in window.discovered_label.text(), timeout=10_000)
         assert [table.item(r, 0).text() for r in range(table.rowCount())] == [

@@ -91,6 +91,7 @@ class MemoryLog:
 
         self.window = window
         self.samples: list[tuple[float, float]] = []  # (seconds since the first, MB)
+        self._t0 = 0.0  # monotonic time of the first sample
         self._timer = QtCore.QTimer(window, interval=int(every_s * 1000), timeout=self.sample)
         self._timer.start()
 

@@ -120,7 +120,8 @@ class MainWindow(QtWidgets.QMainWindow):
         form.addRow("Source", self.source_box)
 
         self.discover_button = QtWidgets.QPushButton("Discover LSL streams")
-        self.discover_button.clicked.connect(self.discover_streams)
+        # not connect(self.discover_streams): Qt would pass `checked` (False) as wait_s
+        self.discover_button.clicked.connect(lambda: self.discover_streams())
         self.discovered_label = QtWidgets.QLabel("")
         form.addRow(_row(self.discover_button, self.discovered_label))
         self.stream_map = StreamMapTable()
