@@ -93,7 +93,6 @@ class SessionRunner:
         self._truth_reader: StreamReader | None = None
         self._truth_recorded: tuple[np.ndarray, np.ndarray] | None = None
         self.webcam = None
-        self.seeks = 0  # the GUI clears its timeline when this changes
 
     # ------------------------------------------------------------------ control
 
@@ -134,7 +133,6 @@ class SessionRunner:
         """Replay: continue from ``seconds`` after the start of the recording."""
         if self._clock is not None:
             self._clock.seek(self._clock.start + seconds)
-            self.seeks += 1
 
     # ------------------------------------------------------------------ views
 

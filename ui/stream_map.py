@@ -15,43 +15,38 @@ from dataclasses import dataclass
 
 from PySide6 import QtWidgets
 
+from models.features.mapping import StreamDescription, describe_need
 from models.features.spec import FeatureSpec
+from streamer.lsl_reader import describe_info
 
 AUTOMATIC = ""
 
 
 @dataclass(frozen=True)
 class FoundStream:
-    """What discovery learned of an outlet on the network."""
+    """What discovery learned of an outlet on the network: its header as the runtime's
+    mapping reads it, and the machine it runs on (names repeat across machines)."""
 
-    name: str
-    type: str
-    source_id: str
-    channels: int
-    srate_hz: float
+    description: StreamDescription
     hostname: str = ""
 
     @classmethod
     def from_info(cls, info) -> FoundStream:
-        """From a ``pylsl.StreamInfo``."""
-        return cls(
-            info.name(),
-            info.type(),
-            info.source_id(),
-            info.channel_count(),
-            info.nominal_srate(),
-            info.hostname(),
-        )
+        """From a resolved ``pylsl.StreamInfo``."""
+        return cls(describe_info(info), info.hostname())
+
+    @property
+    def type(self) -> str:
+        return self.description.type
 
     @property
     def key(self) -> str:
         """What the session's override names: the source_id, else the name."""
-        return self.source_id or self.name
+        return self.description.source_id or self.description.name
 
     def describe(self) -> str:
-        rate = f"{self.srate_hz:g} Hz" if self.srate_hz > 0 else "irregular"
         host = f" on {self.hostname}" if self.hostname else ""
-        return f"{self.name} [{self.type}, {self.channels} ch, {rate}]{host}"
+        return self.description.describe() + host
 
 
 class StreamMapTable(QtWidgets.QTableWidget):
@@ -72,11 +67,8 @@ class StreamMapTable(QtWidgets.QTableWidget):
         self.spec = spec
         self.setRowCount(len(spec.modalities))
         for row, mod in enumerate(spec.modalities):
-            rate = f"{mod.srate_hz:g} Hz" if mod.srate_hz > 0 else "irregular"
             need = QtWidgets.QTableWidgetItem(mod.name)
-            need.setToolTip(
-                f"needs a {mod.stream_type} stream: {len(mod.channels)} channels, {rate}"
-            )
+            need.setToolTip(f"needs {describe_need(mod)}")
             self.setItem(row, 0, need)
             self.setCellWidget(row, 1, QtWidgets.QComboBox())
         self._fill(kept)
@@ -84,7 +76,7 @@ class StreamMapTable(QtWidgets.QTableWidget):
     def set_streams(self, found: list[FoundStream]) -> None:
         """The streams discovery found; picks of streams still there are kept."""
         kept = self.overrides()
-        self.found = sorted(found, key=lambda s: (s.type.lower(), s.name.lower()))
+        self.found = sorted(found, key=lambda s: (s.type.lower(), s.description.name.lower()))
         self._fill(kept)
 
     def _fill(self, kept: dict[str, str]) -> None:
