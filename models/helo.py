@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.fast_linear import Linear
 from models.features.spec import FeatureSpec
 from models.layers import CrossAttention, TransformerEncoderLayer
 from models.ot import token_transport_plan
@@ -129,9 +130,9 @@ class _TokenEncoder(nn.Module):
         self.n_tokens = n_tokens
         self.d_model = d_model
         if per_channel:
-            self.linear = nn.Linear(shape[-1], d_model)
+            self.linear = Linear(shape[-1], d_model)
         else:
-            self.linear = nn.Linear(math.prod(shape), n_tokens * d_model)
+            self.linear = Linear(math.prod(shape), n_tokens * d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.per_channel:
@@ -173,18 +174,18 @@ class HeLo(nn.Module):
         self.cross_attention = (
             CrossAttention(d, config.n_heads, drop, dkey) if len(self._phys) >= 2 else None
         )
-        self.phys_projection = nn.Linear(d, d) if self._phys else None
+        self.phys_projection = Linear(d, d) if self._phys else None
         self.encoder_layer = TransformerEncoderLayer(d, config.n_heads, config.ffn_dim, drop, dkey)
         # Linear(n_tokens -> K) along the token axis: weight [K, n_tokens], bias [K].
         self.token_projection = nn.Linear(n_phys + n_behav, config.n_labels)
         self.label_embedding = nn.Parameter(torch.randn(config.n_labels, d))
         self.label_attention = CrossAttention(d, config.lcd_heads, drop, dkey)
         self.head = nn.Sequential(
-            nn.Linear(config.n_labels * d, d),
+            Linear(config.n_labels * d, d),
             nn.ReLU(),
-            nn.Linear(d, d),
+            Linear(d, d),
             nn.ReLU(),
-            nn.Linear(d, config.n_labels),
+            Linear(d, config.n_labels),
         )
 
     def label_correlation(self) -> torch.Tensor:

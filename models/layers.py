@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.fast_linear import Linear, linear
+
 # Added to dropped logits: large enough to zero their weight, finite so that a
 # row whose keys are all dropped still gives a valid (uniform) softmax.
 _DROPPED_LOGIT = -1e9
@@ -37,7 +39,7 @@ class MultiHeadAttention(nn.Module):
         self.dropkey = dropkey
         self.in_proj = nn.Parameter(torch.empty(3 * d_model, d_model))
         nn.init.xavier_uniform_(self.in_proj)
-        self.out = nn.Linear(d_model, d_model)
+        self.out = Linear(d_model, d_model)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:  # [B, n, d] -> [B, h, n, d_head]
         return x.unflatten(-1, (self.n_heads, self.d_head)).transpose(1, 2)
@@ -47,10 +49,10 @@ class MultiHeadAttention(nn.Module):
     ) -> torch.Tensor:
         d = self.d_model
         if query is keys:
-            q, k, v = F.linear(query, self.in_proj).split(d, dim=-1)
+            q, k, v = linear(query, self.in_proj).split(d, dim=-1)
         else:
-            q = F.linear(query, self.in_proj[:d])
-            k, v = F.linear(keys, self.in_proj[d:]).split(d, dim=-1)
+            q = linear(query, self.in_proj[:d])
+            k, v = linear(keys, self.in_proj[d:]).split(d, dim=-1)
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
         mask = bias
         if self.training and self.dropkey > 0:
@@ -89,7 +91,7 @@ class TransformerEncoderLayer(nn.Module):
         super().__init__()
         self.self_attention = CrossAttention(d_model, n_heads, dropout, dropkey)
         self.ffn = nn.Sequential(
-            nn.Linear(d_model, ffn_dim), nn.GELU(), nn.Linear(ffn_dim, d_model), nn.Dropout(dropout)
+            Linear(d_model, ffn_dim), nn.GELU(), Linear(ffn_dim, d_model), nn.Dropout(dropout)
         )
         self.norm = nn.LayerNorm(d_model)
 
