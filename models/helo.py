@@ -10,14 +10,14 @@ needed to predict, and ``eval()`` is deterministic (no DropKey, no dropout).
 
 Method, with shapes (d = ``d_model``, C = tokens of the query modality, K labels):
 
-1. Encoders: a per-channel ``Linear(F -> d)`` for channel x feature inputs (EEG
+1. Encoders: one ``Linear(F -> d)`` per channel for channel x feature inputs (EEG
    DE ``[C, 5]`` -> C tokens); ``Linear(D -> n*d)`` for vectors (GSR, PPG -> C
    tokens each; behaviour -> as many tokens as the physiological set).
 2. Physiological fusion, the first physiological modality (EEG) as the query:
    ``p_m = LayerNorm(E + MHA(E, X_m, X_m))`` with one shared module for every
    other physiological modality X_m; ``Phys = Linear(d -> d)(concat_m p_m)``.
 3. Heterogeneity mining: Gromov-Wasserstein plan T between Phys and Behav
-   tokens (:mod:`models.ot`), rows scaled to sum to 1; ``Phys <- T @ Phys``.
+   tokens (:mod:`models.ot`), rows scaled to sum to 1; ``Phys <- Phys + T @ Phys``.
 4. One shared Transformer encoder layer on Phys and on Behav; concatenated
    along tokens and projected ``Linear(n_tokens -> K)`` along the token axis.
 5. Label embedding L (learned ``[K, d]`` parameter); correlation
@@ -25,6 +25,12 @@ Method, with shapes (d = ``d_model``, C = tokens of the query modality, K labels
 6. Label-correlation-driven cross-attention: ``softmax((Q K^T + R)/sqrt(d_h)) V``
    with queries from L, keys/values from the fused tokens; ``LayerNorm(L + .)``.
 7. Head: ``flatten -> Linear(K*d, d) -> ReLU -> Linear(d, d) -> ReLU -> Linear(d, K)``.
+
+Two changes to the published model (both options, off for checkpoints saved
+before them; docs/model.md has the measurements): each EEG channel has its own
+encoder, and the OT re-weighting is added to the physiological tokens instead of
+replacing them. The published form shares one encoder across channels and its
+diffuse plans average the tokens, so it cannot use the EEG.
 
 Beyond the paper, missing modalities: an absent modality's tokens are replaced by
 learned "absent" tokens (its features are never read, NaN is fine), and OT is
@@ -76,6 +82,8 @@ class HeLoConfig:
     ot_outer: int = 5
     ot_inner: int = 20
     cost_threshold: float = 0.1
+    ot_residual: bool = True  # Phys + T @ Phys (False: T @ Phys alone, as the paper)
+    channel_weights: bool = True  # one encoder per EEG channel (False: shared, as the authors)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -107,6 +115,9 @@ class HeLoConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HeLoConfig:
         data = dict(data)
+        # Configurations saved before the option existed had the shared EEG encoder.
+        data.setdefault("channel_weights", False)
+        data.setdefault("ot_residual", False)
         mods = tuple(
             ModalityInput(str(m["name"]), str(m["group"]), tuple(int(n) for n in m["shape"]))
             for m in data.pop("modalities")
@@ -121,15 +132,43 @@ class HeLoConfig:
         return replace(self, **changes)
 
 
+class _ChannelLinear(nn.Module):
+    """One ``Linear(F -> d)`` per channel, ``[B, C, F] -> [B, C, d]``: each token knows its
+    electrode. (A single shared linear, as in the authors' code, gives tokens that say
+    nothing about where they were measured: attention is blind to order and the OT step
+    re-mixes the tokens, so the spatial EEG patterns of emotions are lost.)"""
+
+    def __init__(self, n_channels: int, n_features: int, d_model: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(n_features)  # nn.Linear's default initialisation
+        self.weight = nn.Parameter(
+            torch.empty(n_channels, n_features, d_model).uniform_(-bound, bound)
+        )
+        self.bias = nn.Parameter(torch.empty(n_channels, d_model).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [C, B, F] @ [C, F, d] -> [C, B, d]: one batched product over the channels.
+        return torch.baddbmm(self.bias.unsqueeze(1), x.transpose(0, 1), self.weight).transpose(0, 1)
+
+
 class _TokenEncoder(nn.Module):
     """Features of one modality -> ``[B, n_tokens, d]`` tokens."""
 
-    def __init__(self, shape: tuple[int, ...], n_tokens: int, d_model: int, per_channel: bool):
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        n_tokens: int,
+        d_model: int,
+        per_channel: bool,
+        channel_weights: bool = False,
+    ):
         super().__init__()
         self.per_channel = per_channel
         self.n_tokens = n_tokens
         self.d_model = d_model
-        if per_channel:
+        if per_channel and channel_weights:
+            self.linear = _ChannelLinear(shape[0], shape[-1], d_model)
+        elif per_channel:
             self.linear = Linear(shape[-1], d_model)
         else:
             self.linear = Linear(math.prod(shape), n_tokens * d_model)
@@ -167,7 +206,9 @@ class HeLo(nn.Module):
                 n_tok = mod.shape[0]
             else:
                 n_tok = n_query
-            self.encoders[mod.name] = _TokenEncoder(mod.shape, n_tok, d, per_channel)
+            self.encoders[mod.name] = _TokenEncoder(
+                mod.shape, n_tok, d, per_channel, config.channel_weights
+            )
             self.absent[mod.name] = nn.Parameter(torch.randn(n_tok, d) * 0.02)
 
         drop, dkey = config.dropout, config.dropkey
@@ -237,6 +278,8 @@ class HeLo(nn.Module):
                     self.config.cost_threshold,
                 )
                 moved = torch.bmm(plan, phys)
+                if self.config.ot_residual:
+                    moved = phys + moved
                 if complete:
                     phys = moved
                 else:

@@ -143,3 +143,45 @@ def test_present_must_match_the_modalities():
 def test_config_round_trips_through_a_dict():
     config = HeLoConfig(modalities=PAPER, n_labels=10, d_model=64, use_ot=False)
     assert HeLoConfig.from_dict(config.to_dict()) == config
+
+
+def test_each_eeg_channel_has_its_own_encoder():
+    """Channel-wise weights equal C separate ``Linear(5 -> d)``: a token knows its electrode."""
+    model = _model().eval()
+    encoder = model.encoders["eeg"].linear
+    x = torch.randn(3, 18, 5)
+    separate = []
+    for c in range(18):
+        layer = torch.nn.Linear(5, 32)
+        layer.weight.data = encoder.weight[c].T.detach().clone()
+        layer.bias.data = encoder.bias[c].detach().clone()
+        separate.append(layer(x[:, c]))
+    torch.testing.assert_close(encoder(x), torch.stack(separate, 1))
+    shared = _model(channel_weights=False).encoders["eeg"].linear
+    assert tuple(shared.weight.shape) == (32, 5)  # the authors' one shared layer
+
+
+def test_ot_reweighting_is_added_to_the_tokens_it_moves(monkeypatch):
+    """With ``ot_residual`` the physiological tokens are ``Phys + T @ Phys``; without it,
+    ``T @ Phys`` replaces them (the paper). A zero plan makes the difference visible."""
+    import models.helo as helo_module
+
+    def zero_plan(source, target, *args):
+        return torch.zeros(source.shape[0], source.shape[1], target.shape[1])
+
+    monkeypatch.setattr(helo_module, "token_transport_plan", zero_plan)
+    feats, present = _inputs(PAPER, 2)
+    with_residual = _model().eval()(feats, present)
+    without_ot = _model(use_ot=False).eval()(feats, present)
+    replaced = _model(ot_residual=False).eval()(feats, present)
+    torch.testing.assert_close(with_residual, without_ot)  # Phys + 0 = Phys
+    assert not torch.allclose(replaced, without_ot)  # 0 @ Phys = 0
+
+
+def test_configs_saved_before_the_options_mean_the_papers_architecture():
+    data = HeLoConfig(modalities=PAPER, n_labels=10).to_dict()
+    del data["channel_weights"], data["ot_residual"]
+    old = HeLoConfig.from_dict(data)
+    assert not old.channel_weights
+    assert not old.ot_residual
+    assert HeLoConfig(modalities=PAPER, n_labels=10).channel_weights  # new models: on
