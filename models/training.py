@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from models.baselines import ConcatMLP, MeanConfig, MeanDistribution, MLPConfig
+from models.calibration import fit_temperature, fold_temperature
 from models.datasets.windows import WindowDataset
 from models.errors import HeloError
 from models.features.extract import fit_normalization, normalize_values
@@ -50,6 +51,7 @@ class TrainConfig:
     correlation_target: str = "columns"  # columns | outer
     modality_dropout: float = 0.5  # share of training windows given a random modality subset
     ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights
+    calibrate: bool = True  # fit a softmax temperature on the validation part after training
     accelerator: str = "auto"  # auto | cpu | cuda
     threads: int | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
@@ -91,11 +93,13 @@ class TrainResult:
     best_epoch: int
     seconds: float
     config: TrainConfig
+    temperature: float = 1.0  # folded into the output layer (models/calibration.py)
 
     def metadata(self) -> dict[str, Any]:
         return {
             "train_config": asdict(self.config),
             "best_epoch": self.best_epoch,
+            "temperature": self.temperature,
             "epochs_run": len(self.history),
             "seconds": round(self.seconds, 1),
             "history": self.history,
@@ -284,15 +288,32 @@ def train_model(
         bar.close()
     model.load_state_dict(best[2])
     model.eval()
-    return TrainResult(model, spec, history, best[1], time.perf_counter() - started, config)
+    temperature = 1.0
+    if config.calibrate and val_t is not None:
+        logits, targets = validation_logits(model, val_t)
+        temperature = fit_temperature(logits, targets)
+        fold_temperature(model, temperature)
+        if log is not None:
+            log(f"temperature={temperature:.3f} (fitted on the validation part)")
+    seconds = time.perf_counter() - started
+    return TrainResult(model, spec, history, best[1], seconds, config, temperature)
 
 
 @torch.no_grad()
-def validation_kl(model: nn.Module, data: Tensors, batch_size: int = 1024) -> float:
+def validation_logits(
+    model: nn.Module, data: Tensors, batch_size: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and targets of every window of ``data`` (eval mode)."""
     model.eval()
-    total = 0.0
+    logits, targets = [], []
     for start in range(0, len(data), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(data)), device=data.present.device)
-        feats, present, targets = data.batch(idx)
-        total += float(kl_divergence(model(feats, present), targets)) * len(idx)
-    return total / len(data)
+        feats, present, target = data.batch(idx)
+        logits.append(model(feats, present))
+        targets.append(target)
+    return torch.cat(logits), torch.cat(targets)
+
+
+def validation_kl(model: nn.Module, data: Tensors, batch_size: int = 1024) -> float:
+    logits, targets = validation_logits(model, data, batch_size)
+    return float(kl_divergence(logits, targets))

@@ -69,6 +69,41 @@ def test_training_lowers_the_loss_and_keeps_the_best_epoch(tiny_dataset):
     assert not result.model.training
 
 
+def test_the_temperature_fitted_on_validation_lowers_its_kl(tiny_dataset):
+    """Calibration is fitted on the validation part after early stopping and folded into
+    the output layer: the kept model's validation KL is at most the best epoch's, and
+    its logits are the uncalibrated ones divided by T."""
+    from models.calibration import fit_temperature, fold_temperature
+    from models.training import to_tensors, validation_kl, validation_logits
+
+    train_idx, val_idx = holdout(tiny_dataset.subjects, 0.25, seed=0)
+    train, val = tiny_dataset.subset(train_idx), tiny_dataset.subset(val_idx)
+    config = TrainConfig(epochs=3, batch_size=32, seed=0, threads=2, model_options=FAST)
+    raw = train_model(train, val, TrainConfig(**{**vars(config), "calibrate": False}), False)
+    calibrated = train_model(train, val, config, progress=False)
+    assert raw.temperature == 1.0
+    assert calibrated.metadata()["temperature"] == calibrated.temperature != 1.0
+    val_t = to_tensors(val, calibrated.spec, torch.device("cpu"))
+    best = min(row["val_kl"] for row in calibrated.history)
+    assert validation_kl(calibrated.model, val_t) <= best + 1e-6
+    logits_raw, targets = validation_logits(raw.model, val_t)
+    logits_cal, _ = validation_logits(calibrated.model, val_t)
+    torch.testing.assert_close(
+        logits_cal, logits_raw / calibrated.temperature, rtol=1e-4, atol=1e-5
+    )
+    assert fit_temperature(logits_raw, targets) == pytest.approx(calibrated.temperature)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        fold_temperature(raw.model, 0.0)
+
+
+def test_fit_temperature_recovers_a_known_temperature():
+    from models.calibration import fit_temperature
+
+    logits = torch.randn(500, 6, generator=torch.Generator().manual_seed(0)) * 3
+    targets = torch.softmax(logits / 1.7, dim=-1)
+    assert fit_temperature(logits, targets) == pytest.approx(1.7, rel=0.01)
+
+
 def test_weight_averaging_keeps_the_averaged_weights_it_validated(tiny_dataset):
     """With ``ema_decay`` the kept model is the moving average the validation judged:
     its validation KL is the best one in the history, and it differs from the raw
@@ -78,7 +113,13 @@ def test_weight_averaging_keeps_the_averaged_weights_it_validated(tiny_dataset):
     train_idx, val_idx = holdout(tiny_dataset.subjects, 0.25, seed=0)
     train, val = tiny_dataset.subset(train_idx), tiny_dataset.subset(val_idx)
     config = TrainConfig(
-        epochs=4, batch_size=32, seed=0, threads=2, model_options=FAST, ema_decay=0.9
+        epochs=4,
+        batch_size=32,
+        seed=0,
+        threads=2,
+        model_options=FAST,
+        ema_decay=0.9,
+        calibrate=False,  # the kept weights exactly as validated
     )
     averaged = train_model(train, val, config, progress=False)
     best = min(row["val_kl"] for row in averaged.history)
