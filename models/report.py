@@ -142,7 +142,7 @@ def render_markdown(result: ReportResult, title: str = "HeLo on the synthetic be
         for name, row in result.rows.items():
             if name == "HeLo":
                 continue
-            cells = [f"{improvement(m, helo[m], row[m]):+.1f}" for m in METRICS]
+            cells = [_percent(improvement(m, helo[m], row[m])) for m in METRICS]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     if result.helo_subsets:
@@ -163,6 +163,11 @@ def render_markdown(result: ReportResult, title: str = "HeLo on the synthetic be
         "",
     ]
     return "\n".join(lines)
+
+
+def _percent(value: float) -> str:
+    """One decimal, two where one would show a real difference as +0.0."""
+    return f"{value:+.1f}" if abs(value) >= 0.1 or value == 0 else f"{value:+.2f}"
 
 
 def verdict(helo: dict[str, float], rows: dict[str, dict[str, float]]) -> str:

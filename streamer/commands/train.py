@@ -206,6 +206,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"checkpoint: {path}")
     print(
         f"trained {len(result.history)} epochs (best {result.best_epoch}) in {result.seconds:.0f} s"
+        + (
+            f"; softmax temperature {result.temperature:.2f} (fitted on the validation part)"
+            if result.config.calibrate and result.temperature != 1.0
+            else ""
+        )
     )
     for part in ("validation", "test"):
         if part in metrics:
