@@ -22,6 +22,9 @@ from models.evaluation import cross_validate
 from models.metrics import LOWER_IS_BETTER, METRICS
 from models.training import TrainConfig
 
+MEAN_ROW = "Training-mean distribution"
+MLP_ROW = "Concatenation MLP"  # the baselines the verdict line speaks of
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -34,8 +37,8 @@ class Variant:
 
 def default_variants(modalities: tuple[str, ...]) -> list[Variant]:
     rows = [
-        Variant("Training-mean distribution", "mean"),
-        Variant("Concatenation MLP", "concat_mlp"),
+        Variant(MEAN_ROW, "mean"),
+        Variant(MLP_ROW, "concat_mlp"),
         Variant("HeLo", "helo"),
         Variant(
             "HeLo as published (shared EEG encoder, T @ Phys)",
@@ -173,7 +176,7 @@ def _percent(value: float) -> str:
 def verdict(helo: dict[str, float], rows: dict[str, dict[str, float]]) -> str:
     """One sentence per baseline: on how many metrics HeLo is better, and which not."""
     parts = []
-    for name in ("Training-mean distribution", "Concatenation MLP"):
+    for name in (MEAN_ROW, MLP_ROW):
         if name not in rows:
             continue
         better = [m for m in METRICS if improvement(m, helo[m], rows[name][m]) > 0]

@@ -44,25 +44,26 @@ def test_helo_predicts_the_same_with_and_without_onednn(onednn):
 
 
 def test_large_inference_products_go_through_onednn(onednn, monkeypatch):
-    if not onednn:
-        pytest.skip("oneDNN linear not available on this CPU/PyTorch (F.linear is used)")
+    """Where the probe passes (x86 with oneDNN, as here) only large inference products
+    take oneDNN; where it fails, none do and F.linear computes the same numbers."""
     calls = []
-    real = torch.ops.mkldnn._linear_pointwise
+    real = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
 
     def counting(*args):
         calls.append(args[0].shape)
         return real(*args)
 
-    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", counting)
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", counting, raising=False)
     big, small = torch.randn(2048, 128), torch.randn(4, 16)
     w_big, w_small = torch.randn(384, 128), torch.randn(8, 16)
+    expected = [big.shape] if onednn else []
     with torch.inference_mode():
         torch.testing.assert_close(linear(big, w_big), F.linear(big, w_big))
         linear(small, w_small)  # below MIN_MULTIPLY_ADDS: F.linear, no oneDNN call overhead
-    assert calls == [big.shape]
+    assert calls == expected
     with torch.enable_grad():  # training records gradients: always F.linear
         linear(big.requires_grad_(), w_big)
-    assert calls == [big.shape]
+    assert calls == expected
 
 
 def test_training_gradients_are_pytorchs_own(onednn):
