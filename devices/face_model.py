@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-import models
-from models.errors import HeloError
-from models.features.face import BLENDSHAPE_NAMES
+import helo.models
+from helo.models.errors import HeloError
+from helo.models.features.face import BLENDSHAPE_NAMES
 
-FACE_MODEL = Path(models.__file__).resolve().parent / "assets" / "face_landmarker.task"
+FACE_MODEL = Path(helo.models.__file__).resolve().parent / "assets" / "face_landmarker.task"
 FACE_MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 
 

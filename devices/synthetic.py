@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pylsl
 
-from models.datasets.synthetic import (
+from helo.models.datasets.synthetic import (
     EMOTIONS,
     SYNTHETIC_STREAMS,
     EmotionScript,

@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
-from devices.face_model import FaceLandmarker
-from models.errors import HeloError
-from models.features.face import FACE_STREAM_CHANNELS
+from helo.devices.face_model import FaceLandmarker
+from helo.models.errors import HeloError
+from helo.models.features.face import FACE_STREAM_CHANNELS
 
 log = logging.getLogger(__name__)
 

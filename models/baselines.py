@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.helo import ModalityInput
+from helo.models.helo import ModalityInput
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from models.baselines import ConcatMLP, MeanConfig, MeanDistribution, MLPConfig
-from models.errors import CheckpointError, HeloError
-from models.features.spec import FeatureSpec
-from models.helo import HeLo, HeLoConfig
+from helo.models.baselines import ConcatMLP, MeanConfig, MeanDistribution, MLPConfig
+from helo.models.errors import CheckpointError, HeloError
+from helo.models.features.spec import FeatureSpec
+from helo.models.helo import HeLo, HeLoConfig
 
 FORMAT_NAME = "helo-checkpoint"
 FORMAT_VERSION = 1

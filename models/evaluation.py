@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.datasets.windows import WindowDataset
-from models.errors import HeloError
-from models.features.spec import FeatureSpec
-from models.metrics import evaluate_distributions
-from models.splits import holdout, subject_folds, trial_folds
-from models.training import TrainConfig, TrainResult, model_device, to_tensors, train_model
+from helo.models.datasets.windows import WindowDataset
+from helo.models.errors import HeloError
+from helo.models.features.spec import FeatureSpec
+from helo.models.metrics import evaluate_distributions
+from helo.models.splits import holdout, subject_folds, trial_folds
+from helo.models.training import TrainConfig, TrainResult, model_device, to_tensors, train_model
 
 PROTOCOLS = ("subject", "trial")
 

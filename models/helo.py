@@ -48,10 +48,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.fast_linear import Linear
-from models.features.spec import FeatureSpec
-from models.layers import CrossAttention, TransformerEncoderLayer
-from models.ot import token_transport_plan
+from helo.models.fast_linear import Linear
+from helo.models.features.spec import FeatureSpec
+from helo.models.layers import CrossAttention, TransformerEncoderLayer
+from helo.models.ot import token_transport_plan
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.checkpoint import Checkpoint
-from models.features.extract import FeatureBatch, extract
+from helo.models.checkpoint import Checkpoint
+from helo.models.features.extract import FeatureBatch, extract
 
 
 @dataclass

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.fast_linear import Linear, linear
+from helo.models.fast_linear import Linear, linear
 
 # Added to dropped logits: large enough to zero their weight, finite so that a
 # row whose keys are all dropped still gives a valid (uniform) softmax.

@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 
-from models.datasets.windows import WindowDataset
-from models.evaluation import cross_validate
-from models.metrics import LOWER_IS_BETTER, METRICS
-from models.training import TrainConfig
+from helo.models.datasets.windows import WindowDataset
+from helo.models.evaluation import cross_validate
+from helo.models.metrics import LOWER_IS_BETTER, METRICS
+from helo.models.training import TrainConfig
 
 MEAN_ROW = "Training-mean distribution"
 MLP_ROW = "Concatenation MLP"  # the baselines the verdict line speaks of
@@ -117,7 +117,7 @@ def improvement(metric: str, ours: float, theirs: float) -> float:
 
 
 def render_markdown(result: ReportResult, title: str = "HeLo on the synthetic benchmark") -> str:
-    from streamer.tables import metrics_table  # table formatting lives with the CLI
+    from helo.streamer.tables import metrics_table  # table formatting lives with the CLI
 
     proto = {
         "subject": "subject-independent (whole subjects per fold)",

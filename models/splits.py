@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.errors import DatasetError
+from helo.models.errors import DatasetError
 
 Split = tuple[np.ndarray, np.ndarray]
 

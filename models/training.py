@@ -23,14 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.baselines import ConcatMLP, MeanConfig, MeanDistribution, MLPConfig
-from models.calibration import fit_temperature, fold_temperature
-from models.datasets.windows import WindowDataset
-from models.errors import HeloError
-from models.features.extract import fit_normalization, normalize_values
-from models.features.spec import FeatureSpec
-from models.helo import HeLo, HeLoConfig, ModalityInput
-from models.losses import helo_loss, kl_divergence
+from helo.models.baselines import ConcatMLP, MeanConfig, MeanDistribution, MLPConfig
+from helo.models.calibration import fit_temperature, fold_temperature
+from helo.models.datasets.windows import WindowDataset
+from helo.models.errors import HeloError
+from helo.models.features.extract import fit_normalization, normalize_values
+from helo.models.features.spec import FeatureSpec
+from helo.models.helo import HeLo, HeLoConfig, ModalityInput
+from helo.models.losses import helo_loss, kl_divergence
 
 
 @dataclass

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.tuning import rss_mb
+from helo.streamer.tuning import rss_mb
 
 
 def live_latency(
@@ -45,15 +45,15 @@ def live_latency(
     timestamp) includes that wait, as it would with an amplifier sending packets."""
     import contextlib
 
-    from devices.synthetic import SyntheticDevice
-    from streamer.config import SessionConfig
-    from streamer.session import LiveSession
+    from helo.devices.synthetic import SyntheticDevice
+    from helo.streamer.config import SessionConfig
+    from helo.streamer.session import LiveSession
 
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     modalities = ("eeg", "gsr", "ppg") if webcam_video else ("eeg", "gsr", "ppg", "face")
     camera = contextlib.nullcontext()
     if webcam_video is not None:
-        from devices.webcam import WebcamDevice
+        from helo.devices.webcam import WebcamDevice
 
         camera = WebcamDevice(webcam_video, loop=True, source_id=f"{prefix}-face")
     device = SyntheticDevice(source_prefix=prefix, modalities=modalities, chunk_s=device_chunk_s)
@@ -102,7 +102,7 @@ def webcam_speed(seconds: float = 20.0, core: int = 0) -> dict:
         [
             sys.executable,
             "-m",
-            "streamer.bench_runtime",
+            "helo.streamer.bench_runtime",
             "webcam",
             str(seconds),
             str(core),
@@ -116,7 +116,7 @@ def webcam_speed(seconds: float = 20.0, core: int = 0) -> dict:
 
 def face_video(path: Path, n_frames: int = 300) -> Path:
     """A 640x480, 30 fps video of scikit-image's astronaut moving a little."""
-    from devices.face_video import face_image, write_video
+    from helo.devices.face_video import face_image, write_video
 
     return write_video(path, face_image("astronaut"), n_frames=n_frames)
 
@@ -124,7 +124,7 @@ def face_video(path: Path, n_frames: int = 300) -> Path:
 def _webcam(seconds: float, core: int, out: Path) -> None:
     import tempfile
 
-    from devices.webcam import WebcamDevice
+    from helo.devices.webcam import WebcamDevice
 
     os.sched_setaffinity(0, {core})
     video = face_video(Path(tempfile.mkdtemp(prefix="helo-bench-")) / "face.avi")
@@ -155,7 +155,7 @@ def gui_speed(seconds: float = 60.0) -> dict:
     env = dict(os.environ)
     if not env.get("DISPLAY"):
         env["QT_QPA_PLATFORM"] = "offscreen"
-    command = [sys.executable, "-m", "streamer.cli", "gui", "--start", "--timeline", "60"]
+    command = [sys.executable, "-m", "helo.streamer.cli", "gui", "--start", "--timeline", "60"]
     command += ["--quit-after", str(seconds), "--stats", str(out)]
     subprocess.run(
         command,
@@ -171,8 +171,8 @@ def gui_speed(seconds: float = 60.0) -> dict:
 def make_recording(path: Path, minutes: float, speed: float = 20.0) -> Path:
     """Record ``minutes`` of the synthetic device with LabRecorder, pushed ``speed`` times
     faster than real time (timestamps keep the device's own pace)."""
-    from devices.synthetic import SyntheticDevice
-    from streamer.recorder import Recorder, resolve_by_source_id
+    from helo.devices.synthetic import SyntheticDevice
+    from helo.streamer.recorder import Recorder, resolve_by_source_id
 
     prefix = f"bench-rec-{uuid.uuid4().hex[:8]}"
     device = SyntheticDevice(source_prefix=prefix, chunk_s=0.05)
@@ -196,12 +196,12 @@ def make_recording(path: Path, minutes: float, speed: float = 20.0) -> Path:
 
 
 def replay_speed(path: Path, checkpoint: Path | None = None) -> dict:
-    from models.checkpoint import load_checkpoint
-    from streamer.clocks import ReplayClock
-    from streamer.commands.replay import REPLAY_BATCH
-    from streamer.demo import DEMO_CHECKPOINT
-    from streamer.replay import ReplaySource
-    from streamer.session import LatencyStats, Pipeline
+    from helo.models.checkpoint import load_checkpoint
+    from helo.streamer.clocks import ReplayClock
+    from helo.streamer.commands.replay import REPLAY_BATCH
+    from helo.streamer.demo import DEMO_CHECKPOINT
+    from helo.streamer.replay import ReplaySource
+    from helo.streamer.session import LatencyStats, Pipeline
 
     rss = [rss_mb()]
     ckpt = load_checkpoint(checkpoint or DEMO_CHECKPOINT)
@@ -246,7 +246,7 @@ def _reader_process(kind: str, prefix: str, seconds: float, out: Path) -> subpro
         [
             sys.executable,
             "-m",
-            "streamer.bench_runtime",
+            "helo.streamer.bench_runtime",
             "read",
             kind,
             prefix,
@@ -268,7 +268,7 @@ def reader_capacity(
         [
             sys.executable,
             "-m",
-            "streamer.bench_runtime",
+            "helo.streamer.bench_runtime",
             "publish",
             prefix,
             str(seconds + 8.0),
@@ -341,7 +341,7 @@ def _read(kind: str, prefix: str, seconds: float, out: Path) -> None:
     counters: dict[str, list[float]] = {n: [] for n in names}
     cpu0 = time.process_time()
     if kind == "helo":  # ours: pull into ring buffers, read what is new every second
-        from streamer.lsl_reader import StreamReader
+        from helo.streamer.lsl_reader import StreamReader
 
         readers = {
             n: StreamReader(i, buffer_s=30.0).start() for n, i in zip(names, infos, strict=True)

@@ -10,10 +10,10 @@ import argparse
 import logging
 import sys
 
-from models.errors import HeloError
-from streamer import __version__
-from streamer.commands import bench, evaluate, record, replay, report, run, train
-from ui import app as gui
+from helo.models.errors import HeloError
+from helo.streamer import __version__
+from helo.streamer.commands import bench, evaluate, record, replay, report, run, train
+from helo.ui import app as gui
 
 COMMANDS = {
     "run": run,

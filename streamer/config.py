@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from models.errors import HeloError
+from helo.models.errors import HeloError
 
 _SECTIONS = {"session", "streams", "outputs"}
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import models
+import helo.models
 
-DEMO_DIR = Path(models.__file__).resolve().parent / "demo"
+DEMO_DIR = Path(helo.models.__file__).resolve().parent / "demo"
 DEMO_CHECKPOINT = DEMO_DIR / "helo_synthetic_demo.safetensors"
 DEMO_TRAIN_CONFIG = DEMO_DIR / "train_demo.toml"
 # Held-out simulated subjects for `streamer evaluate --demo` (seed differs from training).

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pylsl
 
-from models.features.mapping import StreamDescription
-from streamer.buffers import RingBuffer
-from streamer.dejitter import Dejitter
+from helo.models.features.mapping import StreamDescription
+from helo.streamer.buffers import RingBuffer
+from helo.streamer.dejitter import Dejitter
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pylsl
 
-from models.errors import HeloError
+from helo.models.errors import HeloError
 
 log = logging.getLogger(__name__)
 

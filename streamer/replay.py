@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 import pylsl
 
-from models.datasets.xdf_labels import describe_xdf_stream, read_xdf
-from models.errors import DatasetError
-from models.features.mapping import MappingError, StreamDescription, map_streams
-from models.features.spec import FeatureSpec
-from streamer.buffers import RingBuffer
-from streamer.scheduler import Feed
-from streamer.sinks import PREDICTION_STREAM_TYPE
+from helo.models.datasets.xdf_labels import describe_xdf_stream, read_xdf
+from helo.models.errors import DatasetError
+from helo.models.features.mapping import MappingError, StreamDescription, map_streams
+from helo.models.features.spec import FeatureSpec
+from helo.streamer.buffers import RingBuffer
+from helo.streamer.scheduler import Feed
+from helo.streamer.sinks import PREDICTION_STREAM_TYPE
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.features.spec import FeatureSpec
-from streamer.buffers import RingBuffer
-from streamer.clocks import Clock
+from helo.models.features.spec import FeatureSpec
+from helo.streamer.buffers import RingBuffer
+from helo.streamer.clocks import Clock
 
 
 @dataclass(frozen=True)

@@ -21,19 +21,19 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
-from models.checkpoint import Checkpoint, load_checkpoint
-from models.features.mapping import MappingError, StreamDescription, map_streams
-from models.inference import Predictor
-from models.training import resolve_device
-from streamer.clocks import Clock, WallClock
-from streamer.config import SessionConfig
-from streamer.demo import DEMO_CHECKPOINT
-from streamer.lsl_reader import StreamHealth, StreamReader, describe_info, full_info
-from streamer.recorder import Recorder, new_recording_path, resolve_by_source_id
-from streamer.scheduler import Feed, WindowScheduler
-from streamer.sinks import CsvSink, JsonlSink, LslSink, StdoutSink
-from streamer.tuning import tune_allocator
-from streamer.worker import InferenceWorker, PredictionRecord, Subscriber
+from helo.models.checkpoint import Checkpoint, load_checkpoint
+from helo.models.features.mapping import MappingError, StreamDescription, map_streams
+from helo.models.inference import Predictor
+from helo.models.training import resolve_device
+from helo.streamer.clocks import Clock, WallClock
+from helo.streamer.config import SessionConfig
+from helo.streamer.demo import DEMO_CHECKPOINT
+from helo.streamer.lsl_reader import StreamHealth, StreamReader, describe_info, full_info
+from helo.streamer.recorder import Recorder, new_recording_path, resolve_by_source_id
+from helo.streamer.scheduler import Feed, WindowScheduler
+from helo.streamer.sinks import CsvSink, JsonlSink, LslSink, StdoutSink
+from helo.streamer.tuning import tune_allocator
+from helo.streamer.worker import InferenceWorker, PredictionRecord, Subscriber
 
 log = logging.getLogger(__name__)
 

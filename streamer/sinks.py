@@ -18,7 +18,7 @@ from typing import TextIO
 import numpy as np
 import pylsl
 
-from streamer.worker import PredictionRecord
+from helo.streamer.worker import PredictionRecord
 
 PREDICTION_STREAM_TYPE = "EmotionDistribution"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from models.metrics import LOWER_IS_BETTER, METRICS
+from helo.models.metrics import LOWER_IS_BETTER, METRICS
 
 ARROWS = {m: ("↓" if LOWER_IS_BETTER[m] else "↑") for m in METRICS}
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pylsl
 
-from models.features.extract import FeatureBatch, extract_modality
-from models.inference import Predictor
-from streamer.scheduler import WindowSet
+from helo.models.features.extract import FeatureBatch, extract_modality
+from helo.models.inference import Predictor
+from helo.streamer.scheduler import WindowSet
 
 log = logging.getLogger(__name__)
 

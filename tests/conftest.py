@@ -20,7 +20,7 @@ os.environ.setdefault("LSLAPICFG", str(_LSL_CFG))
 
 import pytest  # noqa: E402
 
-from models.datasets.synthetic_windows import (  # noqa: E402
+from helo.models.datasets.synthetic_windows import (  # noqa: E402
     SyntheticConfig,
     make_synthetic_dataset,
     synthetic_spec,
@@ -48,9 +48,9 @@ def live_run(tmp_path_factory):
 
     from helpers import read_prediction_outlet, session_config
 
-    from devices.synthetic import SyntheticDevice
-    from streamer.session import LiveSession
-    from streamer.sinks import MemorySink
+    from helo.devices.synthetic import SyntheticDevice
+    from helo.streamer.session import LiveSession
+    from helo.streamer.sinks import MemorySink
 
     out = tmp_path_factory.mktemp("live")
     memory = MemorySink()

@@ -7,7 +7,7 @@ HOP_S = 0.25
 
 def session_config(device, **kwargs):
     """A quiet session on exactly the streams of ``device`` (a SyntheticDevice)."""
-    from streamer.config import SessionConfig
+    from helo.streamer.config import SessionConfig
 
     streams = {m: f"{device.source_prefix}-{m}" for m in device.modalities}
     return SessionConfig(

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from streamer.buffers import RingBuffer
+from helo.streamer.buffers import RingBuffer
 
 
 def _fill(buffer: RingBuffer, n: int, step: int = 7, srate: float = 100.0) -> None:

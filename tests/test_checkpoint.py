@@ -9,11 +9,11 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from models.baselines import ConcatMLP, MLPConfig
-from models.checkpoint import load_checkpoint, save_checkpoint
-from models.errors import CheckpointError
-from models.features.extract import fit_normalization
-from models.helo import HeLo, HeLoConfig
+from helo.models.baselines import ConcatMLP, MLPConfig
+from helo.models.checkpoint import load_checkpoint, save_checkpoint
+from helo.models.errors import CheckpointError
+from helo.models.features.extract import fit_normalization
+from helo.models.helo import HeLo, HeLoConfig
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def test_the_file_is_plain_safetensors_with_json_metadata(saved):
 
 
 def test_baselines_round_trip_too(tmp_path, fitted_spec):
-    from models.training import build_model
+    from helo.models.training import build_model
 
     model = build_model("concat_mlp", fitted_spec, {"hidden": (16,)}).eval()
     assert isinstance(model, ConcatMLP)

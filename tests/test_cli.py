@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from streamer.cli import main
-from streamer.demo import DEMO_CHECKPOINT
+from helo.streamer.cli import main
+from helo.streamer.demo import DEMO_CHECKPOINT
 
 TINY_TOML = """
 [data]
@@ -149,7 +149,7 @@ def test_bench_features_runs(capsys):
 )
 def test_user_errors_end_in_one_line_without_traceback(args, message, tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "streamer.cli", *args],
+        [sys.executable, "-m", "helo.streamer.cli", *args],
         capture_output=True,
         text=True,
         cwd=tmp_path,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from models.datasets.dmer import PANAS_LABELS, load_dmer
-from models.errors import DatasetError
+from helo.models.datasets.dmer import PANAS_LABELS, load_dmer
+from helo.models.errors import DatasetError
 
 N_FEATURES = 90 + 28 + 27 + 768
 EEG, GSR, PPG = slice(0, 90), slice(90, 118), slice(118, 145)

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.datasets.dmer import PANAS_LABELS
-from models.datasets.wesad import DEFAULT_PANAS, load_wesad, read_wesad_pickle
-from models.errors import DatasetError
+from helo.models.datasets.dmer import PANAS_LABELS
+from helo.models.datasets.wesad import DEFAULT_PANAS, load_wesad, read_wesad_pickle
+from helo.models.errors import DatasetError
 
 CHEST_HZ, BVP_HZ, WRIST_ACC_HZ, WRIST_4HZ = 700, 64, 32, 4
 

@@ -22,16 +22,16 @@ import numpy as np
 import pylsl
 import pytest
 
-from models.datasets.synthetic import SYNTHETIC_STREAMS, EmotionScript, SyntheticSession
-from models.datasets.synthetic_windows import synthetic_spec
-from models.datasets.windows import features_from_recording
-from models.datasets.xdf_labels import (
+from helo.models.datasets.synthetic import SYNTHETIC_STREAMS, EmotionScript, SyntheticSession
+from helo.models.datasets.synthetic_windows import synthetic_spec
+from helo.models.datasets.windows import features_from_recording
+from helo.models.datasets.xdf_labels import (
     EMOTION_LABELS_TYPE,
     label_sample,
     load_labelled_xdf,
     parse_label_sample,
 )
-from models.errors import DatasetError
+from helo.models.errors import DatasetError
 
 FIXTURES = Path(__file__).with_name("fixtures") / "xdf"  # LabRecorder examples (MIT)
 SESSION_S = 17.4  # pushed in real time

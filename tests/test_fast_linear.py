@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import fast_linear
-from models.fast_linear import Linear, linear
-from models.helo import HeLo, HeLoConfig, ModalityInput
+from helo.models import fast_linear
+from helo.models.fast_linear import Linear, linear
+from helo.models.helo import HeLo, HeLoConfig, ModalityInput
 
 MODS = (
     ModalityInput("eeg", "physiological", (32, 5)),

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from models.errors import FeatureError
-from models.features.eeg import differential_entropy
-from models.features.extract import extract, extract_modality, fit_normalization
-from models.features.face import BLENDSHAPE_NAMES, blendshape_statistics
-from models.features.spec import FeatureSpec, ModalitySpec
-from models.features.stats import feature_names, gsr_statistics, ppg_statistics
+from helo.models.errors import FeatureError
+from helo.models.features.eeg import differential_entropy
+from helo.models.features.extract import extract, extract_modality, fit_normalization
+from helo.models.features.face import BLENDSHAPE_NAMES, blendshape_statistics
+from helo.models.features.spec import FeatureSpec, ModalitySpec
+from helo.models.features.stats import feature_names, gsr_statistics, ppg_statistics
 
 
 def _gaussian_de(variance: float) -> float:

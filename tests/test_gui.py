@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamer.demo import DEMO_CHECKPOINT
-from ui.qt_env import prepare_qt_environment
-from ui.runner import SourceChoice
+from helo.streamer.demo import DEMO_CHECKPOINT
+from helo.ui.qt_env import prepare_qt_environment
+from helo.ui.runner import SourceChoice
 
 DEMO_RECORDING = Path(__file__).parents[1] / "recordings" / "demo_synthetic_session.xdf"
 
 
 @pytest.fixture
 def window(qtbot):
-    from ui.main_window import MainWindow
+    from helo.ui.main_window import MainWindow
 
     win = MainWindow(timeline_s=30.0)
     qtbot.addWidget(win)
@@ -94,7 +94,7 @@ def test_streams_picked_from_discovery_feed_the_model(qtbot, window):
     import pylsl
     from PySide6 import QtCore
 
-    from devices.synthetic import SyntheticDevice
+    from helo.devices.synthetic import SyntheticDevice
 
     decoy = pylsl.StreamOutlet(
         pylsl.StreamInfo("decoy EEG", "EEG", 32, 256.0, pylsl.cf_float32, "decoy-eeg")
@@ -133,7 +133,7 @@ def test_webcam_preview_shows_the_face_with_its_landmarks(qtbot, window, tmp_pat
     frames beside the bars, and the predictions use the face."""
     from PySide6 import QtGui
 
-    from devices.face_video import face_image, write_video
+    from helo.devices.face_video import face_image, write_video
 
     video = write_video(tmp_path / "astronaut.mp4", face_image("astronaut"), n_frames=60)
     window.source_box.setCurrentIndex(2)  # webcam or video + synthetic physiology
@@ -306,7 +306,7 @@ def test_streamer_gui_under_xvfb_draws_bars_and_traces(xvfb, tmp_path):
     h, w = image.shape[:2]
     assert w >= 1000
     assert h >= 700
-    from ui.plots import PALETTE
+    from helo.ui.plots import PALETTE
 
     # Bars: the upper right quarter holds a solid block of every label's colour.
     bars = image[: h // 2, w // 3 :]

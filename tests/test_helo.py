@@ -7,8 +7,8 @@ import itertools
 import pytest
 import torch
 
-from models.helo import HeLo, HeLoConfig, ModalityInput
-from models.losses import helo_loss, label_correlation_target
+from helo.models.helo import HeLo, HeLoConfig, ModalityInput
+from helo.models.losses import helo_loss, label_correlation_target
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -164,7 +164,7 @@ def test_each_eeg_channel_has_its_own_encoder():
 def test_ot_reweighting_is_added_to_the_tokens_it_moves(monkeypatch):
     """With ``ot_residual`` the physiological tokens are ``Phys + T @ Phys``; without it,
     ``T @ Phys`` replaces them (the paper). A zero plan makes the difference visible."""
-    import models.helo as helo_module
+    import helo.models.helo as helo_module
 
     def zero_plan(source, target, *args):
         return torch.zeros(source.shape[0], source.shape[1], target.shape[1])

@@ -12,7 +12,7 @@ import numpy as np
 import pylsl
 import pytest
 
-from streamer.lsl_reader import StreamReader, describe_info, full_info
+from helo.streamer.lsl_reader import StreamReader, describe_info, full_info
 
 
 def _outlet(srate: float = 500.0, n_channels: int = 8, stream_type: str = "EEG"):

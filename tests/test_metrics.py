@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.losses import kl_divergence, label_correlation_target
-from models.metrics import evaluate_distributions, per_sample
+from helo.models.losses import kl_divergence, label_correlation_target
+from helo.models.metrics import evaluate_distributions, per_sample
 
 
 def test_identical_distributions_are_perfect():

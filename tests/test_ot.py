@@ -7,7 +7,7 @@ import ot
 import pytest
 import torch
 
-from models.ot import cosine_cost, gromov_wasserstein, gw_objective, ipot, token_transport_plan
+from helo.models.ot import cosine_cost, gromov_wasserstein, gw_objective, ipot, token_transport_plan
 
 
 def _tokens(seed: int, batch: int, n: int, d: int = 16) -> torch.Tensor:

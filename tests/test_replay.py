@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.checkpoint import save_checkpoint
-from models.datasets.synthetic import EMOTIONS
-from models.features.spec import FeatureSpec, ModalitySpec
-from models.helo import HeLo, HeLoConfig
-from streamer.cli import main
-from streamer.replay import load_recording
-from streamer.sinks import read_jsonl
+from helo.models.checkpoint import save_checkpoint
+from helo.models.datasets.synthetic import EMOTIONS
+from helo.models.features.spec import FeatureSpec, ModalitySpec
+from helo.models.helo import HeLo, HeLoConfig
+from helo.streamer.cli import main
+from helo.streamer.replay import load_recording
+from helo.streamer.sinks import read_jsonl
 
 FIXTURES = Path(__file__).with_name("fixtures") / "xdf"  # LabRecorder's examples (MIT)
 REPO = Path(__file__).resolve().parents[1]
@@ -131,7 +131,7 @@ def test_empty_streams_file_predicts_from_the_stream_with_data(tmp_path):
 
 def _cli_error(*args: str, cwd: Path) -> str:
     proc = subprocess.run(
-        [sys.executable, "-m", "streamer.cli", *args],
+        [sys.executable, "-m", "helo.streamer.cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -193,12 +193,12 @@ def _replay_demo_windows(count: int, seeks: dict[int, int]) -> tuple[np.ndarray,
     ``seeks`` maps the n-th clock advance to the index of the window end to jump to."""
     import threading
 
-    from models.checkpoint import load_checkpoint
-    from streamer.clocks import ReplayClock
-    from streamer.demo import DEMO_CHECKPOINT
-    from streamer.replay import ReplaySource
-    from streamer.session import Pipeline
-    from streamer.sinks import MemorySink
+    from helo.models.checkpoint import load_checkpoint
+    from helo.streamer.clocks import ReplayClock
+    from helo.streamer.demo import DEMO_CHECKPOINT
+    from helo.streamer.replay import ReplaySource
+    from helo.streamer.session import Pipeline
+    from helo.streamer.sinks import MemorySink
 
     ckpt = load_checkpoint(DEMO_CHECKPOINT)
     source = ReplaySource(sorted((REPO / "recordings").glob("demo_*.xdf"))[0], ckpt.spec)

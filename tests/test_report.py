@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from models.report import default_variants, render_markdown, run_report
-from models.training import TrainConfig
+from helo.models.report import default_variants, render_markdown, run_report
+from helo.models.training import TrainConfig
 
 
 def test_report_has_every_row_and_says_how_helo_compares(tiny_dataset):

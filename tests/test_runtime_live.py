@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from helpers import HOP_S, session_config
 
-from devices.synthetic import TRUTH_STREAM_TYPE, Fault, SyntheticDevice
-from models.datasets.synthetic import EMOTIONS
-from models.features.mapping import MappingError
-from streamer.cli import main
-from streamer.config import SessionConfig
-from streamer.session import LiveSession
-from streamer.sinks import MemorySink, read_jsonl
+from helo.devices.synthetic import TRUTH_STREAM_TYPE, Fault, SyntheticDevice
+from helo.models.datasets.synthetic import EMOTIONS
+from helo.models.features.mapping import MappingError
+from helo.streamer.cli import main
+from helo.streamer.config import SessionConfig
+from helo.streamer.session import LiveSession
+from helo.streamer.sinks import MemorySink, read_jsonl
 
 
 def _device(**kwargs) -> SyntheticDevice:
@@ -122,7 +122,7 @@ def test_sigterm_stops_cleanly_flushing_predictions_and_the_recording(tmp_path):
         [
             sys.executable,
             "-m",
-            "streamer.cli",
+            "helo.streamer.cli",
             "run",
             "--device",
             "synthetic",

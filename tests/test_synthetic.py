@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.datasets.synthetic import (
+from helo.models.datasets.synthetic import (
     EMOTIONS,
     SYNTHETIC_STREAMS,
     EmotionScript,
     SubjectProfile,
     SyntheticSession,
 )
-from models.features.face import BLENDSHAPE_NAMES, FACE_STREAM_CHANNELS
-from models.features.stats import feature_names, ppg_statistics
+from helo.models.features.face import BLENDSHAPE_NAMES, FACE_STREAM_CHANNELS
+from helo.models.features.stats import feature_names, ppg_statistics
 
 
 def _pure(emotion: str, share: float = 0.9) -> np.ndarray:

@@ -9,9 +9,9 @@ import numpy as np
 import pylsl
 import pytest
 
-from devices.synthetic import TRUTH_STREAM_TYPE, Fault, SyntheticDevice
-from models.datasets.synthetic import EMOTIONS, SYNTHETIC_STREAMS
-from streamer.lsl_reader import describe_info, full_info
+from helo.devices.synthetic import TRUTH_STREAM_TYPE, Fault, SyntheticDevice
+from helo.models.datasets.synthetic import EMOTIONS, SYNTHETIC_STREAMS
+from helo.streamer.lsl_reader import describe_info, full_info
 
 
 def test_publishes_every_stream_with_labels_rates_and_the_truth():

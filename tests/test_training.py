@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.errors import DatasetError, HeloError
-from models.evaluation import cross_validate, evaluate_subsets, predict
-from models.metrics import evaluate_distributions
-from models.splits import holdout, subject_folds, trial_folds
-from models.training import (
+from helo.models.errors import DatasetError, HeloError
+from helo.models.evaluation import cross_validate, evaluate_subsets, predict
+from helo.models.metrics import evaluate_distributions
+from helo.models.splits import holdout, subject_folds, trial_folds
+from helo.models.training import (
     TrainConfig,
     drop_modalities,
     modality_subsets,
@@ -73,8 +73,8 @@ def test_the_temperature_fitted_on_validation_lowers_its_kl(tiny_dataset):
     """Calibration is fitted on the validation part after early stopping and folded into
     the output layer: the kept model's validation KL is at most the best epoch's, and
     its logits are the uncalibrated ones divided by T."""
-    from models.calibration import fit_temperature, fold_temperature
-    from models.training import to_tensors, validation_kl, validation_logits
+    from helo.models.calibration import fit_temperature, fold_temperature
+    from helo.models.training import to_tensors, validation_kl, validation_logits
 
     train_idx, val_idx = holdout(tiny_dataset.subjects, 0.25, seed=0)
     train, val = tiny_dataset.subset(train_idx), tiny_dataset.subset(val_idx)
@@ -97,7 +97,7 @@ def test_the_temperature_fitted_on_validation_lowers_its_kl(tiny_dataset):
 
 
 def test_fit_temperature_recovers_a_known_temperature():
-    from models.calibration import fit_temperature
+    from helo.models.calibration import fit_temperature
 
     logits = torch.randn(500, 6, generator=torch.Generator().manual_seed(0)) * 3
     targets = torch.softmax(logits / 1.7, dim=-1)
@@ -108,7 +108,7 @@ def test_weight_averaging_keeps_the_averaged_weights_it_validated(tiny_dataset):
     """With ``ema_decay`` the kept model is the moving average the validation judged:
     its validation KL is the best one in the history, and it differs from the raw
     weights of that epoch."""
-    from models.training import to_tensors, validation_kl
+    from helo.models.training import to_tensors, validation_kl
 
     train_idx, val_idx = holdout(tiny_dataset.subjects, 0.25, seed=0)
     train, val = tiny_dataset.subset(train_idx), tiny_dataset.subset(val_idx)

@@ -10,11 +10,11 @@ import numpy as np
 import pylsl
 import pytest
 
-from devices.face_model import FACE_MODEL, FaceLandmarker, FaceModelError, check_face_model
-from devices.face_video import face_image, write_video
-from devices.webcam import CameraError, WebcamDevice
-from models.features.face import BLENDSHAPE_NAMES, FACE_STREAM_CHANNELS
-from streamer.lsl_reader import describe_info
+from helo.devices.face_model import FACE_MODEL, FaceLandmarker, FaceModelError, check_face_model
+from helo.devices.face_video import face_image, write_video
+from helo.devices.webcam import CameraError, WebcamDevice
+from helo.models.features.face import BLENDSHAPE_NAMES, FACE_STREAM_CHANNELS
+from helo.streamer.lsl_reader import describe_info
 
 SMILE = [BLENDSHAPE_NAMES.index("mouthSmileLeft"), BLENDSHAPE_NAMES.index("mouthSmileRight")]
 PRESENT = FACE_STREAM_CHANNELS.index("facePresent")
@@ -127,9 +127,9 @@ def test_sources_and_models_that_cannot_be_used_are_one_line_errors(tmp_path):
 def test_webcam_face_and_synthetic_physiology_give_predictions_with_the_face(videos):
     from helpers import session_config
 
-    from devices.synthetic import SyntheticDevice
-    from streamer.session import LiveSession
-    from streamer.sinks import MemorySink
+    from helo.devices.synthetic import SyntheticDevice
+    from helo.streamer.session import LiveSession
+    from helo.streamer.sinks import MemorySink
 
     memory = MemorySink()
     webcam = WebcamDevice(

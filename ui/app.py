@@ -8,8 +8,8 @@ import json
 import logging
 from pathlib import Path
 
-from ui.qt_env import application
-from ui.runner import SOURCES, SourceChoice
+from helo.ui.qt_env import application
+from helo.ui.runner import SOURCES, SourceChoice
 
 log = logging.getLogger("streamer.gui")
 
@@ -44,7 +44,7 @@ def run_gui(
     app = application()
     from PySide6 import QtCore
 
-    from ui.main_window import MainWindow
+    from helo.ui.main_window import MainWindow
 
     window = MainWindow(
         choice, checkpoint, record_dir, timeline_s=args.timeline, base_config=base_config
@@ -98,7 +98,7 @@ class MemoryLog:
     def sample(self) -> None:
         import time
 
-        from streamer.tuning import rss_mb
+        from helo.streamer.tuning import rss_mb
 
         if not self.window._views_ready:
             return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6 import QtGui, QtWidgets
 
-from streamer.lsl_reader import StreamHealth
+from helo.streamer.lsl_reader import StreamHealth
 
 COLUMNS = ("stream", "type", "rate (Hz)", "newest (s)", "gaps", "drift (ms/min)", "status")
 OK_COLOUR = QtGui.QColor("#d9f2d9")

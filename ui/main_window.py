@@ -16,12 +16,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from streamer.config import SessionConfig
-from streamer.worker import PredictionRecord
-from ui.health import HealthTable
-from ui.plots import DistributionBars, SignalTraces, Timeline
-from ui.runner import SessionRunner, SourceChoice
-from ui.stream_map import FoundStream, StreamMapTable
+from helo.streamer.config import SessionConfig
+from helo.streamer.worker import PredictionRecord
+from helo.ui.health import HealthTable
+from helo.ui.plots import DistributionBars, SignalTraces, Timeline
+from helo.ui.runner import SessionRunner, SourceChoice
+from helo.ui.stream_map import FoundStream, StreamMapTable
 
 SOURCE_TITLES = {
     "synthetic": "Synthetic device (simulated EEG, GSR, PPG, face)",
@@ -242,9 +242,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
         import pylsl
 
-        from models.checkpoint import load_checkpoint
-        from models.errors import HeloError
-        from streamer.demo import DEMO_CHECKPOINT
+        from helo.models.checkpoint import load_checkpoint
+        from helo.models.errors import HeloError
+        from helo.streamer.demo import DEMO_CHECKPOINT
 
         self.discover_button.setEnabled(False)
         self.discovered_label.setText("looking ...")

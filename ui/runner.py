@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
-from models.errors import HeloError
-from streamer.buffers import RingBuffer
-from streamer.clocks import ReplayClock
-from streamer.config import SessionConfig
-from streamer.lsl_reader import StreamHealth, StreamReader
-from streamer.worker import PredictionRecord
+from helo.models.errors import HeloError
+from helo.streamer.buffers import RingBuffer
+from helo.streamer.clocks import ReplayClock
+from helo.streamer.config import SessionConfig
+from helo.streamer.lsl_reader import StreamHealth, StreamReader
+from helo.streamer.worker import PredictionRecord
 
 log = logging.getLogger("ui.runner")
 
@@ -183,8 +183,8 @@ class SessionRunner:
     def _run_live(self) -> None:
         import argparse
 
-        from streamer.commands.run import start_devices
-        from streamer.session import LiveSession
+        from helo.streamer.commands.run import start_devices
+        from helo.streamer.session import LiveSession
 
         src = self.source
         devices = {
@@ -231,10 +231,10 @@ class SessionRunner:
             self._session.run()
 
     def _run_replay(self) -> None:
-        from models.checkpoint import load_checkpoint
-        from streamer.demo import DEMO_CHECKPOINT
-        from streamer.replay import ReplaySource
-        from streamer.session import Pipeline
+        from helo.models.checkpoint import load_checkpoint
+        from helo.streamer.demo import DEMO_CHECKPOINT
+        from helo.streamer.replay import ReplaySource
+        from helo.streamer.session import Pipeline
 
         src = self.source
         if src.xdf is None:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from PySide6 import QtWidgets
 
-from models.features.mapping import StreamDescription, describe_need
-from models.features.spec import FeatureSpec
-from streamer.lsl_reader import describe_info
+from helo.models.features.mapping import StreamDescription, describe_need
+from helo.models.features.spec import FeatureSpec
+from helo.streamer.lsl_reader import describe_info
 
 AUTOMATIC = ""
 

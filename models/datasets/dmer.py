@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from models.datasets.windows import WindowDataset
-from models.errors import DatasetError
-from models.features.spec import FeatureSpec, ModalitySpec
+from helo.models.datasets.windows import WindowDataset
+from helo.models.errors import DatasetError
+from helo.models.features.spec import FeatureSpec, ModalitySpec
 
 log = logging.getLogger(__name__)
 

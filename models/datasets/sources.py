@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.datasets.windows import WindowDataset
-from models.errors import DatasetError
-from models.features.spec import FeatureSpec
+from helo.models.datasets.windows import WindowDataset
+from helo.models.errors import DatasetError
+from helo.models.features.spec import FeatureSpec
 
 SOURCE_HELP = "synthetic | dmer:PATH | wesad:PATH | xdf:PATH[,PATH...] | FILE.npz"
 
@@ -28,20 +28,20 @@ def load_source(
     """Load the data set ``source`` names (see the module docstring)."""
     kind, _, rest = source.partition(":")
     if source == "synthetic":
-        from models.datasets.synthetic_windows import SyntheticConfig, make_synthetic_dataset
+        from helo.models.datasets.synthetic_windows import SyntheticConfig, make_synthetic_dataset
 
         return make_synthetic_dataset(SyntheticConfig(**(synthetic or {})))
     if kind == "dmer" and rest:
-        from models.datasets.dmer import load_dmer
+        from helo.models.datasets.dmer import load_dmer
 
         return load_dmer(rest)
     if kind == "wesad" and rest:
-        from models.datasets.wesad import load_wesad
+        from helo.models.datasets.wesad import load_wesad
 
         return load_wesad(rest, hop_s=hop_s)
     if kind == "xdf" and rest:
-        from models.datasets.synthetic_windows import synthetic_spec
-        from models.datasets.xdf_labels import load_labelled_xdf
+        from helo.models.datasets.synthetic_windows import synthetic_spec
+        from helo.models.datasets.xdf_labels import load_labelled_xdf
 
         paths = []
         for part in rest.split(","):

@@ -34,8 +34,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import butter, lfilter, sosfilt
 
-from models.features.face import BLENDSHAPE_NAMES, FACE_STREAM_CHANNELS
-from models.features.spec import BAND_NAMES, DEFAULT_EEG_BANDS_HZ
+from helo.models.features.face import BLENDSHAPE_NAMES, FACE_STREAM_CHANNELS
+from helo.models.features.spec import BAND_NAMES, DEFAULT_EEG_BANDS_HZ
 
 EMOTIONS: tuple[str, ...] = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 # Circumplex coordinates of each emotion: how much it arouses, and its valence.

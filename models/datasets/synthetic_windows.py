@@ -13,15 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.datasets.synthetic import (
+from helo.models.datasets.synthetic import (
     EMOTIONS,
     SYNTHETIC_STREAMS,
     EmotionScript,
     SyntheticSession,
 )
-from models.datasets.windows import WindowDataset, features_from_recording, window_ends
-from models.features.face import BLENDSHAPE_NAMES
-from models.features.spec import DEFAULT_EEG_BANDS_HZ, FACE_STATS, FeatureSpec, ModalitySpec
+from helo.models.datasets.windows import WindowDataset, features_from_recording, window_ends
+from helo.models.features.face import BLENDSHAPE_NAMES
+from helo.models.features.spec import DEFAULT_EEG_BANDS_HZ, FACE_STATS, FeatureSpec, ModalitySpec
 
 
 def synthetic_spec(window_s: float = 5.0, hop_s: float = 0.25) -> FeatureSpec:

@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 from scipy.signal import resample_poly
 
-from models.datasets.dmer import PANAS_LABELS
-from models.datasets.windows import WindowDataset, features_from_recording, window_ends
-from models.errors import DatasetError
-from models.features.spec import FeatureSpec, ModalitySpec
+from helo.models.datasets.dmer import PANAS_LABELS
+from helo.models.datasets.windows import WindowDataset, features_from_recording, window_ends
+from helo.models.errors import DatasetError
+from helo.models.features.spec import FeatureSpec, ModalitySpec
 
 log = logging.getLogger(__name__)
 

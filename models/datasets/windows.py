@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.errors import DatasetError
-from models.features.extract import extract
-from models.features.spec import FeatureSpec
+from helo.models.errors import DatasetError
+from helo.models.features.extract import extract
+from helo.models.features.spec import FeatureSpec
 
 
 @dataclass

@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 import pyxdf
 
-from models.datasets.windows import WindowDataset, features_from_recording, window_ends
-from models.errors import DatasetError
-from models.features.mapping import MappingError, StreamDescription, StreamMapping, map_streams
-from models.features.spec import FeatureSpec
+from helo.models.datasets.windows import WindowDataset, features_from_recording, window_ends
+from helo.models.errors import DatasetError
+from helo.models.features.mapping import MappingError, StreamDescription, StreamMapping, map_streams
+from helo.models.features.spec import FeatureSpec
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Feature extractors and the feature spec that a checkpoint carries."""
 
-from models.features.extract import FeatureBatch, extract, extract_modality, fit_normalization
-from models.features.spec import FeatureSpec, ModalitySpec
+from helo.models.features.extract import FeatureBatch, extract, extract_modality, fit_normalization
+from helo.models.features.spec import FeatureSpec, ModalitySpec
 
 __all__ = [
     "FeatureBatch",

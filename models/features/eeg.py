@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from models.features.spec import DEFAULT_EEG_BANDS_HZ
-from models.features.spectrum import power_spectral_density
+from helo.models.features.spec import DEFAULT_EEG_BANDS_HZ
+from helo.models.features.spectrum import power_spectral_density
 
 # Floor of a band's power, so that a flat (disconnected) channel gives a very low,
 # finite DE rather than -inf; real EEG band powers are many orders above it.

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from models.errors import FeatureError
-from models.features.eeg import differential_entropy
-from models.features.face import blendshape_statistics, face_frame_valid
-from models.features.spec import FeatureSpec, ModalitySpec
-from models.features.stats import gsr_statistics, ppg_statistics
+from helo.models.errors import FeatureError
+from helo.models.features.eeg import differential_entropy
+from helo.models.features.face import blendshape_statistics, face_frame_valid
+from helo.models.features.spec import FeatureSpec, ModalitySpec
+from helo.models.features.stats import gsr_statistics, ppg_statistics
 
 Extractor = Callable[[np.ndarray, float, dict[str, Any]], np.ndarray]
 

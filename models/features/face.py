@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from models.features.spec import FACE_STATS
+from helo.models.features.spec import FACE_STATS
 
 # The 52 blendshape categories of the MediaPipe Face Landmarker, in its output order.
 BLENDSHAPE_NAMES: tuple[str, ...] = (

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from models.errors import HeloError
-from models.features.spec import FeatureSpec, ModalitySpec
+from helo.models.errors import HeloError
+from helo.models.features.spec import FeatureSpec, ModalitySpec
 
 RATE_TOLERANCE = 0.02
 

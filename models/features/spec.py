@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from models.errors import FeatureError
+from helo.models.errors import FeatureError
 
 SPEC_VERSION = 1
 GROUPS = ("physiological", "behavioral")

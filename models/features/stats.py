@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
-from models.features.spectrum import power_spectral_density
+from helo.models.features.spectrum import power_spectral_density
 
 SIGNAL_STATS = ("median", "mean", "std", "min", "max", "min_ratio", "max_ratio")
 FFT_STATS = ("fft_mean", "fft_median", "fft_std", "fft_max", "fft_peak_hz", "fft_centroid_hz")

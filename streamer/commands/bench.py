@@ -27,17 +27,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.checkpoint import Checkpoint, load_checkpoint
-from models.datasets.synthetic import EmotionScript, SyntheticSession
-from models.datasets.synthetic_windows import synthetic_spec
-from models.fast_linear import onednn_enabled
-from models.features.extract import extract
-from models.features.spec import FeatureSpec
-from models.helo import HeLo, HeLoConfig
-from models.inference import Predictor
-from models.report import machine_line
-from streamer.demo import DEMO_CHECKPOINT
-from streamer.tuning import tune_allocator
+from helo.models.checkpoint import Checkpoint, load_checkpoint
+from helo.models.datasets.synthetic import EmotionScript, SyntheticSession
+from helo.models.datasets.synthetic_windows import synthetic_spec
+from helo.models.fast_linear import onednn_enabled
+from helo.models.features.extract import extract
+from helo.models.features.spec import FeatureSpec
+from helo.models.helo import HeLo, HeLoConfig
+from helo.models.inference import Predictor
+from helo.models.report import machine_line
+from helo.streamer.demo import DEMO_CHECKPOINT
+from helo.streamer.tuning import tune_allocator
 
 SECTIONS = ("features", "model", "latency", "replay", "readers", "webcam", "gui")
 QUICK = ("features", "model")
@@ -154,7 +154,7 @@ def bench_model(ckpt: Checkpoint, repeats: int, batch: int) -> dict[str, Any]:
         single = percentiles(time_calls(lambda: model(feats, present), repeats))
     predictor = Predictor(ckpt, device="cpu")
     batch_feats = {k: v.numpy() for k, v in _model_inputs(spec, batch)[0].items()}
-    from models.features.extract import FeatureBatch
+    from helo.models.features.extract import FeatureBatch
 
     fb = FeatureBatch(batch_feats, np.ones((batch, len(spec.modalities)), bool), {})
     predictor.predict_features(fb)  # warm-up: first-call allocations are not throughput
@@ -215,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
         sections = list(SECTIONS)
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
-        from models.errors import HeloError
+        from helo.models.errors import HeloError
 
         raise HeloError(f"--only: unknown section(s) {unknown}; choose from {list(SECTIONS)}")
     path = args.checkpoint or DEMO_CHECKPOINT
@@ -264,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _runtime_sections(sections: list[str], args: argparse.Namespace, results: dict) -> None:
-    from streamer import bench_runtime
+    from helo.streamer import bench_runtime
 
     chunk_s = args.device_chunk_ms / 1e3
     if "latency" in sections:

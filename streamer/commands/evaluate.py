@@ -17,15 +17,15 @@ import json
 import logging
 from pathlib import Path
 
-from models.checkpoint import load_checkpoint
-from models.datasets.sources import SOURCE_HELP
-from models.errors import HeloError
-from models.evaluation import PROTOCOLS, cross_validate, evaluate_subsets, predict
-from models.metrics import evaluate_distributions
-from models.training import resolve_device
-from streamer.commands import train as train_cmd
-from streamer.demo import DEMO_CHECKPOINT, DEMO_TEST_DATA
-from streamer.tables import metrics_table
+from helo.models.checkpoint import load_checkpoint
+from helo.models.datasets.sources import SOURCE_HELP
+from helo.models.errors import HeloError
+from helo.models.evaluation import PROTOCOLS, cross_validate, evaluate_subsets, predict
+from helo.models.metrics import evaluate_distributions
+from helo.models.training import resolve_device
+from helo.streamer.commands import train as train_cmd
+from helo.streamer.demo import DEMO_CHECKPOINT, DEMO_TEST_DATA
+from helo.streamer.tables import metrics_table
 
 log = logging.getLogger("streamer.evaluate")
 

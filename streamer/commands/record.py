@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pylsl
 
-from models.errors import HeloError
-from streamer.recorder import (
+from helo.models.errors import HeloError
+from helo.streamer.recorder import (
     DEFAULT_FOLDER,
     Recorder,
     native_stdout_to_stderr,
     new_recording_path,
 )
-from streamer.session import run_until_signal
+from helo.streamer.session import run_until_signal
 
 log = logging.getLogger("streamer.record")
 
@@ -77,7 +77,7 @@ def find_streams(wanted: list[str], timeout_s: float) -> list[pylsl.StreamInfo]:
 def run(args: argparse.Namespace) -> int:
     device = None
     if args.device == "synthetic":
-        from devices.synthetic import SyntheticDevice
+        from helo.devices.synthetic import SyntheticDevice
 
         device = SyntheticDevice().start()
         args.stream = args.stream or [

@@ -17,14 +17,14 @@ import threading
 import time
 from pathlib import Path
 
-from models.checkpoint import load_checkpoint
-from models.errors import HeloError
-from streamer.clocks import ReplayClock
-from streamer.config import parse_stream_overrides
-from streamer.demo import DEMO_CHECKPOINT
-from streamer.replay import ReplaySource
-from streamer.session import LatencyStats, Pipeline, close_quietly, run_until_signal
-from streamer.sinks import CsvSink, JsonlSink, LslSink, StdoutSink
+from helo.models.checkpoint import load_checkpoint
+from helo.models.errors import HeloError
+from helo.streamer.clocks import ReplayClock
+from helo.streamer.config import parse_stream_overrides
+from helo.streamer.demo import DEMO_CHECKPOINT
+from helo.streamer.replay import ReplaySource
+from helo.streamer.session import LatencyStats, Pipeline, close_quietly, run_until_signal
+from helo.streamer.sinks import CsvSink, JsonlSink, LslSink, StdoutSink
 
 log = logging.getLogger("streamer.replay")
 

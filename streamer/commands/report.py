@@ -14,11 +14,11 @@ import json
 import logging
 from pathlib import Path
 
-from models.datasets.sources import SOURCE_HELP
-from models.evaluation import PROTOCOLS
-from models.report import render_markdown, run_report
-from streamer.commands import train as train_cmd
-from streamer.demo import DEMO_TRAIN_CONFIG
+from helo.models.datasets.sources import SOURCE_HELP
+from helo.models.evaluation import PROTOCOLS
+from helo.models.report import render_markdown, run_report
+from helo.streamer.commands import train as train_cmd
+from helo.streamer.demo import DEMO_TRAIN_CONFIG
 
 log = logging.getLogger("streamer.report")
 

@@ -16,10 +16,10 @@ import logging
 import os
 from pathlib import Path
 
-from models.errors import HeloError
-from streamer.config import load_session_config, parse_stream_overrides
-from streamer.recorder import native_stdout_to_stderr
-from streamer.session import LiveSession, run_until_signal
+from helo.models.errors import HeloError
+from helo.streamer.config import load_session_config, parse_stream_overrides
+from helo.streamer.recorder import native_stdout_to_stderr
+from helo.streamer.session import LiveSession, run_until_signal
 
 log = logging.getLogger("streamer.run")
 
@@ -80,7 +80,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_webcam_arguments(p)
     add_session_arguments(p)
     p.add_argument("--gui", action="store_true", help="show the session in the desktop app")
-    from ui.app import add_gui_arguments
+    from helo.ui.app import add_gui_arguments
 
     add_gui_arguments(p)
     p.set_defaults(run=run)
@@ -122,7 +122,7 @@ def start_devices(args: argparse.Namespace, devices: list[str], config, started:
     """
     extra_record: list[str] = []
     if "webcam" in devices:
-        from devices.webcam import WebcamDevice
+        from helo.devices.webcam import WebcamDevice
 
         source = args.video if args.video is not None else args.camera
         webcam = WebcamDevice(
@@ -140,7 +140,7 @@ def start_devices(args: argparse.Namespace, devices: list[str], config, started:
                 raise
             log.warning("%s; going on without the face", exc)
     if "synthetic" in devices:
-        from devices.synthetic import Fault, SyntheticDevice
+        from helo.devices.synthetic import Fault, SyntheticDevice
 
         try:
             faults = tuple(Fault.parse(text) for text in args.fault)
@@ -184,8 +184,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_in_gui(args: argparse.Namespace, devices: list[str]) -> int:
     """The same session in the desktop app, started at once."""
-    from ui.app import run_gui
-    from ui.runner import SourceChoice
+    from helo.ui.app import run_gui
+    from helo.ui.runner import SourceChoice
 
     if "webcam" in devices:
         kind = "webcam"

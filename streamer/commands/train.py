@@ -19,15 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from models.checkpoint import save_checkpoint
-from models.datasets.sources import SOURCE_HELP, load_source
-from models.datasets.windows import WindowDataset
-from models.errors import HeloError
-from models.evaluation import evaluate_subsets, predict
-from models.features.spec import FeatureSpec
-from models.metrics import evaluate_distributions
-from models.splits import holdout
-from models.training import TrainConfig, TrainResult, model_device, train_model
+from helo.models.checkpoint import save_checkpoint
+from helo.models.datasets.sources import SOURCE_HELP, load_source
+from helo.models.datasets.windows import WindowDataset
+from helo.models.errors import HeloError
+from helo.models.evaluation import evaluate_subsets, predict
+from helo.models.features.spec import FeatureSpec
+from helo.models.metrics import evaluate_distributions
+from helo.models.splits import holdout
+from helo.models.training import TrainConfig, TrainResult, model_device, train_model
 
 log = logging.getLogger("streamer.train")
 
@@ -137,7 +137,7 @@ def load_spec(path: Path | None) -> FeatureSpec | None:
     if path is None:
         return None
     if path.suffix == ".safetensors":
-        from models.checkpoint import load_checkpoint
+        from helo.models.checkpoint import load_checkpoint
 
         return load_checkpoint(path).spec
     return FeatureSpec.load(path)
