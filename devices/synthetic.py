@@ -26,10 +26,15 @@ from helo.models.datasets.synthetic import (
     EmotionScript,
     SyntheticSession,
 )
+from helo.models.streams import (
+    TRUTH_SOURCE_SUFFIX,
+    TRUTH_TYPE,
+    declare_can_drop_samples,
+    declare_channels,
+)
 
 log = logging.getLogger(__name__)
 
-TRUTH_STREAM_TYPE = "EmotionTruth"
 TRUTH_RATE_HZ = 10.0
 _FORMATS = {
     "eeg": pylsl.cf_float32,
@@ -51,15 +56,10 @@ def synthetic_stream_info(modality: str, source_prefix: str) -> pylsl.StreamInfo
         _FORMATS[modality],
         f"{source_prefix}-{modality}",
     )
-    channels = info.desc().append_child("channels")
-    for label in spec.channels:
-        channel = channels.append_child("channel")
-        channel.append_child_value("label", label)
-        channel.append_child_value("unit", _UNITS[modality])
-        channel.append_child_value("type", spec.stream_type)
+    declare_channels(info, spec.channels, units=_UNITS[modality], kind=spec.stream_type)
     if modality == "face":
         # Frames can be dropped by a real camera: tell XDF readers not to de-jitter.
-        info.desc().append_child_value("can_drop_samples", "true")
+        declare_can_drop_samples(info)
     info.desc().append_child("acquisition").append_child_value("manufacturer", "HeLo synthetic")
     return info
 
@@ -67,15 +67,13 @@ def synthetic_stream_info(modality: str, source_prefix: str) -> pylsl.StreamInfo
 def truth_stream_info(source_prefix: str, labels: tuple[str, ...] = EMOTIONS) -> pylsl.StreamInfo:
     info = pylsl.StreamInfo(
         "HeLo-synthetic-truth",
-        TRUTH_STREAM_TYPE,
+        TRUTH_TYPE,
         len(labels),
         TRUTH_RATE_HZ,
         pylsl.cf_float32,
-        f"{source_prefix}-truth",
+        source_prefix + TRUTH_SOURCE_SUFFIX,
     )
-    channels = info.desc().append_child("channels")
-    for label in labels:
-        channels.append_child("channel").append_child_value("label", label)
+    declare_channels(info, labels)
     return info
 
 

@@ -33,6 +33,7 @@ import pylsl
 from helo.devices.face_model import FaceLandmarker
 from helo.models.errors import HeloError
 from helo.models.features.face import FACE_STREAM_CHANNELS
+from helo.models.streams import FACE_TYPE, declare_can_drop_samples, declare_channels
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +72,14 @@ class WebcamStats:
 
 def face_stream_info(name: str, source_id: str, srate_hz: float) -> pylsl.StreamInfo:
     info = pylsl.StreamInfo(
-        name, "FaceBlendshapes", len(FACE_STREAM_CHANNELS), srate_hz, pylsl.cf_float32, source_id
+        name, FACE_TYPE, len(FACE_STREAM_CHANNELS), srate_hz, pylsl.cf_float32, source_id
     )
-    channels = info.desc().append_child("channels")
-    for label in FACE_STREAM_CHANNELS:
-        channel = channels.append_child("channel")
-        channel.append_child_value("label", label)
-        unit = (
-            "degrees"
-            if label.startswith("head")
-            else ("flag" if label == "facePresent" else "score")
-        )
-        channel.append_child_value("unit", unit)
-    info.desc().append_child_value("can_drop_samples", "true")
+    units = [
+        "degrees" if label.startswith("head") else ("flag" if label == "facePresent" else "score")
+        for label in FACE_STREAM_CHANNELS
+    ]
+    declare_channels(info, FACE_STREAM_CHANNELS, units=units)
+    declare_can_drop_samples(info)
     model = info.desc().append_child("face_model")
     model.append_child_value("name", "MediaPipe Face Landmarker (blendshapes)")
     model.append_child_value("note", "features only; no video is stored or sent")

@@ -8,6 +8,8 @@ a small epsilon so that a distribution with an empty class gives a finite value.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 EPS = 1e-10
@@ -51,3 +53,28 @@ def evaluate_distributions(pred: np.ndarray, true: np.ndarray) -> dict[str, floa
 def better(metric: str, a: float, b: float) -> bool:
     """Whether value ``a`` is strictly better than ``b`` for ``metric``."""
     return a < b if LOWER_IS_BETTER[metric] else a > b
+
+
+ARROWS = {m: ("↓" if LOWER_IS_BETTER[m] else "↑") for m in METRICS}
+
+
+def metrics_table(
+    rows: Mapping[str, Mapping[str, float]], first: str = "model", extra: tuple[str, ...] = ()
+) -> str:
+    """A markdown table (for the terminal and the reports): one row per entry, one column
+    per metric (the arrow says which direction is better), then the ``extra`` keys."""
+    header = [first, *[f"{m} {ARROWS[m]}" for m in METRICS], *extra]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for name, values in rows.items():
+        cells = [name, *[f"{values[m]:.4f}" for m in METRICS]]
+        cells += [_cell(values.get(key)) for key in extra]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

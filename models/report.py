@@ -19,7 +19,7 @@ import torch
 
 from helo.models.datasets.windows import WindowDataset
 from helo.models.evaluation import cross_validate
-from helo.models.metrics import LOWER_IS_BETTER, METRICS
+from helo.models.metrics import LOWER_IS_BETTER, METRICS, metrics_table
 from helo.models.training import TrainConfig
 
 MEAN_ROW = "Training-mean distribution"
@@ -117,8 +117,6 @@ def improvement(metric: str, ours: float, theirs: float) -> float:
 
 
 def render_markdown(result: ReportResult, title: str = "HeLo on the synthetic benchmark") -> str:
-    from helo.streamer.tables import metrics_table  # table formatting lives with the CLI
-
     proto = {
         "subject": "subject-independent (whole subjects per fold)",
         "trial": "subject-dependent (whole trials per fold)",

@@ -25,20 +25,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pylsl
 
-from helo.models.features.mapping import StreamDescription
+from helo.models.streams import CHANNEL_FORMATS, describe_lsl
 from helo.streamer.buffers import RingBuffer
 from helo.streamer.dejitter import Dejitter
 
 log = logging.getLogger(__name__)
 
-_DTYPES = {
-    pylsl.cf_float32: np.float32,
-    pylsl.cf_double64: np.float64,
-    pylsl.cf_int32: np.int32,
-    pylsl.cf_int16: np.int16,
-    pylsl.cf_int8: np.int8,
-    pylsl.cf_int64: np.int64,
-}
 # Rate assumed for sizing the buffer of an irregular stream (the face runs at ~30 Hz).
 _IRREGULAR_RATE_HZ = 60.0
 
@@ -51,39 +43,6 @@ def full_info(info: pylsl.StreamInfo, timeout_s: float = 5.0) -> pylsl.StreamInf
         return inlet.info(timeout=timeout_s)
     finally:
         inlet.close_stream()
-
-
-def describe_info(info: pylsl.StreamInfo) -> StreamDescription:
-    """What an LSL stream says about itself, for the modality mapping."""
-    labels = []
-    channel = info.desc().child("channels").child("channel")
-    while not channel.empty() and len(labels) < info.channel_count():
-        labels.append(channel.child_value("label"))
-        channel = channel.next_sibling("channel")
-    labels += [""] * (info.channel_count() - len(labels))
-    formats = {
-        pylsl.cf_string: "string",
-        pylsl.cf_float32: "float32",
-        pylsl.cf_double64: "double64",
-        pylsl.cf_int32: "int32",
-        pylsl.cf_int16: "int16",
-        pylsl.cf_int8: "int8",
-        pylsl.cf_int64: "int64",
-    }
-    return StreamDescription(
-        name=info.name(),
-        type=info.type(),
-        channels=tuple(labels),
-        srate_hz=float(info.nominal_srate()),
-        source_id=info.source_id(),
-        channel_format=formats.get(info.channel_format(), "float32"),
-    )
-
-
-def can_drop_samples(info: pylsl.StreamInfo) -> bool:
-    """Irregular, or declared as dropping samples (then timestamps must not be smoothed)."""
-    value = info.desc().child_value("can_drop_samples").strip().lower()
-    return info.nominal_srate() <= 0 or value in ("true", "1", "yes")
 
 
 @dataclass
@@ -141,10 +100,10 @@ class StreamReader:
         max_buflen_s: int = 60,
     ):
         self.info = info
-        self.description = describe_info(info)
+        self.description = describe_lsl(info)
         rate = info.nominal_srate() if info.nominal_srate() > 0 else _IRREGULAR_RATE_HZ
         self.n_channels = info.channel_count()
-        dtype = _DTYPES.get(info.channel_format())
+        dtype = CHANNEL_FORMATS.get(self.description.channel_format)
         if dtype is None:
             raise ValueError(
                 f"stream {info.name()!r} holds strings; only numeric streams feed a model"
@@ -155,7 +114,9 @@ class StreamReader:
         self._chunk_max = max(16, int(np.ceil(chunk_s * rate * 4)))
         self._dest = np.zeros((self._chunk_max, self.n_channels), dtype=dtype)
         self._flags = pylsl.proc_clocksync
-        self._dejitter = None if can_drop_samples(info) else Dejitter(info.nominal_srate())
+        self._dejitter = (
+            None if self.description.real_timestamps else Dejitter(info.nominal_srate())
+        )
         self._max_buflen_s = max_buflen_s
         self._chunk_timeout_s = chunk_s
         self._stop = threading.Event()

@@ -1,7 +1,7 @@
 """Replay of an XDF recording through the live pipeline: same buffers, scheduler, worker.
 
-pyxdf reads the file with clock synchronisation and de-jittering (not for streams
-that declare ``can_drop_samples``, whose frame times are real); the streams are
+:func:`helo.models.xdf.read_recording` reads the file (clock synchronisation, and
+de-jittering except for streams whose timestamps are real frame times); the streams are
 matched to the model's modalities exactly as live (:mod:`models.features.mapping`);
 then a :class:`~streamer.clocks.ReplayClock` advances virtual time and, as it
 goes, the samples up to that time are written into the ring buffers, which the
@@ -18,66 +18,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pylsl
 
-from helo.models.datasets.xdf_labels import describe_xdf_stream, read_xdf
 from helo.models.errors import DatasetError
-from helo.models.features.mapping import MappingError, StreamDescription, map_streams
+from helo.models.features.mapping import MappingError, map_streams
 from helo.models.features.spec import FeatureSpec
+from helo.models.streams import PREDICTION_TYPE, declare_channels
+from helo.models.xdf import RecordedStream, read_recording
 from helo.streamer.buffers import RingBuffer
 from helo.streamer.scheduler import Feed
-from helo.streamer.sinks import PREDICTION_STREAM_TYPE
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RecordedStream:
-    description: StreamDescription
-    times: np.ndarray  # [n] LSL seconds, clock-synchronised
-    samples: np.ndarray  # [n, C]
-    info: dict[str, Any]
-
-
-def _declares_dropped_samples(info: Mapping[str, Any]) -> bool:
-    try:
-        value = info["desc"][0]["can_drop_samples"][0]
-    except (KeyError, IndexError, TypeError):
-        return False
-    return str(value).strip().lower() in ("true", "1", "yes")
-
-
-def load_recording(path: str | Path) -> list[RecordedStream]:
-    """Every stream of an XDF file; one-line :class:`DatasetError` for a bad file."""
-    path = Path(path)
-    streams = read_xdf(path)
-    dropping = [i for i, s in enumerate(streams) if _declares_dropped_samples(s["info"])]
-    if dropping:  # their frame times are real: read them again without de-jittering
-        import pyxdf
-
-        ids = [int(streams[i]["info"]["stream_id"]) for i in dropping]
-        raw, _ = pyxdf.load_xdf(str(path), select_streams=ids, dejitter_timestamps=False)
-        by_id = {int(s["info"]["stream_id"]): s for s in raw}
-        for i in dropping:
-            streams[i] = by_id.get(int(streams[i]["info"]["stream_id"]), streams[i])
-    out = []
-    for stream in streams:
-        description = describe_xdf_stream(stream["info"])
-        times = np.asarray(stream["time_stamps"], dtype=np.float64)
-        dtype = object if description.channel_format == "string" else np.float64
-        samples = np.asarray(stream["time_series"], dtype=dtype).reshape(
-            len(times), description.n_channels
-        )
-        if len(times) > 1 and np.any(np.diff(times) < 0):
-            order = np.argsort(times, kind="stable")
-            times, samples = times[order], samples[order]
-        out.append(RecordedStream(description, times, samples, stream["info"]))
-    return out
 
 
 class ReplaySource:
@@ -93,7 +47,7 @@ class ReplaySource:
     ):
         self.path = Path(path)
         self.spec = spec
-        self.streams = list(streams) if streams is not None else load_recording(self.path)
+        self.streams = list(streams) if streams is not None else read_recording(self.path)
         data = [s for s in self.streams if s.description.channel_format != "string"]
         descriptions = [s.description for s in data]
         mapping = map_streams(spec, descriptions, overrides)
@@ -137,9 +91,7 @@ class ReplaySource:
     def recorded_prediction_times(self) -> np.ndarray | None:
         """Timestamps of the predictions recorded in the file (window ends), if any."""
         for stream in self.streams:
-            if stream.description.type.lower() == PREDICTION_STREAM_TYPE.lower() and len(
-                stream.times
-            ):
+            if stream.description.type.lower() == PREDICTION_TYPE.lower() and len(stream.times):
                 return stream.times
         return None
 
@@ -167,9 +119,7 @@ class ReplaySource:
                 pylsl.cf_float32,
                 f"{d.source_id or d.name}-replay",
             )
-            channels = info.desc().append_child("channels")
-            for label in d.channels:
-                channels.append_child("channel").append_child_value("label", label)
+            declare_channels(info, d.channels, units=d.units or None)
             self._outlets.append(pylsl.StreamOutlet(info))
         self._speed = speed or 1.0
         self._publish_offset = pylsl.local_clock()

@@ -22,13 +22,14 @@ import numpy as np
 import pylsl
 
 from helo.models.checkpoint import Checkpoint, load_checkpoint
-from helo.models.features.mapping import MappingError, StreamDescription, map_streams
+from helo.models.features.mapping import MappingError, map_streams
 from helo.models.inference import Predictor
+from helo.models.streams import StreamDescription, describe_lsl, is_data_type
 from helo.models.training import resolve_device
 from helo.streamer.clocks import Clock, WallClock
 from helo.streamer.config import SessionConfig
 from helo.streamer.demo import DEMO_CHECKPOINT
-from helo.streamer.lsl_reader import StreamHealth, StreamReader, describe_info, full_info
+from helo.streamer.lsl_reader import StreamHealth, StreamReader, full_info
 from helo.streamer.recorder import Recorder, new_recording_path, resolve_by_source_id
 from helo.streamer.scheduler import Feed, WindowScheduler
 from helo.streamer.sinks import CsvSink, JsonlSink, LslSink, StdoutSink
@@ -36,9 +37,6 @@ from helo.streamer.tuning import tune_allocator
 from helo.streamer.worker import InferenceWorker, PredictionRecord, Subscriber
 
 log = logging.getLogger(__name__)
-
-# Stream types that never feed a model (ours and markers).
-NOT_DATA = {"emotiondistribution", "emotiontruth", "emotionlabels", "markers"}
 
 
 @dataclass
@@ -223,14 +221,14 @@ class LiveSession:
             infos = []
             for info in pylsl.resolve_streams(wait_time=1.0):
                 kind = info.type().lower()
-                if kind in NOT_DATA:
+                if not is_data_type(kind):
                     continue
                 if kind not in wanted and not named & {info.name(), info.source_id(), kind}:
                     continue  # cannot feed this model: do not open it
                 if info.uid() not in headers:
                     headers[info.uid()] = full_info(info)
                 infos.append(info)  # the resolved info: it knows where the stream is
-            descriptions = [describe_info(headers[i.uid()]) for i in infos]
+            descriptions = [describe_lsl(headers[i.uid()]) for i in infos]
             mapping = map_streams(spec, descriptions, self.config.streams)
             if mapping.errors or not mapping.missing or time.monotonic() > deadline:
                 break

@@ -18,9 +18,8 @@ from typing import TextIO
 import numpy as np
 import pylsl
 
+from helo.models.streams import PREDICTION_TYPE, declare_channels
 from helo.streamer.worker import PredictionRecord
-
-PREDICTION_STREAM_TYPE = "EmotionDistribution"
 
 
 class StdoutSink:
@@ -131,14 +130,9 @@ class LslSink:
         model_name: str = "",
     ):
         info = pylsl.StreamInfo(
-            name, PREDICTION_STREAM_TYPE, len(labels), 1.0 / hop_s, pylsl.cf_float32, source_id
+            name, PREDICTION_TYPE, len(labels), 1.0 / hop_s, pylsl.cf_float32, source_id
         )
-        channels = info.desc().append_child("channels")
-        for label in labels:
-            channel = channels.append_child("channel")
-            channel.append_child_value("label", label)
-            channel.append_child_value("unit", "probability")
-            channel.append_child_value("type", "EmotionProbability")
+        declare_channels(info, labels, units="probability", kind="EmotionProbability")
         meta = info.desc().append_child("helo")
         meta.append_child_value("model", model_name)
         meta.append_child_value("hop_s", f"{hop_s:g}")

@@ -26,12 +26,12 @@ from helo.models.datasets.synthetic import SYNTHETIC_STREAMS, EmotionScript, Syn
 from helo.models.datasets.synthetic_windows import synthetic_spec
 from helo.models.datasets.windows import features_from_recording
 from helo.models.datasets.xdf_labels import (
-    EMOTION_LABELS_TYPE,
     label_sample,
     load_labelled_xdf,
     parse_label_sample,
 )
 from helo.models.errors import DatasetError
+from helo.models.streams import LABELS_TYPE
 
 FIXTURES = Path(__file__).with_name("fixtures") / "xdf"  # LabRecorder examples (MIT)
 SESSION_S = 17.4  # pushed in real time
@@ -74,7 +74,7 @@ def _data_outlet(name: str, uid: str) -> pylsl.StreamOutlet:
 def _label_outlet(name: str, uid: str) -> pylsl.StreamOutlet:
     info = pylsl.StreamInfo(
         f"{name}-{uid}",
-        EMOTION_LABELS_TYPE,
+        LABELS_TYPE,
         1,
         pylsl.IRREGULAR_RATE,
         pylsl.cf_string,

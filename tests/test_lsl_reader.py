@@ -12,7 +12,8 @@ import numpy as np
 import pylsl
 import pytest
 
-from helo.streamer.lsl_reader import StreamReader, describe_info, full_info
+from helo.models.streams import describe_lsl
+from helo.streamer.lsl_reader import StreamReader, full_info
 
 
 def _outlet(srate: float = 500.0, n_channels: int = 8, stream_type: str = "EEG"):
@@ -48,7 +49,7 @@ def _wait(condition, timeout_s: float = 5.0) -> bool:
 def test_channel_labels_come_with_the_full_header():
     outlet, source_id = _outlet(n_channels=3)
     info = _resolve(source_id)
-    assert describe_info(full_info(info)).channels == ("C0", "C1", "C2")
+    assert describe_lsl(full_info(info)).channels == ("C0", "C1", "C2")
     del outlet
 
 

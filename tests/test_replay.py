@@ -15,8 +15,8 @@ from helo.models.checkpoint import save_checkpoint
 from helo.models.datasets.synthetic import EMOTIONS
 from helo.models.features.spec import FeatureSpec, ModalitySpec
 from helo.models.helo import HeLo, HeLoConfig
+from helo.models.xdf import read_recording
 from helo.streamer.cli import main
-from helo.streamer.replay import load_recording
 from helo.streamer.sinks import read_jsonl
 
 FIXTURES = Path(__file__).with_name("fixtures") / "xdf"  # LabRecorder's examples (MIT)
@@ -33,7 +33,7 @@ def _distributions(rows: list[dict]) -> np.ndarray:
 
 
 def test_the_recording_holds_streams_truth_and_predictions(live_run):
-    streams = {s.description.type: s for s in load_recording(live_run["xdf"])}
+    streams = {s.description.type: s for s in read_recording(live_run["xdf"])}
     assert {"EEG", "GSR", "PPG", "FaceBlendshapes", "EmotionTruth", "EmotionDistribution"} <= set(
         streams
     )
@@ -63,7 +63,7 @@ def test_replay_at_the_recorded_times_matches_the_live_predictions(live_run, tmp
     lack the first second or two of a stream (the face most often) that the live run had.
     """
     replayed = _replay(live_run["xdf"], tmp_path / "r.jsonl", "--times", "recorded")
-    recorded = {s.description.type: s for s in load_recording(live_run["xdf"])}
+    recorded = {s.description.type: s for s in read_recording(live_run["xdf"])}
     live = recorded["EmotionDistribution"]
     ends = np.array([r["t_end_lsl"] for r in replayed])
     match = np.abs(live.times[None, :] - ends[:, None]).argmin(axis=1)
@@ -179,7 +179,7 @@ def test_the_shipped_demo_recording_replays(tmp_path):
     rows = _replay(demos[0], tmp_path / "d.jsonl")
     full = [r for r in rows if r["present"] == ["eeg", "gsr", "ppg", "face"]]
     assert len(full) > 100
-    truth = {s.description.type: s for s in load_recording(demos[0])}["EmotionTruth"]
+    truth = {s.description.type: s for s in read_recording(demos[0])}["EmotionTruth"]
     ends = np.array([r["t_end_lsl"] for r in full])
     true = truth.samples[np.abs(truth.times[None, :] - ends[:, None]).argmin(axis=1)]
     pred = _distributions(full)

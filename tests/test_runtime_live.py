@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from helpers import HOP_S, session_config
 
-from helo.devices.synthetic import TRUTH_STREAM_TYPE, Fault, SyntheticDevice
+from helo.devices.synthetic import Fault, SyntheticDevice
 from helo.models.datasets.synthetic import EMOTIONS
 from helo.models.features.mapping import MappingError
+from helo.models.streams import TRUTH_TYPE
 from helo.streamer.cli import main
 from helo.streamer.config import SessionConfig
 from helo.streamer.session import LiveSession
@@ -163,7 +164,7 @@ def test_sigterm_stops_cleanly_flushing_predictions_and_the_recording(tmp_path):
         "PPG",
         "FaceBlendshapes",
         "EmotionDistribution",
-        TRUTH_STREAM_TYPE,
+        TRUTH_TYPE,
     } <= types
 
 
@@ -183,5 +184,5 @@ def test_record_command_writes_a_new_file_each_time(tmp_path):
         "GSR",
         "PPG",
         "FaceBlendshapes",
-        TRUTH_STREAM_TYPE,
+        TRUTH_TYPE,
     }

@@ -9,9 +9,10 @@ import numpy as np
 import pylsl
 import pytest
 
-from helo.devices.synthetic import TRUTH_STREAM_TYPE, Fault, SyntheticDevice
+from helo.devices.synthetic import Fault, SyntheticDevice
 from helo.models.datasets.synthetic import EMOTIONS, SYNTHETIC_STREAMS
-from helo.streamer.lsl_reader import describe_info, full_info
+from helo.models.streams import TRUTH_TYPE, describe_lsl
+from helo.streamer.lsl_reader import full_info
 
 
 def test_publishes_every_stream_with_labels_rates_and_the_truth():
@@ -19,12 +20,12 @@ def test_publishes_every_stream_with_labels_rates_and_the_truth():
     with SyntheticDevice(source_prefix=prefix):
         for modality, spec in SYNTHETIC_STREAMS.items():
             info = pylsl.resolve_byprop("source_id", f"{prefix}-{modality}", timeout=5.0)[0]
-            described = describe_info(full_info(info))
+            described = describe_lsl(full_info(info))
             assert described.type == spec.stream_type
             assert described.channels == spec.channels
             assert described.srate_hz == spec.srate_hz
         info = pylsl.resolve_byprop("source_id", f"{prefix}-truth", timeout=5.0)[0]
-        assert info.type() == TRUTH_STREAM_TYPE
+        assert info.type() == TRUTH_TYPE
         inlet = pylsl.StreamInlet(info)
         samples, stamps = [], []
         deadline = time.monotonic() + 5
@@ -32,7 +33,7 @@ def test_publishes_every_stream_with_labels_rates_and_the_truth():
             chunk, ts = inlet.pull_chunk(timeout=0.5)
             samples += chunk
             stamps += ts
-    assert describe_info(inlet.info()).channels == EMOTIONS
+    assert describe_lsl(inlet.info()).channels == EMOTIONS
     np.testing.assert_allclose(np.sum(samples, axis=1), 1.0, atol=1e-5)
     assert np.diff(stamps) == pytest.approx(0.1, abs=1e-6)  # 10 Hz, stamped in session time
 

@@ -14,7 +14,7 @@ from helo.devices.face_model import FACE_MODEL, FaceLandmarker, FaceModelError, 
 from helo.devices.face_video import face_image, write_video
 from helo.devices.webcam import CameraError, WebcamDevice
 from helo.models.features.face import BLENDSHAPE_NAMES, FACE_STREAM_CHANNELS
-from helo.streamer.lsl_reader import describe_info
+from helo.models.streams import describe_lsl
 
 SMILE = [BLENDSHAPE_NAMES.index("mouthSmileLeft"), BLENDSHAPE_NAMES.index("mouthSmileRight")]
 PRESENT = FACE_STREAM_CHANNELS.index("facePresent")
@@ -52,7 +52,7 @@ def test_a_smiling_face_in_every_frame(videos):
     assert data[:, SMILE].mean() > 0.6
     assert np.isfinite(data[:, : len(BLENDSHAPE_NAMES)]).all()
     assert np.all(np.diff(stamps) > 0)  # stamped at capture, in order
-    described = describe_info(info)
+    described = describe_lsl(info)
     assert described.type == "FaceBlendshapes"
     assert described.channels == FACE_STREAM_CHANNELS
     assert info.desc().child_value("can_drop_samples") == "true"

@@ -16,12 +16,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from helo.models.streams import StreamDescription, describe_lsl
 from helo.streamer.config import SessionConfig
 from helo.streamer.worker import PredictionRecord
 from helo.ui.health import HealthTable
 from helo.ui.plots import DistributionBars, SignalTraces, Timeline
 from helo.ui.runner import SessionRunner, SourceChoice
-from helo.ui.stream_map import FoundStream, StreamMapTable
+from helo.ui.stream_map import StreamMapTable
 
 SOURCE_TITLES = {
     "synthetic": "Synthetic device (simulated EEG, GSR, PPG, face)",
@@ -38,7 +39,7 @@ class RuntimeBridge(QtCore.QObject):
     prediction = QtCore.Signal(object)
     error = QtCore.Signal(str)
     finished = QtCore.Signal()
-    streams_found = QtCore.Signal(list)  # of FoundStream
+    streams_found = QtCore.Signal(list)  # of StreamDescription
     model_inputs = QtCore.Signal(object)  # FeatureSpec of the chosen model, or an error line
 
 
@@ -257,7 +258,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 spec = str(exc)
             self.bridge.model_inputs.emit(spec)
             infos = pylsl.resolve_streams(wait_time=wait_s)
-            self.bridge.streams_found.emit([FoundStream.from_info(i) for i in infos])
+            self.bridge.streams_found.emit([describe_lsl(i) for i in infos])
 
         threading.Thread(target=work, daemon=True).start()
 
@@ -267,7 +268,7 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self.stream_map.set_spec(spec)
 
-    def _show_streams(self, found: list[FoundStream]) -> None:
+    def _show_streams(self, found: list[StreamDescription]) -> None:
         self.stream_map.set_streams(found)
         self.discovered_label.setText(f"{len(found)} stream(s) found")
         self._source_changed()

@@ -11,42 +11,19 @@ when the outlet has one, since names are not unique across machines.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from PySide6 import QtWidgets
 
-from helo.models.features.mapping import StreamDescription, describe_need
+from helo.models.features.mapping import describe_need
 from helo.models.features.spec import FeatureSpec
-from helo.streamer.lsl_reader import describe_info
+from helo.models.streams import StreamDescription
 
 AUTOMATIC = ""
 
 
-@dataclass(frozen=True)
-class FoundStream:
-    """What discovery learned of an outlet on the network: its header as the runtime's
-    mapping reads it, and the machine it runs on (names repeat across machines)."""
-
-    description: StreamDescription
-    hostname: str = ""
-
-    @classmethod
-    def from_info(cls, info) -> FoundStream:
-        """From a resolved ``pylsl.StreamInfo``."""
-        return cls(describe_info(info), info.hostname())
-
-    @property
-    def type(self) -> str:
-        return self.description.type
-
-    @property
-    def key(self) -> str:
-        """What the session's override names: the source_id, else the name."""
-        return self.description.source_id or self.description.name
-
-    def describe(self) -> str:
-        host = f" on {self.hostname}" if self.hostname else ""
-        return self.description.describe() + host
+def _describe(stream: StreamDescription) -> str:
+    """The stream as a line of the picker: names repeat across machines, so the host too."""
+    host = f" on {stream.hostname}" if stream.hostname else ""
+    return stream.describe() + host
 
 
 class StreamMapTable(QtWidgets.QTableWidget):
@@ -59,7 +36,7 @@ class StreamMapTable(QtWidgets.QTableWidget):
         self.verticalHeader().hide()
         self.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.spec: FeatureSpec | None = None
-        self.found: list[FoundStream] = []
+        self.found: list[StreamDescription] = []
 
     def set_spec(self, spec: FeatureSpec) -> None:
         """The model's inputs; the picks of inputs it still has are kept."""
@@ -73,10 +50,10 @@ class StreamMapTable(QtWidgets.QTableWidget):
             self.setCellWidget(row, 1, QtWidgets.QComboBox())
         self._fill(kept)
 
-    def set_streams(self, found: list[FoundStream]) -> None:
+    def set_streams(self, found: list[StreamDescription]) -> None:
         """The streams discovery found; picks of streams still there are kept."""
         kept = self.overrides()
-        self.found = sorted(found, key=lambda s: (s.type.lower(), s.description.name.lower()))
+        self.found = sorted(found, key=lambda s: (s.type.lower(), s.name.lower()))
         self._fill(kept)
 
     def _fill(self, kept: dict[str, str]) -> None:
@@ -89,7 +66,7 @@ class StreamMapTable(QtWidgets.QTableWidget):
             same_type = [s for s in self.found if s.type.lower() == mod.stream_type.lower()]
             others = [s for s in self.found if s not in same_type]
             for stream in same_type + others:  # the likely ones first
-                box.addItem(stream.describe(), stream.key)
+                box.addItem(_describe(stream), stream.key)
             index = box.findData(kept.get(mod.name, AUTOMATIC))
             box.setCurrentIndex(max(index, 0))
         self.resizeColumnToContents(0)

@@ -36,6 +36,7 @@ from scipy.signal import butter, lfilter, sosfilt
 
 from helo.models.features.face import BLENDSHAPE_NAMES, FACE_STREAM_CHANNELS
 from helo.models.features.spec import BAND_NAMES, DEFAULT_EEG_BANDS_HZ
+from helo.models.streams import FACE_TYPE
 
 EMOTIONS: tuple[str, ...] = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 # Circumplex coordinates of each emotion: how much it arouses, and its valence.
@@ -635,9 +636,7 @@ SYNTHETIC_STREAMS: dict[str, SyntheticStreamInfo] = {
     "eeg": SyntheticStreamInfo("eeg", "EEG", EEG_CHANNELS, EEG_SRATE_HZ, "microvolts"),
     "gsr": SyntheticStreamInfo("gsr", "GSR", ("GSR",), GSR_SRATE_HZ, "microsiemens"),
     "ppg": SyntheticStreamInfo("ppg", "PPG", ("PPG",), PPG_SRATE_HZ, "arbitrary"),
-    "face": SyntheticStreamInfo(
-        "face", "FaceBlendshapes", FACE_STREAM_CHANNELS, FACE_SRATE_HZ, "score"
-    ),
+    "face": SyntheticStreamInfo("face", FACE_TYPE, FACE_STREAM_CHANNELS, FACE_SRATE_HZ, "score"),
 }
 
 

@@ -29,16 +29,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyxdf
 
 from helo.models.datasets.windows import WindowDataset, features_from_recording, window_ends
 from helo.models.errors import DatasetError
-from helo.models.features.mapping import MappingError, StreamDescription, StreamMapping, map_streams
+from helo.models.features.mapping import MappingError, StreamMapping, map_streams
 from helo.models.features.spec import FeatureSpec
+from helo.models.streams import LABELS_TYPE, StreamDescription
+from helo.models.xdf import RecordedStream, read_recording
 
 log = logging.getLogger(__name__)
 
-EMOTION_LABELS_TYPE = "EmotionLabels"
+
 _FIELDS = ("distribution", "duration_s", "offset_s", "trial", "subject")
 
 
@@ -213,23 +214,21 @@ def _load_recording(
     subject: str | None,
     overrides: Mapping[str, str] | None,
 ) -> WindowDataset:
-    streams = read_xdf(path)
-    is_label = [_field(s["info"], "type").lower() == EMOTION_LABELS_TYPE.lower() for s in streams]
+    streams = read_recording(path)
+    is_label = [s.description.type.lower() == LABELS_TYPE.lower() for s in streams]
     data_streams = [s for s, label in zip(streams, is_label, strict=True) if not label]
-    descriptions = [describe_xdf_stream(s["info"]) for s in data_streams]
+    descriptions = [s.description for s in data_streams]
     if not any(is_label):
-        found = "; ".join(describe_xdf_stream(s["info"]).describe() for s in streams) or "none"
+        found = "; ".join(s.description.describe() for s in streams) or "none"
         raise DatasetError(
-            f"{path}: no {EMOTION_LABELS_TYPE} stream, so nothing labels this "
+            f"{path}: no {LABELS_TYPE} stream, so nothing labels this "
             f"recording (streams: {found}); see docs/datasets.md"
         )
     label_streams = [s for s, label in zip(streams, is_label, strict=True) if label]
     spans = _place_spans(path, label_streams, spec.labels)
     mapping = _map(path, spec, descriptions, overrides)
     recorded = {
-        name: _samples(
-            path, data_streams[src.stream], descriptions[src.stream], src.channel_index, name
-        )
+        name: _samples(path, data_streams[src.stream], src.channel_index, name)
         for name, src in mapping.sources.items()
     }
     ends, span_of_window = _window_ends(path, spans, spec.max_window_s, hop_s)
@@ -249,83 +248,27 @@ def _load_recording(
     return _drop_windows_without_data(path, dataset)
 
 
-def read_xdf(path: Path) -> list[dict[str, Any]]:
-    """The streams of an XDF file, clock-corrected and de-jittered (regular streams)."""
-    if not path.is_file():
-        raise DatasetError(f"{path}: no such file")
-    try:
-        streams, _header = pyxdf.load_xdf(
-            str(path), synchronize_clocks=True, dejitter_timestamps=True
-        )
-    except Exception as exc:  # pyxdf raises many kinds for a bad or truncated file
-        raise DatasetError(
-            f"{path}: not a readable XDF file ({type(exc).__name__}: {exc})"
-        ) from None
-    return streams
-
-
-def describe_xdf_stream(info: Mapping[str, Any]) -> StreamDescription:
-    """What an XDF stream header says about the stream, as :func:`map_streams` needs it."""
-    n_channels = int(_number_field(info, "channel_count"))
-    return StreamDescription(
-        name=_field(info, "name"),
-        type=_field(info, "type"),
-        channels=_channel_labels(info, n_channels),
-        srate_hz=_number_field(info, "nominal_srate"),
-        source_id=_field(info, "source_id"),
-        channel_format=_field(info, "channel_format") or "float32",
-    )
-
-
-def _field(info: Mapping[str, Any], key: str) -> str:
-    """A header field; pyxdf gives each as a one-item list, ``[]`` or ``[None]`` when absent."""
-    value = info.get(key)
-    if isinstance(value, list):
-        value = value[0] if value else None
-    return "" if value is None else str(value).strip()
-
-
-def _number_field(info: Mapping[str, Any], key: str) -> float:
-    try:
-        value = float(_field(info, key) or 0)
-    except ValueError:
-        return 0.0
-    return value if math.isfinite(value) and value > 0 else 0.0
-
-
-def _channel_labels(info: Mapping[str, Any], n_channels: int) -> tuple[str, ...]:
-    """Labels from ``desc/channels/channel[i]/label``; "" where the header gives none."""
-    try:
-        channels = info["desc"][0]["channels"][0]["channel"]
-        labels = [_field(ch, "label") if isinstance(ch, Mapping) else "" for ch in channels]
-    except (KeyError, IndexError, TypeError):
-        labels = []
-    labels = labels[:n_channels]
-    return tuple(labels + [""] * (n_channels - len(labels)))
-
-
 def _place_spans(
-    path: Path, label_streams: list[dict[str, Any]], labels: Sequence[str]
+    path: Path, label_streams: list[RecordedStream], labels: Sequence[str]
 ) -> list[_PlacedSpan]:
-    samples = []
+    samples: list[tuple[float, Any]] = []
     for stream in label_streams:
-        if _field(stream["info"], "channel_format") != "string":
+        if stream.description.channel_format != "string":
             raise DatasetError(
-                f"{path}: the {EMOTION_LABELS_TYPE} stream "
-                f"{_field(stream['info'], 'name')!r} must hold strings (JSON)"
+                f"{path}: the {LABELS_TYPE} stream "
+                f"{stream.description.name!r} must hold strings (JSON)"
             )
-        samples += zip(stream["time_stamps"], stream["time_series"], strict=True)
+        samples += zip(stream.times.tolist(), stream.samples[:, 0].tolist(), strict=True)
     if not samples:
-        raise DatasetError(f"{path}: the {EMOTION_LABELS_TYPE} stream holds no labels")
+        raise DatasetError(f"{path}: the {LABELS_TYPE} stream holds no labels")
     samples.sort(key=lambda pair: pair[0])
     placed = []
-    for number, (timestamp, sample) in enumerate(samples, start=1):
-        text = sample[0] if isinstance(sample, list | tuple) and sample else sample
+    for number, (timestamp, text) in enumerate(samples, start=1):
         try:
             span = parse_label_sample(text, labels)
         except DatasetError as exc:
             raise DatasetError(
-                f"{path}: {EMOTION_LABELS_TYPE} sample {number} of {len(samples)}: {exc}"
+                f"{path}: {LABELS_TYPE} sample {number} of {len(samples)}: {exc}"
             ) from None
         t_start, t_end = span.bounds_s(float(timestamp))
         placed.append(_PlacedSpan(number, t_start, t_end, span))
@@ -349,27 +292,15 @@ def _map(
 
 
 def _samples(
-    path: Path,
-    stream: dict[str, Any],
-    description: StreamDescription,
-    channel_index: tuple[int, ...],
-    modality: str,
+    path: Path, stream: RecordedStream, channel_index: tuple[int, ...], modality: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(times_s, samples [n, C])`` of one stream, the spec's channels in spec order."""
-    if description.channel_format == "string":
+    if not stream.description.numeric:
         raise DatasetError(
-            f"{path}: stream {description.describe()} feeds {modality} but holds "
+            f"{path}: stream {stream.description.describe()} feeds {modality} but holds "
             "strings, not numbers"
         )
-    times = np.asarray(stream["time_stamps"], dtype=np.float64)
-    if len(times) == 0:
-        return times, np.empty((0, len(channel_index)))
-    data = np.asarray(stream["time_series"]).reshape(len(times), -1)
-    data = data[:, list(channel_index)].astype(np.float64)  # pick channels before the copy
-    if np.any(np.diff(times) < 0):
-        order = np.argsort(times, kind="stable")
-        times, data = times[order], data[order]
-    return times, data
+    return stream.times, stream.samples[:, list(channel_index)]
 
 
 def _window_ends(
@@ -405,9 +336,9 @@ def _drop_windows_without_data(path: Path, dataset: WindowDataset) -> WindowData
     return dataset.subset(np.flatnonzero(keep))
 
 
-def _recording_start(streams: list[dict[str, Any]]) -> float:
+def _recording_start(streams: list[RecordedStream]) -> float:
     """Earliest timestamp of the recording: window ends are given from there."""
-    firsts = [float(np.min(s["time_stamps"])) for s in streams if len(s["time_stamps"])]
+    firsts = [float(s.times[0]) for s in streams if len(s.times)]
     return min(firsts) if firsts else 0.0
 
 

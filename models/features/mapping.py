@@ -19,32 +19,13 @@ from dataclasses import dataclass, field
 
 from helo.models.errors import HeloError
 from helo.models.features.spec import FeatureSpec, ModalitySpec
+from helo.models.streams import StreamDescription
 
 RATE_TOLERANCE = 0.02
 
 
 class MappingError(HeloError):
     """Streams do not match what a model needs."""
-
-
-@dataclass(frozen=True)
-class StreamDescription:
-    """What a stream says about itself (from an LSL StreamInfo or an XDF header)."""
-
-    name: str
-    type: str
-    channels: tuple[str, ...]  # labels; empty strings where the stream gives none
-    srate_hz: float  # nominal rate; 0 for irregular streams
-    source_id: str = ""
-    channel_format: str = "float32"
-
-    @property
-    def n_channels(self) -> int:
-        return len(self.channels)
-
-    def describe(self) -> str:
-        rate = f"{self.srate_hz:g} Hz" if self.srate_hz > 0 else "irregular"
-        return f"{self.name!r} (type {self.type or '?'}, {self.n_channels} ch, {rate})"
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,10 @@ from helo.models.checkpoint import load_checkpoint
 from helo.models.datasets.sources import SOURCE_HELP
 from helo.models.errors import HeloError
 from helo.models.evaluation import PROTOCOLS, cross_validate, evaluate_subsets, predict
-from helo.models.metrics import evaluate_distributions
+from helo.models.metrics import evaluate_distributions, metrics_table
 from helo.models.training import resolve_device
 from helo.streamer.commands import train as train_cmd
 from helo.streamer.demo import DEMO_CHECKPOINT, DEMO_TEST_DATA
-from helo.streamer.tables import metrics_table
 
 log = logging.getLogger("streamer.evaluate")
 

@@ -1,0 +1,141 @@
+"""Reading XDF recordings: the one reader behind replay and training from recordings.
+
+pyxdf does the work (clock synchronisation, clock resets, de-jittering). Streams whose
+timestamps are real sample times (irregular, or declaring ``can_drop_samples``, such as
+a webcam's) are read without de-jittering, so replay and training see the same times the
+live reader did. A damaged file is read as far as it goes: pyxdf skips unreadable chunks
+and logs a traceback for each; here that becomes one line naming the file and the byte.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pyxdf
+
+from helo.models.errors import DatasetError
+from helo.models.streams import StreamDescription, describe_xdf
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RecordedStream:
+    """One stream of a recording: header, LSL times (sorted) and samples ``[n, C]``
+    (float64, or objects for a string stream)."""
+
+    description: StreamDescription
+    times: np.ndarray
+    samples: np.ndarray
+    info: dict[str, Any]
+
+
+def read_recording(path: str | Path) -> list[RecordedStream]:
+    """Every stream of an XDF file; a missing or unreadable file is a one-line
+    :class:`DatasetError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file")
+    streams = _load(path, dejitter=True)
+    descriptions = [describe_xdf(s["info"]) for s in streams]
+    redo = [
+        int(s["info"]["stream_id"])
+        for s, d in zip(streams, descriptions, strict=True)
+        if d.can_drop_samples and d.srate_hz > 0  # irregular ones were not de-jittered
+    ]
+    if redo:  # their frame times are real: read those again without de-jittering
+        again = _load(path, dejitter=False, select=redo, report=False)  # said once is enough
+        raw = {int(s["info"]["stream_id"]): s for s in again}
+        streams = [raw.get(int(s["info"]["stream_id"]), s) for s in streams]
+    return [_recorded(s, d) for s, d in zip(streams, descriptions, strict=True)]
+
+
+def _recorded(stream: dict[str, Any], description: StreamDescription) -> RecordedStream:
+    times = np.asarray(stream["time_stamps"], dtype=np.float64)
+    dtype = np.float64 if description.numeric else object
+    samples = np.asarray(stream["time_series"], dtype=dtype).reshape(
+        len(times), description.n_channels
+    )
+    if len(times) > 1 and np.any(np.diff(times) < 0):
+        order = np.argsort(times, kind="stable")
+        times, samples = times[order], samples[order]
+    return RecordedStream(description, times, samples, stream["info"])
+
+
+def _load(
+    path: Path, dejitter: bool, select: list[int] | None = None, report: bool = True
+) -> list[dict[str, Any]]:
+    with _opened(path) as handle, _damage_reported(path, handle, report):
+        try:
+            streams, _header = pyxdf.load_xdf(
+                handle,
+                select_streams=select,
+                synchronize_clocks=True,
+                dejitter_timestamps=dejitter,
+            )
+        except Exception as exc:  # pyxdf raises many kinds for a bad or truncated file
+            raise DatasetError(
+                f"{path}: not a readable XDF file ({type(exc).__name__}: {exc})"
+            ) from None
+    return list(streams)
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[IO[bytes]]:
+    """The file, opened here so that a damaged chunk can be located by its byte."""
+    compressed = path.suffix == ".xdfz" or path.suffixes[-2:] == [".xdf", ".gz"]
+    try:
+        handle: IO[bytes] = gzip.open(path, "rb") if compressed else open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc.strerror})") from None
+    with handle:
+        yield handle
+
+
+class _DamageFilter(logging.Filter):
+    """Keeps pyxdf's own lines (with their tracebacks) off the terminal; notes where the
+    errors were."""
+
+    def __init__(self, handle: IO[bytes]):
+        super().__init__()
+        self.handle = handle
+        self.damage: list[tuple[int, str]] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            try:
+                where = self.handle.tell()
+            except (OSError, ValueError):
+                where = -1
+            self.damage.append((where, record.getMessage().splitlines()[0]))
+        else:
+            log.debug("pyxdf: %s", record.getMessage())
+        return False
+
+
+@contextmanager
+def _damage_reported(path: Path, handle: IO[bytes], report: bool) -> Iterator[None]:
+    pyxdf_log = logging.getLogger("pyxdf.pyxdf")
+    damage = _DamageFilter(handle)
+    pyxdf_log.addFilter(damage)
+    try:
+        yield
+    finally:
+        pyxdf_log.removeFilter(damage)
+    if damage.damage and report:
+        where, what = damage.damage[0]
+        more = f" and {len(damage.damage) - 1} more place(s)" if len(damage.damage) > 1 else ""
+        log.warning(
+            "%s: unreadable data near byte %d%s (%s); skipped to the next readable chunk",
+            path,
+            where,
+            more,
+            what.rstrip("."),
+        )
