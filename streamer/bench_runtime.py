@@ -198,10 +198,11 @@ def make_recording(path: Path, minutes: float, speed: float = 20.0) -> Path:
 def replay_speed(path: Path, checkpoint: Path | None = None) -> dict:
     from helo.models.checkpoint import load_checkpoint
     from helo.streamer.clocks import ReplayClock
-    from helo.streamer.commands.replay import REPLAY_BATCH
     from helo.streamer.demo import DEMO_CHECKPOINT
+    from helo.streamer.pipeline import Pipeline
     from helo.streamer.replay import ReplaySource
-    from helo.streamer.session import LatencyStats, Pipeline
+    from helo.streamer.replay_session import REPLAY_BATCH
+    from helo.streamer.sinks import LatencyStats
 
     rss = [rss_mb()]
     ckpt = load_checkpoint(checkpoint or DEMO_CHECKPOINT)
@@ -220,7 +221,7 @@ def replay_speed(path: Path, checkpoint: Path | None = None) -> dict:
 
     clock = ReplayClock(float(ends[0]) - hop, float(ends[-1]), source.push_until, None)
     pipeline = Pipeline(
-        ckpt, source.feeds, clock, [stats, watch], hop, ends=ends, batch=REPLAY_BATCH
+        ckpt, source.feeds, clock, [stats, watch], hop_s=hop, ends=ends, batch=REPLAY_BATCH
     )
     started = time.perf_counter()
     count = pipeline.run(threading.Event())

@@ -12,8 +12,7 @@ import sys
 
 from helo.models.errors import HeloError
 from helo.streamer import __version__
-from helo.streamer.commands import bench, evaluate, record, replay, report, run, train
-from helo.ui import app as gui
+from helo.streamer.commands import bench, evaluate, gui, record, replay, report, run, train
 
 COMMANDS = {
     "run": run,

@@ -27,6 +27,15 @@ class Clock(Protocol):
 
     def interrupt(self) -> None: ...
 
+    def seek(self, t: float) -> None:
+        """Ask to continue from time ``t`` (a replay; the wall clock cannot)."""
+        ...
+
+    def take_seek(self) -> float | None:
+        """The pending seek target, carried out now; None when there is none. The
+        scheduler asks between windows, so a seek never tears a window in half."""
+        ...
+
 
 class WallClock:
     """This machine's LSL clock."""
@@ -49,6 +58,12 @@ class WallClock:
 
     def interrupt(self) -> None:
         self._interrupted.set()
+
+    def seek(self, t: float) -> None:
+        raise ValueError("a live session cannot seek: the wall clock goes one way")
+
+    def take_seek(self) -> float | None:
+        return None
 
 
 class ReplayClock:

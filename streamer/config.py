@@ -10,6 +10,8 @@ resolve_timeout_s = 10.0
 allow_missing = true      # go on without modalities the model can do without
 accelerator = "auto"      # auto | cpu | cuda
 
+truth_stream = "MyTruth"  # a stream with a known distribution: recorded, drawn (optional)
+
 [streams]                 # which stream feeds a modality (name, source_id or type)
 eeg = "BioSemi"
 
@@ -25,27 +27,34 @@ record = "recordings"     # record the session's streams and predictions to XDF 
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from helo.models.errors import HeloError
+from helo.streamer.scheduler import MAX_WAIT_S, STALE_S
 
 _SECTIONS = {"session", "streams", "outputs"}
+RESOLVE_TIMEOUT_S = 10.0
+BUFFER_S = 30.0
 
 
 @dataclass
 class SessionConfig:
+    """What a session (live or replay) runs with; one default per setting."""
+
     checkpoint: Path | None = None
     hop_s: float | None = None
-    max_wait_s: float = 0.3
-    stale_s: float = 2.0
-    resolve_timeout_s: float = 10.0
-    buffer_s: float = 30.0
+    max_wait_s: float = MAX_WAIT_S
+    stale_s: float = STALE_S
+    resolve_timeout_s: float = RESOLVE_TIMEOUT_S
+    buffer_s: float = BUFFER_S
     allow_missing: bool = True
     accelerator: str = "auto"
     streams: dict[str, str] = field(default_factory=dict)
+    truth_stream: str | None = None  # source_id or name of a stream of true distributions
     stdout: bool = True
     jsonl: Path | None = None
     csv: Path | None = None
@@ -114,3 +123,63 @@ def parse_stream_overrides(items: list[str]) -> dict[str, str]:
             )
         out[modality.strip()] = stream.strip()
     return out
+
+
+@dataclass(frozen=True)
+class TimePoint:
+    """A point of a recording: seconds after its start, or an LSL time (``lsl:4512.5``)."""
+
+    value: float
+    lsl: bool = False
+
+    @classmethod
+    def parse(cls, text: str, flag: str) -> TimePoint:
+        lsl = text.strip().lower().startswith("lsl:")
+        number = text.strip()[4:] if lsl else text.strip()
+        try:
+            value = float(number)
+        except ValueError:
+            raise HeloError(
+                f"{flag} {text!r}: give seconds into the recording (e.g. 120) "
+                "or an LSL time (e.g. lsl:4512.5)"
+            ) from None
+        if not math.isfinite(value) or (value < 0 and not lsl):
+            raise HeloError(f"{flag} {text!r}: must be a finite time >= 0")
+        return cls(value, lsl)
+
+    def resolve(self, start_s: float) -> float:
+        """The LSL time this point stands for in a recording starting at ``start_s``."""
+        return self.value if self.lsl else start_s + self.value
+
+
+@dataclass
+class ReplayOptions:
+    """How a recording is played: the CLI's ``streamer replay`` flags and the app's
+    replay controls are the same settings."""
+
+    file: Path
+    speed: float | None = None  # times real time; None: as fast as possible
+    times: str = "hop"  # hop: every hop; recorded: at the predictions recorded in the file
+    start: TimePoint | None = None  # first window end (--from)
+    end: TimePoint | None = None  # last window end (--to)
+    republish: bool = False  # the replayed streams back on LSL (paced replays)
+
+    def __post_init__(self) -> None:
+        self.file = Path(self.file)
+        if self.speed is not None and not self.speed > 0:
+            raise HeloError(f"--speed {self.speed!r}: must be > 0 (or max)")
+        if self.times not in ("hop", "recorded"):
+            raise HeloError(f"--times {self.times!r}: use hop or recorded")
+
+
+def parse_speed(text: str) -> float | None:
+    """``max`` -> None (as fast as possible), else a factor of real time > 0."""
+    if text.strip().lower() == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        raise HeloError(f"--speed {text!r}: use max or a number > 0 (1 = real time)") from None
+    if not speed > 0 or not math.isfinite(speed):
+        raise HeloError(f"--speed {text!r}: must be > 0")
+    return speed

@@ -1,17 +1,13 @@
-"""Replay of an XDF recording through the live pipeline: same buffers, scheduler, worker.
+"""The samples of an XDF recording, written into ring buffers as a replay's clock advances.
 
 :func:`helo.models.xdf.read_recording` reads the file (clock synchronisation, and
-de-jittering except for streams whose timestamps are real frame times); the streams are
-matched to the model's modalities exactly as live (:mod:`models.features.mapping`);
-then a :class:`~streamer.clocks.ReplayClock` advances virtual time and, as it
-goes, the samples up to that time are written into the ring buffers, which the
-scheduler cuts like live ones. At ``--speed max`` windows go to the worker in
-fixed batches (so two replays give identical numbers); at ``--speed N`` the replay
-is paced to N times real time and can re-publish the streams on LSL as it goes.
-
-Window ends: every hop from the first full window, or the times of the
-predictions recorded in the file (``times="recorded"``), which lets a recorded
-live session be checked against its replay window by window.
+de-jittering except for streams whose timestamps are real frame times); the streams
+are matched to the model's modalities exactly as live
+(:mod:`helo.models.features.mapping`); then, as a
+:class:`~helo.streamer.clocks.ReplayClock` advances virtual time, the samples up to
+that time go into the same kind of ring buffers a live reader fills, and the scheduler
+cuts them like live ones. :class:`~helo.streamer.replay_session.ReplaySession` puts it
+together.
 """
 
 from __future__ import annotations
@@ -29,6 +25,7 @@ from helo.models.features.spec import FeatureSpec
 from helo.models.streams import PREDICTION_TYPE, declare_channels
 from helo.models.xdf import RecordedStream, read_recording
 from helo.streamer.buffers import RingBuffer
+from helo.streamer.lsl_reader import StreamHealth
 from helo.streamer.scheduler import Feed
 
 log = logging.getLogger(__name__)
@@ -41,6 +38,7 @@ class ReplaySource:
         self,
         path: str | Path,
         spec: FeatureSpec,
+        *,
         overrides: Mapping[str, str] | None = None,
         allow_missing: bool = True,
         streams: Sequence[RecordedStream] | None = None,
@@ -48,7 +46,7 @@ class ReplaySource:
         self.path = Path(path)
         self.spec = spec
         self.streams = list(streams) if streams is not None else read_recording(self.path)
-        data = [s for s in self.streams if s.description.channel_format != "string"]
+        data = [s for s in self.streams if s.description.numeric]
         descriptions = [s.description for s in data]
         mapping = map_streams(spec, descriptions, overrides)
         for name, source in list(mapping.sources.items()):
@@ -85,7 +83,8 @@ class ReplaySource:
         fed = [s for s, _ in self._sources]
         self.start_s = min(float(s.times[0]) for s in fed)
         self.end_s = max(float(s.times[-1]) for s in fed)
-        self._outlets: list[pylsl.StreamOutlet | None] = []
+        self._outlets: list[pylsl.StreamOutlet] = []
+        self._speed = 1.0
         self._publish_offset = 0.0
 
     def recorded_prediction_times(self) -> np.ndarray | None:
@@ -123,6 +122,31 @@ class ReplaySource:
             self._outlets.append(pylsl.StreamOutlet(info))
         self._speed = speed or 1.0
         self._publish_offset = pylsl.local_clock()
+
+    def close(self) -> None:
+        """Withdraw the re-published outlets."""
+        self._outlets.clear()
+
+    def health(self, now: float) -> list[StreamHealth]:
+        """How each replayed stream is doing at virtual time ``now`` (as live readers
+        report it: samples so far, effective rate, age of the newest sample)."""
+        out = []
+        for (stream, buffer), pushed in zip(self._sources, self._next, strict=True):
+            d = stream.description
+            newest = buffer.newest_time()
+            out.append(
+                StreamHealth(
+                    d.name,
+                    d.type,
+                    d.source_id,
+                    d.n_channels,
+                    d.srate_hz,
+                    effective_srate_hz=buffer.rate_hz(),
+                    received=pushed,
+                    newest_age_s=None if newest is None else max(0.0, now - newest),
+                )
+            )
+        return out
 
     def seek(self, t: float) -> None:
         """Continue from ``t``: empty the buffers and rewind (or skip) each stream to the

@@ -22,6 +22,9 @@ from helo.models.features.spec import FeatureSpec
 from helo.streamer.buffers import RingBuffer
 from helo.streamer.clocks import Clock
 
+MAX_WAIT_S = 0.3  # how long a window waits for the slowest stream (live)
+STALE_S = 2.0  # a stream whose newest sample is older than this is masked
+
 
 @dataclass(frozen=True)
 class Feed:
@@ -54,9 +57,10 @@ class WindowScheduler:
         spec: FeatureSpec,
         feeds: Mapping[str, Feed],
         clock: Clock,
+        *,
         hop_s: float | None = None,
-        max_wait_s: float = 0.5,
-        stale_s: float = 2.0,
+        max_wait_s: float = MAX_WAIT_S,
+        stale_s: float = STALE_S,
         start_s: float | None = None,
         ends: Sequence[float] | None = None,
     ):
@@ -110,7 +114,6 @@ class WindowScheduler:
     def windows(self) -> Iterator[WindowSet]:
         """Window sets, one per hop, until :meth:`stop` or the clock runs out. A clock
         that can seek (a replay in the GUI) moves the next window end to where it lands."""
-        take_seek = getattr(self.clock, "take_seek", lambda: None)
         if self._ends is not None:
             t_end = self._ends[0] if self._ends else None
         else:
@@ -118,7 +121,7 @@ class WindowScheduler:
         while t_end is not None:
             if self._stop.is_set() or not self.clock.wait_until(t_end):
                 return  # stopped, or the clock ended (end of a replay)
-            target = take_seek()
+            target = self.clock.take_seek()
             if target is not None:
                 t_end = self._end_from(target)
                 continue

@@ -5,21 +5,31 @@ written. The LSL outlet (type ``EmotionDistribution``, one float channel per
 label, labels in the channel description) stamps each prediction with its
 window-end LSL time, so LabRecorder records predictions on the same clock as the
 raw data. Windows without any modality produce no prediction and no sample.
+
+:func:`open_sinks` opens the outputs a :class:`~helo.streamer.config.SessionConfig`
+asks for, the same for a live session, a replay and the desktop app.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 import pylsl
 
+from helo.models.errors import HeloError
 from helo.models.streams import PREDICTION_TYPE, declare_channels
-from helo.streamer.worker import PredictionRecord
+from helo.streamer.config import SessionConfig
+from helo.streamer.worker import PredictionRecord, Subscriber
+
+log = logging.getLogger(__name__)
 
 
 class StdoutSink:
@@ -125,6 +135,7 @@ class LslSink:
         self,
         labels: tuple[str, ...],
         hop_s: float,
+        *,
         name: str = "HeLo",
         source_id: str = "helo-predictions",
         model_name: str = "",
@@ -167,3 +178,81 @@ def read_jsonl(path: str | Path) -> list[dict]:
     """Predictions written by :class:`JsonlSink`."""
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+@dataclass
+class LatencyStats:
+    """Collects prediction latencies (a subscriber) and reports percentiles."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    compute_ms: list[float] = field(default_factory=list)
+    predictions: int = 0
+    without_prediction: int = 0
+
+    def __call__(self, record: PredictionRecord) -> None:
+        self.predictions += record.distribution is not None
+        self.without_prediction += record.distribution is None
+        if record.latency_ms is not None:
+            self.latencies_ms.append(record.latency_ms)
+        self.compute_ms.append(record.compute_ms)
+
+    def summary(self) -> dict[str, float]:
+        out: dict[str, float] = {
+            "predictions": self.predictions,
+            "without_prediction": self.without_prediction,
+        }
+        for name, values in (("latency", self.latencies_ms), ("compute", self.compute_ms)):
+            if values:
+                out[f"{name}_p50_ms"] = float(np.percentile(values, 50))
+                out[f"{name}_p99_ms"] = float(np.percentile(values, 99))
+                out[f"{name}_max_ms"] = float(np.max(values))
+        return out
+
+
+@dataclass
+class Outputs:
+    """The sinks a session opened, and its LSL outlet among them (None without one)."""
+
+    sinks: list[Subscriber]
+    lsl: LslSink | None = None
+
+
+def open_sinks(
+    config: SessionConfig,
+    labels: tuple[str, ...],
+    hop_s: float,
+    *,
+    model_name: str,
+    lsl_source_id: str,
+) -> Outputs:
+    """The outputs ``config`` asks for: stdout, JSONL, CSV, the LSL outlet. A file that
+    cannot be opened is a one-line error, and what was already opened is closed."""
+    sinks: list[Subscriber] = []
+    lsl = None
+    try:
+        if config.stdout:
+            sinks.append(StdoutSink())
+        if config.jsonl is not None:
+            sinks.append(JsonlSink(config.jsonl))
+        if config.csv is not None:
+            sinks.append(CsvSink(config.csv, labels))
+        if config.lsl:
+            lsl = LslSink(
+                labels, hop_s, name=config.lsl_name, source_id=lsl_source_id, model_name=model_name
+            )
+            sinks.append(lsl)
+    except OSError as exc:
+        close_quietly(sinks)
+        raise HeloError(f"{exc.filename}: cannot open output ({exc.strerror})") from None
+    return Outputs(sinks, lsl)
+
+
+def close_quietly(sinks: Sequence[Subscriber]) -> None:
+    """Close every sink that can be closed; one that fails does not keep the others open."""
+    for sink in sinks:
+        close = getattr(sink, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.exception("closing %s failed", type(sink).__name__)

@@ -61,10 +61,9 @@ def live_run(tmp_path_factory):
             jsonl=out / "p.jsonl",
             csv=out / "p.csv",
             record=out / "session.xdf",
+            truth_stream=f"{device.source_prefix}-truth",
         )
-        session = LiveSession(
-            config, subscribers=[memory], extra_record=[f"{device.source_prefix}-truth"]
-        )
+        session = LiveSession(config, subscribers=[memory])
         with session:
             labels = read_prediction_outlet(session)
             session.run()

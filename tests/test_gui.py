@@ -249,6 +249,27 @@ def test_streamer_run_gui_starts_the_session_at_once(tmp_path):
     assert len(jsonl.read_text().splitlines()) >= figures["predictions"]
 
 
+def test_streamer_replay_gui_takes_the_replay_flags(tmp_path):
+    """The app replays with the command line's replay options: span, pace, output."""
+    import json
+
+    from helo.models.xdf import read_recording
+
+    stats, out = tmp_path / "stats.json", tmp_path / "p.jsonl"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    args = ["replay", str(DEMO_RECORDING), "--gui", "--speed", "10", "--from", "60"]
+    args += ["--output", str(out), "--quit-after", "6", "--stats", str(stats)]
+    result = _streamer(args, env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(stats.read_text())
+    assert figures["error"] is None
+    assert figures["predictions"] > 5
+    start = min(float(s.times[0]) for s in read_recording(DEMO_RECORDING) if len(s.times))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) >= figures["predictions"]
+    assert rows[0]["t_end_lsl"] == pytest.approx(start + 60.0, abs=1e-6)
+
+
 # ------------------------------------------------------------------ a real X server
 
 

@@ -197,7 +197,7 @@ def _replay_demo_windows(count: int, seeks: dict[int, int]) -> tuple[np.ndarray,
     from helo.streamer.clocks import ReplayClock
     from helo.streamer.demo import DEMO_CHECKPOINT
     from helo.streamer.replay import ReplaySource
-    from helo.streamer.session import Pipeline
+    from helo.streamer.pipeline import Pipeline
     from helo.streamer.sinks import MemorySink
 
     ckpt = load_checkpoint(DEMO_CHECKPOINT)
@@ -215,7 +215,7 @@ def _replay_demo_windows(count: int, seeks: dict[int, int]) -> tuple[np.ndarray,
 
     clock = ReplayClock(ends[0] - hop, ends[-1], advance, None, on_seek=source.seek)
     memory = MemorySink()
-    Pipeline(ckpt, source.feeds, clock, [memory], hop, ends=ends).run(threading.Event())
+    Pipeline(ckpt, source.feeds, clock, [memory], hop_s=hop, ends=ends).run(threading.Event())
     return ends, memory.records
 
 
@@ -229,3 +229,26 @@ def test_a_seek_continues_with_the_windows_of_a_replay_that_never_jumped():
     by_time = {r.t_end: r.distribution for r in straight}
     for record in jumped:
         np.testing.assert_allclose(record.distribution, by_time[record.t_end], atol=1e-5)
+
+
+def test_a_span_gives_the_predictions_of_the_same_span_in_a_full_replay(tmp_path):
+    demo = sorted((REPO / "recordings").glob("demo_*.xdf"))[0]
+    start = min(float(s.times[0]) for s in read_recording(demo) if len(s.times))
+    full = _replay(demo, tmp_path / "full.jsonl")
+    span = _replay(demo, tmp_path / "span.jsonl", "--from", "30", "--to", "45")
+    in_span = [r for r in full if start + 30 - 1e-6 <= r["t_end_lsl"] <= start + 45 + 1e-6]
+    assert [r["t_end_lsl"] for r in span] == [r["t_end_lsl"] for r in in_span]
+    assert len(span) == 61  # every 0.25 s from 30 to 45 s, both ends
+    np.testing.assert_allclose(_distributions(span), _distributions(in_span), atol=1e-6)
+    by_lsl = _replay(
+        demo, tmp_path / "lsl.jsonl", "--from", f"lsl:{start + 30}", "--to", f"lsl:{start + 45}"
+    )
+    assert [r["t_end_lsl"] for r in by_lsl] == [r["t_end_lsl"] for r in span]
+
+
+def test_a_span_outside_the_recording_is_a_one_line_error(tmp_path):
+    demo = sorted((REPO / "recordings").glob("demo_*.xdf"))[0]
+    message = _cli_error("replay", str(demo), "--from", "5000", cwd=tmp_path)
+    assert "no window ends between --from and --to" in message
+    message = _cli_error("replay", str(demo), "--from", "soon", cwd=tmp_path)
+    assert "--from 'soon'" in message

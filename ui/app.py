@@ -1,70 +1,66 @@
-"""``streamer gui``: the desktop app, and the switches that let a test or a benchmark
-drive it without hands (start at once, screenshot, quit after N seconds)."""
+"""The desktop app's entry: the Qt application, the window, and what a test or a
+benchmark reads off it (screenshot, redraw figures, memory). The command line starts it
+(:mod:`helo.streamer.commands.gui`)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+from helo.streamer.config import SessionConfig
 from helo.ui.qt_env import application
-from helo.ui.runner import SOURCES, SourceChoice
+from helo.ui.runner import SourceChoice
 
 log = logging.getLogger("streamer.gui")
 
 
-def add_gui_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--start", action="store_true", help="start the session at once")
-    p.add_argument("--timeline", type=float, default=60.0, help="seconds of timeline shown")
-    p.add_argument("--screenshot", type=Path, help="save a PNG of the window (with --quit-after)")
-    p.add_argument(
-        "--quit-after", type=float, help="stop and close after these seconds (tests, benchmarks)"
-    )
-    p.add_argument("--stats", type=Path, help="write redraw rate and longest GUI stall (JSON)")
+@dataclass(frozen=True)
+class AppOptions:
+    """How the app is driven: start at once, how much timeline, and for tests and
+    benchmarks a screenshot, a quit timer and a file of figures."""
 
-
-def choice_from(args: argparse.Namespace) -> SourceChoice:
-    return SourceChoice(
-        kind=args.source,
-        xdf=args.xdf,
-        speed=None if args.speed == "max" else float(args.speed),
-        camera=args.camera,
-        video=args.video,
-    )
+    start: bool = False
+    timeline_s: float = 60.0
+    screenshot: Path | None = None
+    quit_after_s: float | None = None
+    stats: Path | None = None
 
 
 def run_gui(
-    choice: SourceChoice,
-    args: argparse.Namespace,
-    checkpoint: Path | None = None,
-    record_dir: Path | None = None,
-    base_config=None,
+    choice: SourceChoice, options: AppOptions, *, base_config: SessionConfig | None = None
 ) -> int:
+    """The app's event loop until its window closes; returns the exit status."""
     app = application()
     from PySide6 import QtCore
 
     from helo.ui.main_window import MainWindow
 
+    base = base_config or SessionConfig()
     window = MainWindow(
-        choice, checkpoint, record_dir, timeline_s=args.timeline, base_config=base_config
+        choice,
+        checkpoint=base.checkpoint,
+        record_dir=base.record,
+        timeline_s=options.timeline_s,
+        base_config=base,
     )
     window.show()
-    if args.start:
+    if options.start:
         QtCore.QTimer.singleShot(0, window.start_session)
-    memory = MemoryLog(window) if args.stats else None
-    if args.quit_after:
+    memory = MemoryLog(window) if options.stats else None
+    if options.quit_after_s:
 
         def finish() -> None:
-            if args.screenshot:
-                args.screenshot.parent.mkdir(parents=True, exist_ok=True)
-                save_screenshot(window, args.screenshot)
-            if args.stats:
+            if options.screenshot:
+                options.screenshot.parent.mkdir(parents=True, exist_ok=True)
+                save_screenshot(window, options.screenshot)
+            if options.stats and memory is not None:
                 figures = {**window_figures(window), **memory.figures()}
-                args.stats.write_text(json.dumps(figures, indent=1))
+                options.stats.write_text(json.dumps(figures, indent=1))
             window.close()
 
-        QtCore.QTimer.singleShot(int(args.quit_after * 1000), finish)
+        QtCore.QTimer.singleShot(int(options.quit_after_s * 1000), finish)
     code = app.exec()
     if window.message.text():
         log.error("%s", window.message.text())
@@ -134,20 +130,3 @@ def window_figures(window) -> dict:
         "latency_p99_ms": None if lat is None else float(np.percentile(lat, 99)),
         "error": window.message.text() or None,
     }
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "gui",
-        help="the desktop app: live distribution, timeline, signals, stream health",
-        description=__doc__,
-    )
-    p.add_argument("--source", choices=SOURCES, default="synthetic")
-    p.add_argument("--xdf", type=Path, help="recording to replay (--source xdf)")
-    p.add_argument("--speed", default="1", help="replay speed: 1, 2, ... or max")
-    p.add_argument("--camera", type=int, default=0)
-    p.add_argument("--video", help="webcam source: a video file instead of a camera")
-    p.add_argument("--checkpoint", type=Path, help="model (default: the demo model)")
-    p.add_argument("--record", type=Path, metavar="DIR", help="record the session to XDF here")
-    add_gui_arguments(p)
-    p.set_defaults(run=lambda args: run_gui(choice_from(args), args, args.checkpoint, args.record))

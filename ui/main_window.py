@@ -9,6 +9,7 @@ the runtime, and the runtime never waits for drawing.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from helo.models.streams import StreamDescription, describe_lsl
-from helo.streamer.config import SessionConfig
+from helo.streamer.config import ReplayOptions, SessionConfig
 from helo.streamer.worker import PredictionRecord
 from helo.ui.health import HealthTable
 from helo.ui.plots import DistributionBars, SignalTraces, Timeline
@@ -76,6 +77,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def __init__(
         self,
         source: SourceChoice | None = None,
+        *,
         checkpoint: Path | None = None,
         record_dir: Path | None = None,
         timeline_s: float = 60.0,
@@ -130,17 +132,20 @@ class MainWindow(QtWidgets.QMainWindow):
         self.stream_map.setToolTip("which stream feeds which input of the model")
         form.addRow(self.stream_map)
 
-        self.camera_edit = QtWidgets.QLineEdit(source.video or str(source.camera))
+        video = source.devices.video
+        self.camera_edit = QtWidgets.QLineEdit(str(video or source.devices.camera))
         self.camera_edit.setToolTip("camera index (0, 1, ...) or a video file")
         form.addRow("Camera / video", self.camera_edit)
 
-        self.xdf_edit = QtWidgets.QLineEdit(str(source.xdf or ""))
+        xdf = source.replay.file if source.replay is not None else Path()
+        self.xdf_edit = QtWidgets.QLineEdit("" if xdf == Path() else str(xdf))
         xdf_browse = QtWidgets.QPushButton("Browse...")
         xdf_browse.clicked.connect(self._browse_xdf)
         form.addRow("XDF file", _row(self.xdf_edit, xdf_browse))
         self.speed_box = QtWidgets.QComboBox()
         self.speed_box.addItems(list(SPEEDS))
-        speed_name = next((k for k, v in SPEEDS.items() if v == source.speed), "1x")
+        speed = source.replay.speed if source.replay is not None else 1.0
+        speed_name = next((k for k, v in SPEEDS.items() if v == speed), "1x")
         self.speed_box.setCurrentText(speed_name)
         self.speed_box.currentTextChanged.connect(self._speed_changed)
         self.pause_button = QtWidgets.QPushButton("Pause")
@@ -305,20 +310,27 @@ class MainWindow(QtWidgets.QMainWindow):
             self.traces.set_traces(self.runner.traces, self.eeg_channels())
 
     def choice(self) -> SourceChoice:
-        """The source as picked; what the panel does not show (stream overrides, faults)
-        comes from the choice the window was opened with."""
-        kind = self.source_box.currentData()
+        """The source as picked; what the panel does not show (faults, a replay's span,
+        ...) comes from the choice the window was opened with."""
+        initial = self.initial
         camera_text = self.camera_edit.text().strip() or "0"
-        return SourceChoice(
-            kind=kind,
-            xdf=Path(self.xdf_edit.text().strip()) if self.xdf_edit.text().strip() else None,
-            speed=SPEEDS[self.speed_box.currentText()],
+        devices = dataclasses.replace(
+            initial.devices,
             camera=int(camera_text) if camera_text.isdigit() else 0,
             video=None if camera_text.isdigit() else camera_text,
-            loop_video=self.initial.loop_video,
-            with_synthetic_physiology=self.initial.with_synthetic_physiology,
-            streams={**self.initial.streams, **self.stream_map.overrides()},
-            faults=list(self.initial.faults),
+        )
+        xdf = Path(self.xdf_edit.text().strip())
+        speed = SPEEDS[self.speed_box.currentText()]
+        replay = (
+            dataclasses.replace(initial.replay, file=xdf, speed=speed)
+            if initial.replay is not None
+            else ReplayOptions(xdf, speed=speed)
+        )
+        return SourceChoice(
+            kind=self.source_box.currentData(),
+            devices=devices,
+            replay=replay,
+            streams={**initial.streams, **self.stream_map.overrides()},
         )
 
     # ------------------------------------------------------------------ session

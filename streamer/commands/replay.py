@@ -2,33 +2,30 @@
 
 ``--speed max`` (default) as fast as the machine goes, ``--speed 1`` as recorded,
 ``--speed 10`` ten times faster (``--republish`` then re-publishes the streams on
-LSL at that pace). ``--output`` writes the predictions (``.jsonl`` or ``.csv``).
+LSL at that pace). ``--from 120 --to 300`` replays a span (seconds into the
+recording, or LSL times as ``lsl:4512.5``) and gives the predictions a full replay
+gives for it. ``--output`` writes the predictions (``.jsonl`` or ``.csv``).
 ``--times recorded`` puts the window ends at the predictions recorded in the file
 (a live session recorded with ``streamer run --record``), to compare live and
-replayed predictions window by window. Replaying a file twice gives identical
-predictions.
+replayed predictions window by window. ``--gui`` shows the replay in the desktop app.
+Replaying a file twice gives identical predictions.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import threading
 import time
 from pathlib import Path
 
-from helo.models.checkpoint import load_checkpoint
 from helo.models.errors import HeloError
-from helo.streamer.clocks import ReplayClock
-from helo.streamer.config import parse_stream_overrides
-from helo.streamer.demo import DEMO_CHECKPOINT
-from helo.streamer.replay import ReplaySource
-from helo.streamer.session import LatencyStats, Pipeline, close_quietly, run_until_signal
-from helo.streamer.sinks import CsvSink, JsonlSink, LslSink, StdoutSink
+from helo.streamer.commands.gui import add_app_arguments, launch_app
+from helo.streamer.commands.session_args import add_common_arguments, session_config_from
+from helo.streamer.config import ReplayOptions, SessionConfig, TimePoint, parse_speed
+from helo.streamer.replay_session import ReplaySession
+from helo.streamer.session import run_until_signal
 
-log = logging.getLogger("streamer.replay")
-
-REPLAY_BATCH = 64  # windows per batch at --speed max: fixed, so every replay is identical
+log = logging.getLogger("helo.streamer.replay")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,8 +36,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", type=Path, help="XDF recording")
-    p.add_argument("--checkpoint", type=Path, help="model (default: the demo model)")
     p.add_argument("--speed", default="max", help="max, or a factor of real time (1 = as recorded)")
+    p.add_argument(
+        "--from", dest="from_time", metavar="TIME", help="first window end: seconds or lsl:T"
+    )
+    p.add_argument("--to", dest="to_time", metavar="TIME", help="last window end: seconds or lsl:T")
     p.add_argument("--output", type=Path, help="write predictions here (.jsonl or .csv)")
     p.add_argument(
         "--times",
@@ -48,89 +48,51 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="hop",
         help="window ends every hop, or at the predictions recorded in the file",
     )
-    p.add_argument("--hop", type=float, dest="hop_s", help="seconds between predictions")
-    p.add_argument(
-        "--stream",
-        action="append",
-        default=[],
-        metavar="MODALITY=STREAM",
-        help="which recorded stream feeds a modality (name, source_id or type)",
-    )
     p.add_argument("--republish", action="store_true", help="re-publish the streams on LSL")
     p.add_argument("--lsl", action="store_true", help="publish predictions on LSL")
-    p.add_argument("--quiet", action="store_true", help="no line per prediction on stdout")
-    p.add_argument("--accelerator", choices=["auto", "cpu", "cuda"], default="auto")
+    add_common_arguments(p)
+    p.add_argument("--gui", action="store_true", help="show the replay in the desktop app")
+    add_app_arguments(p)
     p.set_defaults(run=run)
 
 
-def parse_speed(text: str) -> float | None:
-    if text.strip().lower() == "max":
-        return None
-    try:
-        speed = float(text)
-    except ValueError:
-        raise HeloError(f"--speed {text!r}: use max or a number > 0 (1 = real time)") from None
-    if not speed > 0:
-        raise HeloError(f"--speed {text!r}: must be > 0")
-    return speed
+def replay_options_from(args: argparse.Namespace) -> ReplayOptions:
+    return ReplayOptions(
+        file=args.file,
+        speed=parse_speed(args.speed),
+        times=args.times,
+        start=TimePoint.parse(args.from_time, "--from") if args.from_time else None,
+        end=TimePoint.parse(args.to_time, "--to") if args.to_time else None,
+        republish=args.republish,
+    )
+
+
+def replay_config_from(args: argparse.Namespace) -> SessionConfig:
+    """The session settings of a replay: as ``streamer run``'s, with the replay's own
+    defaults (no LSL outlet unless ``--lsl``) and ``--output`` as JSONL or CSV."""
+    output: dict[str, Path] = {}
+    if args.output is not None:
+        suffix = args.output.suffix.lower()
+        if suffix not in (".jsonl", ".csv"):
+            raise HeloError(f"--output {args.output}: use a .jsonl or .csv file name")
+        if args.output.exists():
+            raise HeloError(f"--output {args.output}: exists; choose a new file")
+        output[suffix[1:]] = args.output
+    return session_config_from(args, lsl=bool(args.lsl), lsl_name="HeLo (replay)", **output)
 
 
 def run(args: argparse.Namespace) -> int:
-    speed = parse_speed(args.speed)
-    ckpt = load_checkpoint(args.checkpoint or DEMO_CHECKPOINT)
-    spec = ckpt.spec
-    hop_s = args.hop_s or spec.hop_s
-    source = ReplaySource(args.file, spec, parse_stream_overrides(args.stream))
-    if args.times == "recorded":
-        ends = source.recorded_prediction_times()
-        if ends is None:
-            raise HeloError(
-                f"{args.file}: --times recorded, but the file holds no "
-                "EmotionDistribution predictions"
-            )
-        ends = ends[ends >= source.start_s + spec.max_window_s]
-    else:
-        ends = source.grid_ends(hop_s)
-    sinks = []
-    try:
-        if not args.quiet:
-            sinks.append(StdoutSink())
-        if args.output is not None:
-            suffix = args.output.suffix.lower()
-            if suffix not in (".jsonl", ".csv"):
-                raise HeloError(f"--output {args.output}: use a .jsonl or .csv file name")
-            if args.output.exists():
-                raise HeloError(f"--output {args.output}: exists; choose a new file")
-            sinks.append(
-                JsonlSink(args.output) if suffix == ".jsonl" else CsvSink(args.output, spec.labels)
-            )
-        if args.lsl:
-            sinks.append(LslSink(spec.labels, hop_s, "HeLo (replay)", "helo-replay-predictions"))
-    except OSError as exc:
-        close_quietly(sinks)
-        raise HeloError(f"{exc.filename}: cannot write ({exc.strerror})") from None
-    if args.republish:
-        source.republish(speed)
-    stats = LatencyStats()
-    clock = ReplayClock(float(ends[0]) - hop_s, float(ends[-1]), source.push_until, speed)
-    pipeline = Pipeline(
-        ckpt,
-        source.feeds,
-        clock,
-        [*sinks, stats],
-        hop_s,
-        accelerator=args.accelerator,
-        ends=ends,
-        batch=REPLAY_BATCH if speed is None else 1,
-    )
-    stop = threading.Event()
+    options = replay_options_from(args)
+    config = replay_config_from(args)
+    if args.gui:
+        return launch_app(args, kind="xdf", config=config, replay=options, start=True)
+    session = ReplaySession(config, options)
     started = time.perf_counter()
-    try:
-        count = run_until_signal(lambda: pipeline.run(stop), lambda: (stop.set(), pipeline.stop()))
-    finally:
-        close_quietly(sinks)
+    with session:
+        count = run_until_signal(session.run, session.stop)
+        stats = session.latency
     seconds = time.perf_counter() - started
-    span = float(ends[min(count, len(ends)) - 1] - ends[0]) + hop_s if count else 0.0
+    span = session.played_s(count)
     log.info(
         "%d windows over %.1f s of recording in %.2f s (%.0fx real time); %d predictions, "
         "%d windows without any modality",

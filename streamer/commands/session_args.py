@@ -1,0 +1,60 @@
+"""The flags ``streamer run``, ``streamer replay`` and ``streamer gui`` share, and the
+session settings they make (a TOML file, then the flags; flags win)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from helo.streamer.config import SessionConfig, load_session_config, parse_stream_overrides
+
+
+def add_common_arguments(p: argparse.ArgumentParser) -> None:
+    """Model, hop, stream choice and terminal output: the same for live and replay."""
+    p.add_argument("--config", type=Path, help="session TOML ([session], [streams], [outputs])")
+    p.add_argument("--checkpoint", type=Path, help="model (default: the demo model)")
+    p.add_argument("--hop", type=float, dest="hop_s", help="seconds between predictions")
+    p.add_argument(
+        "--stream",
+        action="append",
+        default=[],
+        metavar="MODALITY=STREAM",
+        help="which stream feeds a modality (name, source_id or type)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no line per prediction on stdout")
+    p.add_argument("--accelerator", choices=["auto", "cpu", "cuda"])
+
+
+def add_live_arguments(p: argparse.ArgumentParser) -> None:
+    """What only a live session has: waiting for streams, its files, outlet and duration."""
+    p.add_argument(
+        "--resolve-timeout",
+        type=float,
+        dest="resolve_timeout_s",
+        help="seconds to wait for the streams the model needs",
+    )
+    p.add_argument("--jsonl", type=Path, help="also write predictions as JSON lines here")
+    p.add_argument("--csv", type=Path, help="also write predictions as CSV here")
+    p.add_argument("--no-lsl", action="store_true", help="no EmotionDistribution outlet")
+    p.add_argument("--duration", type=float, dest="duration_s", help="stop after these seconds")
+
+
+def session_config_from(args: argparse.Namespace, **fixed: Any) -> SessionConfig:
+    """Settings from ``--config`` and the flags present on ``args``; ``fixed`` values are
+    the command's own (None: not set)."""
+    overrides: dict[str, Any] = {
+        "checkpoint": getattr(args, "checkpoint", None),
+        "hop_s": getattr(args, "hop_s", None),
+        "resolve_timeout_s": getattr(args, "resolve_timeout_s", None),
+        "jsonl": getattr(args, "jsonl", None),
+        "csv": getattr(args, "csv", None),
+        "accelerator": getattr(args, "accelerator", None),
+        "duration_s": getattr(args, "duration_s", None),
+        "streams": parse_stream_overrides(getattr(args, "stream", [])) or None,
+        "lsl": False if getattr(args, "no_lsl", False) else None,
+        "stdout": False if getattr(args, "quiet", False) else None,
+        "record": getattr(args, "record", None),
+    }
+    overrides.update(fixed)
+    return load_session_config(getattr(args, "config", None), overrides)

@@ -1,0 +1,93 @@
+"""The part every session shares: a scheduler cutting windows, a worker predicting.
+
+Given feeds (ring buffers with their channel selection) and a clock, a
+:class:`Pipeline` cuts the windows of every hop and hands them to the inference
+worker, whose predictions go to the subscribers. Live sessions and replays differ
+only in the feeds and the clock they give it (:mod:`helo.streamer.session`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+
+from helo.models.checkpoint import Checkpoint
+from helo.models.inference import Predictor
+from helo.models.training import resolve_device
+from helo.streamer.clocks import Clock
+from helo.streamer.scheduler import MAX_WAIT_S, STALE_S, Feed, WindowScheduler, WindowSet
+from helo.streamer.worker import InferenceWorker, Subscriber
+
+
+class Pipeline:
+    """Scheduler + inference worker over given feeds and clock.
+
+    ``batch`` > 1 hands the worker fixed batches of that many windows (a replay at full
+    speed: the same batches every run, hence the same numbers); ``batch_offset`` is the
+    index of the first window on the full grid of window ends, so that a replay of a
+    span closes its batches where a replay of the whole file does.
+    """
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        feeds: Mapping[str, Feed],
+        clock: Clock,
+        subscribers: Sequence[Subscriber],
+        *,
+        hop_s: float | None = None,
+        max_wait_s: float = MAX_WAIT_S,
+        stale_s: float = STALE_S,
+        accelerator: str = "auto",
+        ends: Sequence[float] | None = None,
+        start_s: float | None = None,
+        batch: int = 1,
+        batch_offset: int = 0,
+    ):
+        self.checkpoint = checkpoint
+        self.predictor = Predictor(checkpoint, device=resolve_device(accelerator))
+        self.scheduler = WindowScheduler(
+            checkpoint.spec,
+            feeds,
+            clock,
+            hop_s=hop_s,
+            max_wait_s=max_wait_s,
+            stale_s=stale_s,
+            start_s=start_s,
+            ends=ends,
+        )
+        self.batch = max(1, batch)
+        self.batch_offset = batch_offset
+        self.worker = InferenceWorker(
+            self.predictor, subscribers, live=clock.waits_for_data, max_batch=max(64, batch)
+        )
+
+    def run(self, stop: threading.Event, duration_s: float | None = None) -> int:
+        """Cut and predict until ``stop`` is set, ``duration_s`` of clock time passed, or
+        the clock ends; returns the number of window sets handled."""
+        self.worker.start()
+        started = None
+        pending: list[WindowSet] = []
+        count = 0
+        try:
+            for window_set in self.scheduler.windows():
+                started = window_set.t_end if started is None else started
+                pending.append(window_set)
+                count += 1
+                if (self.batch_offset + count) % self.batch == 0:
+                    self.worker.submit(pending if self.batch > 1 else pending[0])
+                    pending = []
+                if stop.is_set() or (
+                    duration_s is not None and window_set.t_end - started >= duration_s
+                ):
+                    break
+        finally:
+            if pending:
+                self.worker.submit(pending)
+            self.scheduler.stop()
+            self.worker.finish()
+            self.predictor.close()
+        return count
+
+    def stop(self) -> None:
+        self.scheduler.stop()

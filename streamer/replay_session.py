@@ -1,0 +1,158 @@
+"""A replay session: an XDF recording through the very pipeline of a live session.
+
+The recording's samples go into ring buffers as a :class:`~helo.streamer.clocks.ReplayClock`
+advances (:class:`~helo.streamer.replay.ReplaySource`); the scheduler, worker and sinks
+are the live ones. What a replay adds, and the command line and the desktop app share:
+
+- window ends every hop from the first full window, or at the predictions recorded in
+  the file (``times="recorded"``: a recorded live session checked window by window);
+- a span (``start``/``end``, seconds into the recording or LSL times), giving the same
+  predictions as the same span of a full replay;
+- the pace: as fast as possible (``speed=None``, fixed batches, so two replays are
+  identical) or N times real time, with pause, seek and re-publishing on LSL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from helo.models.errors import HeloError
+from helo.models.streams import TRUTH_TYPE
+from helo.streamer.clocks import ReplayClock
+from helo.streamer.config import ReplayOptions, SessionConfig
+from helo.streamer.lsl_reader import StreamHealth
+from helo.streamer.replay import ReplaySource
+from helo.streamer.session import Session
+from helo.streamer.worker import Subscriber
+
+log = logging.getLogger(__name__)
+
+REPLAY_BATCH = 64  # windows per batch at full speed: fixed, so every replay is identical
+
+
+class ReplaySession(Session):
+    """A recording replayed with the settings of ``config`` (model, hop, streams,
+    outputs) and ``options`` (file, pace, span)."""
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        options: ReplayOptions,
+        subscribers: Sequence[Subscriber] = (),
+    ):
+        super().__init__(config, subscribers)
+        self.options = options
+        self.source: ReplaySource | None = None
+        self.replay_clock: ReplayClock | None = None
+        self.ends = np.empty(0)  # window ends of this replay (LSL seconds)
+
+    def _open(self) -> None:
+        spec = self._load_checkpoint().spec
+        source = ReplaySource(
+            self.options.file,
+            spec,
+            overrides=self.config.streams,
+            allow_missing=self.config.allow_missing,
+        )
+        self.source = source
+        self.descriptions = {s.description.name: s.description for s in source.streams}
+        self.missing = dict(source.missing)
+        hop = self.hop_s
+        self.ends, first = self._window_ends(source, hop)
+        speed = self.options.speed
+        source.seek(float(self.ends[0]))  # from the samples the first window needs
+        clock = ReplayClock(
+            float(self.ends[0]) - hop,
+            float(self.ends[-1]),
+            source.push_until,
+            speed,
+            on_seek=source.seek,
+        )
+        self.replay_clock = clock
+        if self.options.republish:
+            source.republish(speed)
+        self._assemble(
+            source.feeds,
+            clock,
+            lsl_source_id="helo-replay-predictions",
+            ends=self.ends,
+            batch=REPLAY_BATCH if speed is None else 1,
+            batch_offset=first,
+        )
+
+    def _window_ends(self, source: ReplaySource, hop_s: float) -> tuple[np.ndarray, int]:
+        """The window ends to replay, and the index of the first on the full grid."""
+        path = self.options.file
+        if self.options.times == "recorded":
+            recorded = source.recorded_prediction_times()
+            if recorded is None:
+                raise HeloError(
+                    f"{path}: --times recorded, but the file holds no EmotionDistribution "
+                    "predictions"
+                )
+            ends = recorded[recorded >= source.start_s + self.spec.max_window_s]
+        else:
+            ends = source.grid_ends(hop_s)
+        start, end = self.options.start, self.options.end
+        low = start.resolve(source.start_s) if start is not None else -np.inf
+        high = end.resolve(source.start_s) if end is not None else np.inf
+        keep = np.flatnonzero((ends >= low - 1e-9) & (ends <= high + 1e-9))
+        if not len(keep):
+            raise HeloError(
+                f"{path}: no window ends between --from and --to; the recording's windows end "
+                f"from {ends[0] - source.start_s:.2f} to {ends[-1] - source.start_s:.2f} s "
+                f"(LSL {ends[0]:.3f} to {ends[-1]:.3f})"
+                if len(ends)
+                else f"{path}: no window to replay"
+            )
+        return ends[keep], int(keep[0])
+
+    # ------------------------------------------------------------------ controls
+
+    def set_speed(self, speed: float | None) -> None:
+        """Change the pace (times real time; None: as fast as possible)."""
+        if self.replay_clock is not None:
+            self.replay_clock.set_speed(speed)
+
+    def set_paused(self, paused: bool) -> None:
+        if self.replay_clock is not None:
+            (self.replay_clock.paused.set if paused else self.replay_clock.paused.clear)()
+
+    def seek(self, seconds: float) -> None:
+        """Continue from ``seconds`` after the start of the recording."""
+        if self.replay_clock is not None and self.source is not None:
+            self.replay_clock.seek(self.source.start_s + seconds)
+
+    def position(self) -> tuple[float, float]:
+        """(seconds played, seconds in all), from the start of the recording."""
+        if self.replay_clock is None or self.source is None:
+            return 0.0, 0.0
+        start = self.source.start_s
+        return self.replay_clock.now() - start, self.source.end_s - start
+
+    def played_s(self, count: int) -> float:
+        """Seconds of recording covered by the first ``count`` windows."""
+        if not count:
+            return 0.0
+        return float(self.ends[min(count, len(self.ends)) - 1] - self.ends[0]) + self.hop_s
+
+    # ------------------------------------------------------------------ views
+
+    def health(self) -> list[StreamHealth]:
+        return self.source.health(self.now()) if self.source is not None else []
+
+    def truth(self, t_start: float, t_end: float) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.source is None:
+            return None
+        for stream in self.source.streams:
+            if stream.description.type.lower() == TRUTH_TYPE.lower() and len(stream.times):
+                keep = (stream.times > t_start) & (stream.times <= t_end)
+                return stream.times[keep], stream.samples[keep]
+        return None
+
+    def _close_sources(self) -> None:
+        if self.source is not None:
+            self.source.close()
