@@ -196,8 +196,8 @@ def _replay_demo_windows(count: int, seeks: dict[int, int]) -> tuple[np.ndarray,
     from helo.models.checkpoint import load_checkpoint
     from helo.streamer.clocks import ReplayClock
     from helo.streamer.demo import DEMO_CHECKPOINT
-    from helo.streamer.replay import ReplaySource
     from helo.streamer.pipeline import Pipeline
+    from helo.streamer.replay import ReplaySource
     from helo.streamer.sinks import MemorySink
 
     ckpt = load_checkpoint(DEMO_CHECKPOINT)
