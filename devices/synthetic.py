@@ -110,6 +110,7 @@ class SyntheticDevice:
     def __init__(
         self,
         script: EmotionScript | None = None,
+        *,
         subject: int = 100,  # not among the demo model's training subjects (0-15)
         seed: int = 0,
         modalities: tuple[str, ...] = ("eeg", "gsr", "ppg", "face"),

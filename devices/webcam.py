@@ -92,6 +92,7 @@ class WebcamDevice:
     def __init__(
         self,
         source: int | str | Path = 0,
+        *,
         fps_cap: float | None = None,
         face_model: str | Path | None = None,
         name: str = "HeLo-webcam-face",

@@ -41,7 +41,7 @@ dropout (:mod:`models.training`), any non-empty subset gives a distribution.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -127,9 +127,6 @@ class HeLoConfig:
         if unknown:
             raise ValueError(f"unknown model config field(s) {unknown}")
         return cls(modalities=mods, **data)
-
-    def ablated(self, **changes: Any) -> HeLoConfig:
-        return replace(self, **changes)
 
 
 class _ChannelLinear(nn.Module):
@@ -235,15 +232,33 @@ class HeLo(nn.Module):
         return unit @ unit.T
 
     def forward(self, features: dict[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, K]`` from ``features[name] [B, *shape]`` and ``present [B, M]``."""
+        """Logits ``[B, K]`` from ``features[name] [B, *shape]`` and ``present [B, M]``,
+        step by step as in the paper's method section."""
         mods = self.config.modalities
         if present.dim() != 2 or present.shape[1] != len(mods):
             raise ValueError(f"present must be [B, {len(mods)}], got {tuple(present.shape)}")
         present = present.bool()
-        # A live window usually has every modality: skip the masking ops then.
-        complete = bool(present.all())
+        tokens = self.encode(features, present)  # 1. a token set per modality
+        groups = []
+        if self._phys:
+            phys = self.physiological_fusion(tokens)  # 2. [B, n_phys, d]
+            if self._behav and self.config.use_ot:
+                phys = self.heterogeneity_mining(phys, tokens[self._behav[0]], present)  # 3.
+            groups.append(phys)
+        if self._behav:
+            groups.append(tokens[self._behav[0]])
+        fused = self.shared_encoding(groups)  # 4. [B, K, d]
+        out = self.label_correlation_attention(fused)  # 5-6. [B, K, d]
+        return self.head(out.flatten(1))  # 7. [B, K]
+
+    def encode(
+        self, features: dict[str, torch.Tensor], present: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """Step 1: each modality's features -> ``[B, n, d]`` tokens; an absent modality's
+        tokens are its learned "absent" tokens (its features are never read)."""
+        complete = bool(present.all())  # a live window usually has every modality
         tokens = []
-        for i, mod in enumerate(mods):
+        for i, mod in enumerate(self.config.modalities):
             x = features[mod.name]
             if complete:
                 tokens.append(self.encoders[mod.name](x))
@@ -252,58 +267,66 @@ class HeLo(nn.Module):
             x = torch.where(ok.view(-1, *([1] * (x.dim() - 1))), x, torch.zeros((), dtype=x.dtype))
             encoded = self.encoders[mod.name](x)
             tokens.append(torch.where(ok.view(-1, 1, 1), encoded, self.absent[mod.name]))
+        return tokens
 
-        groups = []
-        if self._phys:
-            query = tokens[self._phys[0]]
-            if self.cross_attention is not None:
-                # One shared CA module, E as the query for every other modality:
-                # run as one batched call over the key sets, then concat tokens.
-                keys = torch.stack([tokens[i] for i in self._phys[1:]], 1)  # [B, P-1, n, d]
-                n_sets = keys.shape[1]
-                fused_q = query.unsqueeze(1).expand(-1, n_sets, -1, -1).flatten(0, 1)
-                phys = self.cross_attention(fused_q, keys.flatten(0, 1))  # [B*(P-1), C, d]
-                phys = phys.view(query.shape[0], n_sets * query.shape[1], -1)
-            else:
-                phys = query
-            phys = self.phys_projection(phys)
-            if self._behav and self.config.use_ot:
-                behav = tokens[self._behav[0]]
-                plan = token_transport_plan(
-                    phys,
-                    behav,
-                    self.config.ot_beta,
-                    self.config.ot_outer,
-                    self.config.ot_inner,
-                    self.config.cost_threshold,
-                )
-                moved = torch.bmm(plan, phys)
-                if self.config.ot_residual:
-                    moved = phys + moved
-                if complete:
-                    phys = moved
-                else:
-                    both = present[:, self._phys].any(1) & present[:, self._behav[0]]
-                    phys = torch.where(both.view(-1, 1, 1), moved, phys)
-            groups.append(phys)
-        if self._behav:
-            groups.append(tokens[self._behav[0]])
-        # The shared encoder layer runs once over both token sets (equal sizes by
-        # construction), stacked along the batch: [B, G, n, d] -> [B*G, n, d].
+    def physiological_fusion(self, tokens: list[torch.Tensor]) -> torch.Tensor:
+        """Step 2: the first physiological modality (EEG) queries every other one through
+        one shared cross-attention, run as one batched call over the key sets; the
+        results are concatenated along tokens and projected."""
+        query = tokens[self._phys[0]]
+        if self.cross_attention is not None:
+            keys = torch.stack([tokens[i] for i in self._phys[1:]], 1)  # [B, P-1, n, d]
+            n_sets = keys.shape[1]
+            fused_q = query.unsqueeze(1).expand(-1, n_sets, -1, -1).flatten(0, 1)
+            phys = self.cross_attention(fused_q, keys.flatten(0, 1))  # [B*(P-1), C, d]
+            phys = phys.view(query.shape[0], n_sets * query.shape[1], -1)
+        else:
+            phys = query
+        assert self.phys_projection is not None
+        return self.phys_projection(phys)
+
+    def heterogeneity_mining(
+        self, phys: torch.Tensor, behav: torch.Tensor, present: torch.Tensor
+    ) -> torch.Tensor:
+        """Step 3: the Gromov-Wasserstein plan between physiological and behavioural
+        tokens re-weights the physiological ones (added to them, or replacing them as
+        published); skipped for windows that lack either side."""
+        plan = token_transport_plan(
+            phys,
+            behav,
+            self.config.ot_beta,
+            self.config.ot_outer,
+            self.config.ot_inner,
+            self.config.cost_threshold,
+        )
+        moved = torch.bmm(plan, phys)
+        if self.config.ot_residual:
+            moved = phys + moved
+        if bool(present.all()):
+            return moved
+        both = present[:, self._phys].any(1) & present[:, self._behav[0]]
+        return torch.where(both.view(-1, 1, 1), moved, phys)
+
+    def shared_encoding(self, groups: list[torch.Tensor]) -> torch.Tensor:
+        """Step 4: one shared encoder layer over each token set (equal sizes by
+        construction, stacked along the batch: ``[B, G, n, d] -> [B*G, n, d]``), the sets
+        concatenated along tokens and projected ``Linear(n_tokens -> K)``: ``[B, K, d]``."""
         stacked = torch.stack(groups, 1)
         fused = self.encoder_layer(stacked.flatten(0, 1)).view(
             stacked.shape[0], -1, stacked.shape[-1]
         )
         proj = self.token_projection  # mixes tokens; W @ fused avoids transposing [B, n, d]
-        fused = torch.matmul(proj.weight, fused) + proj.bias.unsqueeze(-1)  # [B, K, d]
+        return torch.matmul(proj.weight, fused) + proj.bias.unsqueeze(-1)
 
+    def label_correlation_attention(self, fused: torch.Tensor) -> torch.Tensor:
+        """Steps 5-6: the learned label embedding queries the fused tokens, its learned
+        correlation ``R`` added to the attention logits."""
         labels = self.label_embedding.expand(fused.shape[0], -1, -1)
         bias = None
         if self.config.use_label_correlation:
             d_head = self.config.d_model // self.config.lcd_heads
             bias = (self.label_correlation() / math.sqrt(d_head)).to(fused.dtype)
-        out = self.label_attention(labels, fused, bias)  # [B, K, d]
-        return self.head(out.flatten(1))
+        return self.label_attention(labels, fused, bias)
 
     @torch.no_grad()
     def predict_proba(

@@ -1,11 +1,12 @@
-"""Windows of raw samples -> emotion distributions, the inference path of live and replay.
+"""Features -> emotion distributions, the inference path of live and replay.
 
-A :class:`Predictor` holds a loaded checkpoint and runs the checkpoint's own
-feature spec and model. One window (live, every hop) runs on one thread, which
-is the fastest for a single small forward pass; many windows (replay at full
-speed, or a live worker that fell behind) are split into chunks that run in
-parallel threads, one per core, because HeLo's many small operations scale
-better across threads than inside one. On CUDA the whole batch goes at once.
+A :class:`Predictor` holds a loaded checkpoint and runs its model on feature batches
+(computed from the checkpoint's own spec by the worker). Many windows (replay at full
+speed, or a live worker that fell behind) are split into chunks that run in parallel
+threads, one per core, when torch runs one thread per operation (the command line
+sets that at start, :mod:`helo.streamer.process`), because HeLo's many small
+operations scale better across windows than inside one; otherwise torch's own threads
+take the whole batch. On CUDA the whole batch goes at once.
 """
 
 from __future__ import annotations
@@ -14,22 +15,12 @@ import itertools
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from helo.models.checkpoint import Checkpoint
-from helo.models.features.extract import FeatureBatch, extract
-
-
-@dataclass
-class Prediction:
-    """Distributions of W windows; rows are NaN where no modality was present."""
-
-    distributions: np.ndarray  # [W, K]
-    present: np.ndarray  # [W, M] bool
-    reasons: dict[str, list[str | None]]
+from helo.models.features.extract import FeatureBatch
 
 
 class Predictor:
@@ -39,6 +30,7 @@ class Predictor:
         self,
         checkpoint: Checkpoint,
         device: str | torch.device = "cpu",
+        *,
         workers: int | None = None,
         min_chunk: int = 16,
     ):
@@ -49,8 +41,6 @@ class Predictor:
         cpu = self.device.type == "cpu"
         self.workers = max(1, workers or (os.cpu_count() or 1)) if cpu else 1
         self.min_chunk = min_chunk
-        if cpu:
-            torch.set_num_threads(1)  # parallel across chunks, not inside operations
         self._pool = (
             ThreadPoolExecutor(self.workers, thread_name_prefix="helo")
             if (self.workers > 1)
@@ -61,14 +51,6 @@ class Predictor:
         if self._pool is not None:
             self._pool.shutdown(wait=False)
             self._pool = None
-
-    def features(self, windows: Mapping[str, np.ndarray | None]) -> FeatureBatch:
-        """Normalised features of ``windows`` (name -> ``[W, T, C]`` in spec channel order)."""
-        return extract(self.spec, windows, normalize=True)
-
-    def predict(self, windows: Mapping[str, np.ndarray | None]) -> Prediction:
-        batch = self.features(windows)
-        return Prediction(self.predict_features(batch), batch.present, batch.reasons)
 
     def predict_features(self, batch: FeatureBatch) -> np.ndarray:
         """Distributions ``[W, K]`` of a feature batch (NaN rows where nothing is present)."""
@@ -90,7 +72,7 @@ class Predictor:
         return out
 
     def _chunks(self, n: int) -> list[slice]:
-        if self._pool is None or n < 2 * self.min_chunk:
+        if self._pool is None or n < 2 * self.min_chunk or torch.get_num_threads() > 1:
             return [slice(0, n)]
         count = min(self.workers, n // self.min_chunk)
         edges = np.linspace(0, n, count + 1).astype(int)

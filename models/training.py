@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -202,92 +201,16 @@ def train_model(
     """Train ``config.model`` on ``train``, early-stopping on ``val`` (if given)."""
     started = time.perf_counter()
     device = resolve_device(config.accelerator)
-    if device.type == "cpu":
-        torch.set_num_threads(config.threads or os.cpu_count() or 1)
     generator = _set_seeds(config.seed)
     spec = fit_normalization(train.spec, train.values, train.present)
     train_t = to_tensors(train, spec, device)
     val_t = to_tensors(val, spec, device) if val is not None and len(val) else None
     model = build_model(config.model, spec, config.model_options).to(device)
-
     if isinstance(model, MeanDistribution):
         model.fit(train_t.targets)
         model.eval()
         return TrainResult(model, spec, [], 0, time.perf_counter() - started, config)
-
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
-    subsets = modality_subsets(len(spec.modalities))
-    use_corr = isinstance(model, HeLo) and model.config.use_label_correlation
-    # The weights judged and kept: the model's own, or their moving average, which
-    # smooths the epoch-to-epoch noise that early stopping on few subjects picks up.
-    ema = None
-    if config.ema_decay > 0:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
-    kept = ema.module if ema is not None else model
-    history: list[dict[str, float]] = []
-    best = (math.inf, 0, copy.deepcopy(kept.state_dict()))
-    epochs = range(1, config.epochs + 1)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(epochs, desc=f"train {config.model}", unit="epoch", leave=False)
-        epochs = bar
-    for epoch in epochs:
-        model.train()
-        order = torch.randperm(len(train_t), generator=generator).to(device)
-        totals: dict[str, float] = {}
-        n_batches = 0
-        for start in range(0, len(order), config.batch_size):
-            idx = order[start : start + config.batch_size]
-            if len(idx) < 2:
-                continue
-            feats, present, targets = train_t.batch(idx)
-            present = drop_modalities(present, config.modality_dropout, subsets, generator)
-            logits = model(feats, present)
-            corr = model.label_correlation() if use_corr else None
-            loss, parts = helo_loss(
-                logits, targets, corr, config.correlation_weight, config.correlation_target
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            for key, value in parts.items():
-                totals[key] = totals.get(key, 0.0) + value
-            n_batches += 1
-        scheduler.step()
-        row = {
-            "epoch": epoch,
-            "lr": optimizer.param_groups[0]["lr"],
-            **{f"train_{k}": v / max(n_batches, 1) for k, v in totals.items()},
-        }
-        if val_t is not None:
-            row["val_kl"] = validation_kl(kept, val_t)
-        history.append(row)
-        score = row.get("val_kl", row.get("train_kl", math.inf))
-        if score < best[0] - 1e-5:
-            best = (score, epoch, copy.deepcopy(kept.state_dict()))
-        if bar is not None:
-            bar.set_postfix(
-                {k: f"{v:.4f}" for k, v in row.items() if k.startswith(("train", "val"))}
-            )
-        if log is not None:
-            log(
-                " ".join(
-                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
-                )
-            )
-        if val_t is not None and epoch - best[1] >= config.patience:
-            break
-    if bar is not None:
-        bar.close()
-    model.load_state_dict(best[2])
-    model.eval()
+    history, best_epoch = _fit(model, train_t, val_t, config, generator, progress, log)
     temperature = 1.0
     if config.calibrate and val_t is not None:
         logits, targets = validation_logits(model, val_t)
@@ -296,7 +219,114 @@ def train_model(
         if log is not None:
             log(f"temperature={temperature:.3f} (fitted on the validation part)")
     seconds = time.perf_counter() - started
-    return TrainResult(model, spec, history, best[1], seconds, config, temperature)
+    return TrainResult(model, spec, history, best_epoch, seconds, config, temperature)
+
+
+def _fit(
+    model: nn.Module,
+    train_t: Tensors,
+    val_t: Tensors | None,
+    config: TrainConfig,
+    generator: torch.Generator,
+    progress: bool,
+    log: Callable[[str], None] | None,
+) -> tuple[list[dict[str, float]], int]:
+    """Epochs with early stopping on the validation KL; leaves ``model`` with the best
+    weights kept, in eval mode. Returns the history and the best epoch."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
+    # The weights judged and kept: the model's own, or their moving average, which
+    # smooths the epoch-to-epoch noise that early stopping on few subjects picks up.
+    ema = None
+    if config.ema_decay > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+    kept = ema.module if ema is not None else model
+    step = _EpochStep(model, optimizer, ema, config, generator, len(train_t.present[0]))
+    history: list[dict[str, float]] = []
+    best = (math.inf, 0, copy.deepcopy(kept.state_dict()))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.epochs, desc=f"train {config.model}", unit="epoch", leave=False)
+    for epoch in range(1, config.epochs + 1):
+        losses = step(train_t)
+        scheduler.step()
+        row: dict[str, float] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], **losses}
+        if val_t is not None:
+            row["val_kl"] = validation_kl(kept, val_t)
+        history.append(row)
+        score = row.get("val_kl", row.get("train_kl", math.inf))
+        if score < best[0] - 1e-5:
+            best = (score, epoch, copy.deepcopy(kept.state_dict()))
+        _report_epoch(row, bar, log)
+        if val_t is not None and epoch - best[1] >= config.patience:
+            break
+    if bar is not None:
+        bar.close()
+    model.load_state_dict(best[2])
+    model.eval()
+    return history, best[1]
+
+
+class _EpochStep:
+    """One pass over the training windows in a random order, with random modality
+    dropout; returns the mean loss terms (``train_kl``, ...)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        ema: nn.Module | None,
+        config: TrainConfig,
+        generator: torch.Generator,
+        n_modalities: int,
+    ):
+        self.model, self.optimizer, self.ema = model, optimizer, ema
+        self.config, self.generator = config, generator
+        self.subsets = modality_subsets(n_modalities)
+        self.use_corr = isinstance(model, HeLo) and model.config.use_label_correlation
+
+    def __call__(self, data: Tensors) -> dict[str, float]:
+        config, model = self.config, self.model
+        model.train()
+        order = torch.randperm(len(data), generator=self.generator).to(data.present.device)
+        totals: dict[str, float] = {}
+        n_batches = 0
+        for start in range(0, len(order), config.batch_size):
+            idx = order[start : start + config.batch_size]
+            if len(idx) < 2:
+                continue
+            feats, present, targets = data.batch(idx)
+            present = drop_modalities(
+                present, config.modality_dropout, self.subsets, self.generator
+            )
+            logits = model(feats, present)
+            corr = model.label_correlation() if self.use_corr else None
+            loss, parts = helo_loss(
+                logits, targets, corr, config.correlation_weight, config.correlation_target
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(model)
+            for key, value in parts.items():
+                totals[key] = totals.get(key, 0.0) + value
+            n_batches += 1
+        return {f"train_{k}": v / max(n_batches, 1) for k, v in totals.items()}
+
+
+def _report_epoch(row: dict[str, float], bar: Any, log: Callable[[str], None] | None) -> None:
+    if bar is not None:
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k.startswith(("train", "val"))})
+    if log is not None:
+        log(
+            " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+        )
 
 
 @torch.no_grad()

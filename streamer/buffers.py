@@ -74,10 +74,6 @@ class RingBuffer:
     def size(self) -> int:
         return min(self._written, self.capacity)
 
-    @property
-    def written(self) -> int:
-        return self._written
-
     def newest_time(self) -> float | None:
         """Timestamp of the newest sample, or None when empty."""
         with self._lock:
@@ -85,24 +81,8 @@ class RingBuffer:
                 return None
             return float(self._times[(self._written - 1) % self.capacity])
 
-    def oldest_time(self) -> float | None:
-        with self._lock:
-            if self._written == 0:
-                return None
-            return float(self._times[self._oldest_index()])
-
     def _oldest_index(self) -> int:
         return 0 if self._written <= self.capacity else self._written % self.capacity
-
-    def _ordered(self) -> tuple[np.ndarray, np.ndarray]:
-        """Times and data in time order (views when contiguous, else concatenated copies)."""
-        size, start = self.size, self._oldest_index()
-        if start == 0:
-            return self._times[:size], self._data[:size]
-        return (
-            np.concatenate([self._times[start:], self._times[:start]]),
-            np.concatenate([self._data[start:], self._data[:start]]),
-        )
 
     def read_span(self, t_start: float, t_end: float) -> tuple[np.ndarray, np.ndarray]:
         """Samples with ``t_start < t <= t_end``: ``(times [n], samples [n, C])`` copies."""
@@ -143,13 +123,6 @@ class RingBuffer:
         if n_first < len(first) or size == len(first):
             return n_first
         return len(first) + int(np.searchsorted(self._times[: size - len(first)], t, side="right"))
-
-    def read_last(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The newest ``n`` samples (fewer if the buffer holds fewer)."""
-        with self._lock:
-            n = min(n, self.size)
-            idx = (self._written - n + np.arange(n)) % self.capacity
-            return self._times[idx], self._data[idx]  # fancy indexing copies already
 
     def wait_for(self, t: float, timeout_s: float) -> bool:
         """Block until a sample stamped >= ``t`` is in the buffer, or ``timeout_s`` passes."""

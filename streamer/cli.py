@@ -13,6 +13,7 @@ import sys
 from helo.models.errors import HeloError
 from helo.streamer import __version__
 from helo.streamer.commands import bench, evaluate, gui, record, replay, report, run, train
+from helo.streamer.process import INFERENCE_COMMANDS, configure_for_inference
 
 COMMANDS = {
     "run": run,
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if args.command in INFERENCE_COMMANDS:
+        configure_for_inference()
     try:
         return int(args.run(args) or 0)
     except HeloError as exc:

@@ -84,6 +84,7 @@ class ReplayClock:
         start: float,
         end: float,
         on_advance: Callable[[float], None],
+        *,
         speed: float | None = None,
         on_seek: Callable[[float], None] | None = None,
     ):

@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from helo.models.errors import HeloError
+from helo.streamer.lsl_reader import BUFFER_S
 from helo.streamer.scheduler import MAX_WAIT_S, STALE_S
 
 _SECTIONS = {"session", "streams", "outputs"}
 RESOLVE_TIMEOUT_S = 10.0
-BUFFER_S = 30.0
 
 
 @dataclass

@@ -28,9 +28,11 @@ import pylsl
 from helo.models.streams import CHANNEL_FORMATS, describe_lsl
 from helo.streamer.buffers import RingBuffer
 from helo.streamer.dejitter import Dejitter
+from helo.streamer.scheduler import STALE_S
 
 log = logging.getLogger(__name__)
 
+BUFFER_S = 30.0  # seconds of samples a stream's ring buffer holds
 # Rate assumed for sizing the buffer of an irregular stream (the face runs at ~30 Hz).
 _IRREGULAR_RATE_HZ = 60.0
 
@@ -67,7 +69,7 @@ class StreamHealth:
     lost: int = 0
     errors: list[str] = field(default_factory=list)
 
-    def problems(self, stale_s: float = 2.0) -> list[str]:
+    def problems(self, stale_s: float = STALE_S) -> list[str]:
         """Readable problems, empty when all is well."""
         out = []
         if self.newest_age_s is None:
@@ -95,7 +97,8 @@ class StreamReader:
     def __init__(
         self,
         info: pylsl.StreamInfo,
-        buffer_s: float = 30.0,
+        *,
+        buffer_s: float = BUFFER_S,
         chunk_s: float = 0.05,
         max_buflen_s: int = 60,
     ):

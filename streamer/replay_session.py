@@ -68,7 +68,7 @@ class ReplaySession(Session):
             float(self.ends[0]) - hop,
             float(self.ends[-1]),
             source.push_until,
-            speed,
+            speed=speed,
             on_seek=source.seek,
         )
         self.replay_clock = clock

@@ -76,6 +76,7 @@ class InferenceWorker:
         self,
         predictor: Predictor,
         subscribers: Sequence[Subscriber] = (),
+        *,
         max_batch: int = 64,
         queue_size: int = 64,
         live: bool = True,
@@ -88,6 +89,7 @@ class InferenceWorker:
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
+        self.subscriber_failures: dict[str, int] = {}  # subscriber -> records it failed on
         self.handled = 0
         self.batches = 0
 
@@ -165,10 +167,25 @@ class InferenceWorker:
                 latency_ms=latency,
                 compute_ms=(now_wall - window_set.cut_wall) * 1e3,
             )
-            for subscriber in self.subscribers:
-                subscriber(record)
+            self._deliver(record)
         self.handled += len(batch)
         self.batches += 1
+
+    def _deliver(self, record: PredictionRecord) -> None:
+        """Hand ``record`` to every subscriber, each on its own: one that raises (a full
+        disk under the CSV file, a closed window) is counted and told once, and the
+        others still get every record; it is tried again with the next one."""
+        for subscriber in self.subscribers:
+            try:
+                subscriber(record)
+            except Exception as exc:
+                name = getattr(subscriber, "name", None) or type(subscriber).__name__
+                count = self.subscriber_failures.get(name, 0)
+                self.subscriber_failures[name] = count + 1
+                if count == 0:
+                    message = f"{name} failed: {type(exc).__name__}: {exc}; the other outputs go on"
+                    log.error("%s", message)
+                    self.errors.append(message)
 
     def features(self, batch: list[WindowSet]) -> FeatureBatch:
         """Features of every window of the batch, vectorised over windows of equal length."""

@@ -87,3 +87,15 @@ def test_every_package_folder_is_installed(layer):
         for init in (REPO / layer).rglob("__init__.py")
     }
     assert folders <= listed
+
+
+def test_no_function_is_longer_than_80_lines():
+    """A function one can read in one sitting (docstring included)."""
+    long = []
+    for module, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 80:
+                    long.append(f"{module}.{node.name}: {lines} lines")
+    assert long == []

@@ -213,7 +213,7 @@ def _replay_demo_windows(count: int, seeks: dict[int, int]) -> tuple[np.ndarray,
         if advances in seeks:
             clock.seek(ends[seeks[advances]])
 
-    clock = ReplayClock(ends[0] - hop, ends[-1], advance, None, on_seek=source.seek)
+    clock = ReplayClock(ends[0] - hop, ends[-1], advance, on_seek=source.seek)
     memory = MemorySink()
     Pipeline(ckpt, source.feeds, clock, [memory], hop_s=hop, ends=ends).run(threading.Event())
     return ends, memory.records

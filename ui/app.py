@@ -94,7 +94,7 @@ class MemoryLog:
     def sample(self) -> None:
         import time
 
-        from helo.streamer.tuning import rss_mb
+        from helo.streamer.process import rss_mb
 
         if not self.window._views_ready:
             return

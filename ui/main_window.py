@@ -113,8 +113,22 @@ class MainWindow(QtWidgets.QMainWindow):
     def _build_controls(
         self, source: SourceChoice, checkpoint: Path | None, record_dir: Path | None
     ) -> None:
+        """The session panel, docked on the left: source, replay, model and recording,
+        start/stop, then what the session reports."""
         panel = QtWidgets.QWidget()
         form = QtWidgets.QFormLayout(panel)
+        self._build_source_controls(form, source)
+        self._build_replay_controls(form, source)
+        self._build_session_controls(form, checkpoint, record_dir)
+        self._build_report_controls(form)
+        dock = QtWidgets.QDockWidget("Session", self)
+        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
+        dock.setWidget(panel)
+        dock.setMinimumWidth(430)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self._source_changed()
+
+    def _build_source_controls(self, form: QtWidgets.QFormLayout, source: SourceChoice) -> None:
         self.source_box = QtWidgets.QComboBox()
         for key, title in SOURCE_TITLES.items():
             self.source_box.addItem(title, key)
@@ -137,6 +151,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.camera_edit.setToolTip("camera index (0, 1, ...) or a video file")
         form.addRow("Camera / video", self.camera_edit)
 
+    def _build_replay_controls(self, form: QtWidgets.QFormLayout, source: SourceChoice) -> None:
         xdf = source.replay.file if source.replay is not None else Path()
         self.xdf_edit = QtWidgets.QLineEdit("" if xdf == Path() else str(xdf))
         xdf_browse = QtWidgets.QPushButton("Browse...")
@@ -160,6 +175,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.position_label = QtWidgets.QLabel("-")
         form.addRow("Position", _row(self.position_slider, self.position_label))
 
+    def _build_session_controls(
+        self, form: QtWidgets.QFormLayout, checkpoint: Path | None, record_dir: Path | None
+    ) -> None:
         self.model_edit = QtWidgets.QLineEdit(str(checkpoint or ""))
         self.model_edit.setPlaceholderText("the demo model (synthetic)")
         model_browse = QtWidgets.QPushButton("Browse...")
@@ -178,6 +196,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.stop_button.setEnabled(False)
         form.addRow(_row(self.start_button, self.stop_button))
 
+    def _build_report_controls(self, form: QtWidgets.QFormLayout) -> None:
         self.message = QtWidgets.QLabel("")
         self.message.setWordWrap(True)
         self.message.setStyleSheet("color: #b00000; font-weight: bold")
@@ -193,13 +212,6 @@ class MainWindow(QtWidgets.QMainWindow):
         form.addRow(self.health_table)
         self.latency_label = QtWidgets.QLabel("latency: -")
         form.addRow(self.latency_label)
-
-        dock = QtWidgets.QDockWidget("Session", self)
-        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
-        dock.setWidget(panel)
-        dock.setMinimumWidth(430)
-        self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        self._source_changed()
 
     def _build_views(self, timeline_s: float) -> None:
         self.bars = DistributionBars()

@@ -8,6 +8,9 @@
 - ``latency``, ``replay``, ``readers``, ``webcam``, ``gui``: the runtime, the webcam
   device and the desktop app (see docs/performance.md).
 
+The measuring lives in :mod:`helo.streamer.bench`; this module picks the sections and
+prints their figures, one function per section.
+
 The model is the demo checkpoint and, for comparison, a HeLo of the paper's
 size (d = 128) on the same inputs. Timings use ``time.perf_counter``; medians
 over repetitions, so a busy neighbour on a shared machine shows as spread, not
@@ -19,25 +22,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from helo.models.checkpoint import Checkpoint, load_checkpoint
-from helo.models.datasets.synthetic import EmotionScript, SyntheticSession
 from helo.models.datasets.synthetic_windows import synthetic_spec
-from helo.models.fast_linear import onednn_enabled
-from helo.models.features.extract import extract
+from helo.models.errors import HeloError
 from helo.models.features.spec import FeatureSpec
-from helo.models.helo import HeLo, HeLoConfig
-from helo.models.inference import Predictor
 from helo.models.report import machine_line
+from helo.streamer.bench import compute, readers, runtime, webcam
 from helo.streamer.demo import DEMO_CHECKPOINT
-from helo.streamer.tuning import tune_allocator
 
 SECTIONS = ("features", "model", "latency", "replay", "readers", "webcam", "gui")
 QUICK = ("features", "model")
@@ -81,270 +77,161 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def percentiles(samples_s: list[float]) -> dict[str, float]:
-    ms = np.asarray(samples_s) * 1e3
-    return {
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p99_ms": float(np.percentile(ms, 99)),
-        "n": len(ms),
-    }
-
-
-def time_calls(fn: Callable[[], Any], repeats: int, warmup: int = 20) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
-
-
-BATCH_REPEATS = 15  # batched runs per figure: the median of 15 is stable here within ~5 %
-
-
-def demo_windows(spec: FeatureSpec, n: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
-    """``n`` real (simulated) windows per modality, ``[n, T, C]`` in spec channel order."""
-    script = EmotionScript.tour()
-    session = SyntheticSession(script, subject=seed, seed=seed)
-    out = {}
-    for mod in spec.modalities:
-        hop = 1.0
-        duration = mod.window_s + (n - 1) * hop + 0.5
-        _, samples = session.read(mod.name, duration)
-        cols = [session.info(mod.name).channels.index(c) for c in mod.channels]
-        samples = samples[:, cols]
-        step = round(hop * mod.srate_hz)
-        out[mod.name] = np.stack(
-            [samples[i * step : i * step + mod.expected_samples] for i in range(n)]
-        )
-    return out
-
-
-def bench_features(spec: FeatureSpec, repeats: int) -> dict[str, Any]:
-    windows = demo_windows(spec, 1)
-    shapes = {k: list(v.shape[1:]) for k, v in windows.items()}
-    total = percentiles(time_calls(lambda: extract(spec, windows), repeats))
-    per_mod = {
-        m.name: percentiles(
-            time_calls(
-                lambda m=m: extract(spec.select([m.name]), {m.name: windows[m.name]}), repeats
-            )
-        )
-        for m in spec.modalities
-    }
-    return {"window_shapes": shapes, "all_modalities": total, "per_modality": per_mod}
-
-
-def _model_inputs(spec: FeatureSpec, n: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    rng = np.random.default_rng(0)
-    feats = {
-        m.name: torch.as_tensor(rng.standard_normal((n, *m.feature_shape)), dtype=torch.float32)
-        for m in spec.modalities
-    }
-    return feats, torch.ones(n, len(spec.modalities), dtype=torch.bool)
-
-
-def bench_model(ckpt: Checkpoint, repeats: int, batch: int) -> dict[str, Any]:
-    spec, model = ckpt.spec, ckpt.model.eval().cpu()
-    torch.set_num_threads(1)
-    feats, present = _model_inputs(spec, 1)
-    with torch.inference_mode():
-        single = percentiles(time_calls(lambda: model(feats, present), repeats))
-    predictor = Predictor(ckpt, device="cpu")
-    batch_feats = {k: v.numpy() for k, v in _model_inputs(spec, batch)[0].items()}
-    from helo.models.features.extract import FeatureBatch
-
-    fb = FeatureBatch(batch_feats, np.ones((batch, len(spec.modalities)), bool), {})
-    predictor.predict_features(fb)  # warm-up: first-call allocations are not throughput
-    rates = []
-    for _ in range(BATCH_REPEATS):
-        start = time.perf_counter()
-        predictor.predict_features(fb)
-        rates.append(batch / (time.perf_counter() - start))
-    predictor.close()
-    out = {
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "config": {k: v for k, v in model.config.to_dict().items() if k != "modalities"},
-        "single_window_1_thread": single,
-        "batched_cpu": {
-            "windows_per_s_median": float(np.median(rates)),
-            "windows_per_s_best": float(np.max(rates)),
-            "batch": batch,
-            "threads": predictor.workers,
-            "linear_layers": "oneDNN" if onednn_enabled() else "PyTorch default",
-        },
-    }
-    if torch.cuda.is_available():
-        out["batched_cuda"] = _bench_cuda(model, spec, batch)
-    return out
-
-
-def _bench_cuda(model: torch.nn.Module, spec: FeatureSpec, batch: int) -> dict[str, Any]:
-    device = torch.device("cuda")
-    gpu_model = model.to(device)
-    rates = {}
-    for size in (batch, 4 * batch, 16 * batch):
-        feats, present = _model_inputs(spec, size)
-        feats = {k: v.to(device) for k, v in feats.items()}
-        present = present.to(device)
-        with torch.inference_mode():
-            for _ in range(3):
-                gpu_model(feats, present)
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            for _ in range(10):
-                gpu_model(feats, present)
-            torch.cuda.synchronize()
-        rates[str(size)] = 10 * size / (time.perf_counter() - start)
-    model.cpu()
-    return {"device": torch.cuda.get_device_name(0), "windows_per_s_by_batch": rates}
-
-
-def paper_size_checkpoint(spec: FeatureSpec) -> Checkpoint:
-    """An untrained HeLo with the paper's sizes (d = 128, dropout irrelevant at eval)."""
-    torch.manual_seed(0)
-    return Checkpoint(model=HeLo(HeLoConfig.from_spec(spec)).eval(), spec=spec, kind="helo")
-
-
 def run(args: argparse.Namespace) -> int:
-    tune_allocator()
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     if sections == ["all"]:
         sections = list(SECTIONS)
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
-        from helo.models.errors import HeloError
-
         raise HeloError(f"--only: unknown section(s) {unknown}; choose from {list(SECTIONS)}")
     path = args.checkpoint or DEMO_CHECKPOINT
     ckpt = load_checkpoint(path) if path.exists() or args.checkpoint else None
-    spec = ckpt.spec if ckpt else synthetic_spec()
     results: dict[str, Any] = {"machine": machine_line(), "cpu_count": os.cpu_count()}
     print(f"machine: {results['machine']}")
-    if "features" in sections:
-        feats = bench_features(spec, args.repeats)
-        results["features"] = feats
-        t = feats["all_modalities"]
-        print(
-            f"features, one window of every modality {feats['window_shapes']}: "
-            f"p50 {t['p50_ms']:.2f} ms, p99 {t['p99_ms']:.2f} ms"
-        )
-        for name, s in feats["per_modality"].items():
-            print(f"  {name}: p50 {s['p50_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms")
-    if "model" in sections:
-        models_to_time = {}
-        if ckpt is not None:
-            models_to_time[f"demo model ({path.name})"] = ckpt
-        paper = paper_size_checkpoint(spec)
-        if ckpt is None or ckpt.model.config.to_dict() != paper.model.config.to_dict():
-            models_to_time["HeLo, paper sizes (d=128)"] = paper
-        results["model"] = {}
-        for name, model_ckpt in models_to_time.items():
-            figures = bench_model(model_ckpt, args.repeats, args.batch)
-            results["model"][name] = figures
-            s, b = figures["single_window_1_thread"], figures["batched_cpu"]
-            print(f"{name}, {figures['parameters']:,} parameters:")
-            print(f"  one window, 1 thread: p50 {s['p50_ms']:.2f} ms, p99 {s['p99_ms']:.2f} ms")
-            print(
-                f"  batched ({b['batch']}), {b['threads']} threads: "
-                f"{b['windows_per_s_median']:.0f} windows/s (best {b['windows_per_s_best']:.0f}), "
-                f"linear layers: {b['linear_layers']}"
-            )
-            if "batched_cuda" in figures:
-                c = figures["batched_cuda"]
-                rates = ", ".join(f"{k}: {v:.0f}/s" for k, v in c["windows_per_s_by_batch"].items())
-                print(f"  CUDA {c['device']}: {rates}")
-    if set(sections) & {"latency", "replay", "readers", "webcam", "gui"}:
-        _runtime_sections(sections, args, results)
+    for name in SECTIONS:  # in this order, whatever the order asked
+        if name in sections:
+            RUNNERS[name](args, ckpt, results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
 
 
-def _runtime_sections(sections: list[str], args: argparse.Namespace, results: dict) -> None:
-    from helo.streamer import bench_runtime
+def _spec(ckpt: Checkpoint | None) -> FeatureSpec:
+    return ckpt.spec if ckpt is not None else synthetic_spec()
 
+
+def _features(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> None:
+    feats = compute.bench_features(_spec(ckpt), args.repeats)
+    results["features"] = feats
+    t = feats["all_modalities"]
+    print(
+        f"features, one window of every modality {feats['window_shapes']}: "
+        f"p50 {t['p50_ms']:.2f} ms, p99 {t['p99_ms']:.2f} ms"
+    )
+    for name, s in feats["per_modality"].items():
+        print(f"  {name}: p50 {s['p50_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms")
+
+
+def _model(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> None:
+    models_to_time = {}
+    if ckpt is not None:
+        models_to_time[f"demo model ({Path(ckpt.path or 'model').name})"] = ckpt
+    paper = compute.paper_size_checkpoint(_spec(ckpt))
+    if ckpt is None or ckpt.model.config.to_dict() != paper.model.config.to_dict():
+        models_to_time["HeLo, paper sizes (d=128)"] = paper
+    results["model"] = {}
+    for name, model_ckpt in models_to_time.items():
+        figures = compute.bench_model(model_ckpt, args.repeats, args.batch)
+        results["model"][name] = figures
+        s, b = figures["single_window_1_thread"], figures["batched_cpu"]
+        print(f"{name}, {figures['parameters']:,} parameters:")
+        print(f"  one window, 1 thread: p50 {s['p50_ms']:.2f} ms, p99 {s['p99_ms']:.2f} ms")
+        print(
+            f"  batched ({b['batch']}), {b['threads']} threads: "
+            f"{b['windows_per_s_median']:.0f} windows/s (best {b['windows_per_s_best']:.0f}), "
+            f"linear layers: {b['linear_layers']}"
+        )
+        if "batched_cuda" in figures:
+            c = figures["batched_cuda"]
+            rates = ", ".join(f"{k}: {v:.0f}/s" for k, v in c["windows_per_s_by_batch"].items())
+            print(f"  CUDA {c['device']}: {rates}")
+
+
+def _latency(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> None:
     chunk_s = args.device_chunk_ms / 1e3
-    if "latency" in sections:
-        lat = bench_runtime.live_latency(args.seconds, args.checkpoint, device_chunk_s=chunk_s)
-        results["latency"] = lat
-        print(
-            f"live session ({lat['seconds']:.0f} s, hop 0.25 s, synthetic 32-ch EEG + GSR + "
-            f"PPG + face, device pushing every {args.device_chunk_ms:g} ms): latency p50 "
-            f"{lat['latency_p50_ms']:.1f} ms, p99 {lat['latency_p99_ms']:.1f} ms, "
-            f"max {lat['latency_max_ms']:.1f} ms; compute p50 "
-            f"{lat['compute_p50_ms']:.1f} ms; process CPU {100 * lat['process_cpu_share']:.0f} %"
-        )
-    if "replay" in sections:
-        path = args.recording
-        if path is None:
-            import tempfile
+    lat = runtime.live_latency(args.seconds, args.checkpoint, device_chunk_s=chunk_s)
+    results["latency"] = lat
+    print(
+        f"live session ({lat['seconds']:.0f} s, hop 0.25 s, synthetic 32-ch EEG + GSR + "
+        f"PPG + face, device pushing every {args.device_chunk_ms:g} ms): latency p50 "
+        f"{lat['latency_p50_ms']:.1f} ms, p99 {lat['latency_p99_ms']:.1f} ms, "
+        f"max {lat['latency_max_ms']:.1f} ms; compute p50 "
+        f"{lat['compute_p50_ms']:.1f} ms; process CPU {100 * lat['process_cpu_share']:.0f} %"
+    )
 
-            path = Path(tempfile.mkdtemp(prefix="helo-bench-")) / "replay.xdf"
-            print(
-                f"recording {args.replay_minutes:g} min of the synthetic device for the "
-                "replay figures ...",
-                flush=True,
-            )
-            bench_runtime.make_recording(path, args.replay_minutes)
-        rep = bench_runtime.replay_speed(path, args.checkpoint)
-        results["replay"] = rep
-        during = rep["rss_mb_during"] or [rep["rss_mb_after_load"]]
-        print(
-            f"replay --speed max of {rep['recording_s'] / 60:.1f} min: {rep['wall_s']:.1f} s, "
-            f"{rep['x_real_time']:.0f}x real time ({rep['windows_per_s']:.0f} windows/s), "
-            f"file loaded in {rep['load_s']:.1f} s; memory {rep['rss_mb_after_load']:.0f} MB "
-            f"after load, {min(during):.0f}-{max(during):.0f} MB during the replay"
-        )
-    if "webcam" in sections:
-        cam = bench_runtime.webcam_speed(min(args.seconds, 30.0))
-        results["webcam"] = cam
-        fast, paced = cam["fast"], cam["paced_30fps"]
-        print(
-            f"webcam device, 640x480 video of a face, one CPU core: {cam['fps_one_core']:.0f} "
-            f"frames/s (face model p50 {fast['process_p50_ms']:.1f} ms, p99 "
-            f"{fast['process_p99_ms']:.1f} ms); paced at 30 fps: capture -> LSL p50 "
-            f"{paced['latency_p50_ms']:.1f} ms, p99 {paced['latency_p99_ms']:.1f} ms, "
-            f"{paced['dropped']} of {paced['captured']} frames dropped"
-        )
-        import tempfile
 
-        video = bench_runtime.face_video(Path(tempfile.mkdtemp(prefix="helo-bench-")) / "f.avi")
-        lat = bench_runtime.live_latency(
-            args.seconds,
-            args.checkpoint,
-            webcam_video=video,
-            device_chunk_s=chunk_s,
-        )
-        results["latency_with_webcam"] = lat
+def _replay(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> None:
+    path = args.recording
+    if path is None:
+        path = Path(tempfile.mkdtemp(prefix="helo-bench-")) / "replay.xdf"
         print(
-            f"live session with the webcam device beside it ({lat['seconds']:.0f} s): latency "
-            f"p50 {lat['latency_p50_ms']:.1f} ms, p99 {lat['latency_p99_ms']:.1f} ms"
+            f"recording {args.replay_minutes:g} min of the synthetic device for the "
+            "replay figures ...",
+            flush=True,
         )
-    if "gui" in sections:
-        gui = bench_runtime.gui_speed(args.seconds)
-        results["gui"] = gui
+        runtime.make_recording(path, args.replay_minutes)
+    rep = runtime.replay_speed(path, args.checkpoint)
+    results["replay"] = rep
+    during = rep["rss_mb_during"] or [rep["rss_mb_after_load"]]
+    print(
+        f"replay --speed max of {rep['recording_s'] / 60:.1f} min: {rep['wall_s']:.1f} s, "
+        f"{rep['x_real_time']:.0f}x real time ({rep['windows_per_s']:.0f} windows/s), "
+        f"file loaded in {rep['load_s']:.1f} s; memory {rep['rss_mb_after_load']:.0f} MB "
+        f"after load, {min(during):.0f}-{max(during):.0f} MB during the replay"
+    )
+
+
+def _readers(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> None:
+    cap = readers.reader_capacity(args.seconds)
+    results["readers"] = cap
+    for who in ("helo", "mne_lsl"):
+        r = cap[who]
+        lost = sum(r[m]["lost"] for m in ("eeg", "gsr", "ppg", "face"))
         print(
-            f"desktop app ({args.seconds:.0f} s, synthetic device, {gui['timeline_s']:.0f} s "
-            f"timeline, {gui['traces']} traces): {gui['redraw_per_s']:.1f} redraws/s, longest "
-            f"GUI stall {gui['longest_gui_stall_ms']:.0f} ms ({gui['stalls_over_50ms']} turns "
-            f"over 50 ms); latency meanwhile p50 {gui['latency_p50_ms']:.1f} ms, p99 "
-            f"{gui['latency_p99_ms']:.1f} ms; memory {gui.get('rss_first_mb', 0):.0f} -> "
-            f"{gui.get('rss_last_mb', 0):.0f} MB (max {gui.get('rss_max_mb', 0):.0f})"
+            f"readers {who}: {cap['eeg']} + GSR + PPG + face for {cap['seconds']:.0f} s: "
+            f"{r['eeg']['received']} EEG samples, {lost} lost, CPU "
+            f"{100 * r['cpu_share']:.1f} % of a core"
         )
-    if "readers" in sections:
-        cap = bench_runtime.reader_capacity(args.seconds)
-        results["readers"] = cap
-        for who in ("helo", "mne_lsl"):
-            r = cap[who]
-            lost = sum(r[m]["lost"] for m in ("eeg", "gsr", "ppg", "face"))
-            print(
-                f"readers {who}: {cap['eeg']} + GSR + PPG + face for {cap['seconds']:.0f} s: "
-                f"{r['eeg']['received']} EEG samples, {lost} lost, CPU "
-                f"{100 * r['cpu_share']:.1f} % of a core"
-            )
-        ratio = cap["cpu_ratio_helo_over_mne_lsl"]
-        if ratio is not None:
-            print(f"reader CPU, ours / mne-lsl's: {ratio:.2f}")
+    ratio = cap["cpu_ratio_helo_over_mne_lsl"]
+    if ratio is not None:
+        print(f"reader CPU, ours / mne-lsl's: {ratio:.2f}")
+
+
+def _webcam(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> None:
+    cam = webcam.webcam_speed(min(args.seconds, 30.0))
+    results["webcam"] = cam
+    fast, paced = cam["fast"], cam["paced_30fps"]
+    print(
+        f"webcam device, 640x480 video of a face, one CPU core: {cam['fps_one_core']:.0f} "
+        f"frames/s (face model p50 {fast['process_p50_ms']:.1f} ms, p99 "
+        f"{fast['process_p99_ms']:.1f} ms); paced at 30 fps: capture -> LSL p50 "
+        f"{paced['latency_p50_ms']:.1f} ms, p99 {paced['latency_p99_ms']:.1f} ms, "
+        f"{paced['dropped']} of {paced['captured']} frames dropped"
+    )
+    video = webcam.face_video(Path(tempfile.mkdtemp(prefix="helo-bench-")) / "f.avi")
+    lat = runtime.live_latency(
+        args.seconds,
+        args.checkpoint,
+        webcam_video=video,
+        device_chunk_s=args.device_chunk_ms / 1e3,
+    )
+    results["latency_with_webcam"] = lat
+    print(
+        f"live session with the webcam device beside it ({lat['seconds']:.0f} s): latency "
+        f"p50 {lat['latency_p50_ms']:.1f} ms, p99 {lat['latency_p99_ms']:.1f} ms"
+    )
+
+
+def _gui(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> None:
+    gui = runtime.gui_speed(args.seconds)
+    results["gui"] = gui
+    print(
+        f"desktop app ({args.seconds:.0f} s, synthetic device, {gui['timeline_s']:.0f} s "
+        f"timeline, {gui['traces']} traces): {gui['redraw_per_s']:.1f} redraws/s, longest "
+        f"GUI stall {gui['longest_gui_stall_ms']:.0f} ms ({gui['stalls_over_50ms']} turns "
+        f"over 50 ms); latency meanwhile p50 {gui['latency_p50_ms']:.1f} ms, p99 "
+        f"{gui['latency_p99_ms']:.1f} ms; memory {gui.get('rss_first_mb', 0):.0f} -> "
+        f"{gui.get('rss_last_mb', 0):.0f} MB (max {gui.get('rss_max_mb', 0):.0f})"
+    )
+
+
+Section = Callable[[argparse.Namespace, "Checkpoint | None", dict], None]
+RUNNERS: dict[str, Section] = {
+    "features": _features,
+    "model": _model,
+    "latency": _latency,
+    "replay": _replay,
+    "readers": _readers,
+    "webcam": _webcam,
+    "gui": _gui,
+}

@@ -25,6 +25,7 @@ from helo.models.metrics import evaluate_distributions, metrics_table
 from helo.models.training import resolve_device
 from helo.streamer.commands import train as train_cmd
 from helo.streamer.demo import DEMO_CHECKPOINT, DEMO_TEST_DATA
+from helo.streamer.process import configure_for_training
 
 log = logging.getLogger("streamer.evaluate")
 
@@ -123,6 +124,7 @@ def _run_protocol(args: argparse.Namespace) -> int:
     source = args.data or data_cfg.pop("source", "synthetic")
     data_cfg.pop("source", None)
     train_cfg = train_cmd.train_config_from(args, config)
+    configure_for_training(train_cfg.threads)
     data = train_cmd.load_data(source, data_cfg, train_cmd.load_spec(args.spec))
     result = cross_validate(
         data,

@@ -19,6 +19,7 @@ from helo.models.evaluation import PROTOCOLS
 from helo.models.report import render_markdown, run_report
 from helo.streamer.commands import train as train_cmd
 from helo.streamer.demo import DEMO_TRAIN_CONFIG
+from helo.streamer.process import configure_for_training
 
 log = logging.getLogger("streamer.report")
 
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     source = args.data or data_cfg.pop("source", "synthetic")
     data_cfg.pop("source", None)
     base = train_cmd.train_config_from(args, config)
+    configure_for_training(base.threads)
     data = train_cmd.load_data(source, data_cfg, train_cmd.load_spec(args.spec))
     result = run_report(
         data, base, args.protocol, args.folds, progress=not args.no_progress, log=log.info

@@ -28,6 +28,7 @@ from helo.models.features.spec import FeatureSpec
 from helo.models.metrics import evaluate_distributions
 from helo.models.splits import holdout
 from helo.models.training import TrainConfig, TrainResult, model_device, train_model
+from helo.streamer.process import configure_for_training
 
 log = logging.getLogger("streamer.train")
 
@@ -164,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     source = args.data or data_cfg.pop("source", "synthetic")
     data_cfg.pop("source", None)
     train_cfg = train_config_from(args, config)
+    configure_for_training(train_cfg.threads)
     spec = load_spec(args.spec)
     data = load_data(source, data_cfg, spec)
 
