@@ -18,8 +18,8 @@ def face_image(name: str) -> np.ndarray:
     import matplotlib.cbook
     import matplotlib.image
 
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
-        return np.asarray(matplotlib.image.imread(handle, format="jpg"))
+    path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    return np.asarray(matplotlib.image.imread(str(path), format="jpg"))
 
 
 def write_video(
@@ -32,7 +32,7 @@ def write_video(
 ) -> Path:
     """An MJPG video of ``image`` moving and zooming a little (None: a blank grey scene)."""
     width, height = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, size)
     rng = np.random.default_rng(seed)
     for i in range(n_frames):
         if image is None:
@@ -48,7 +48,6 @@ def write_video(
             x0 = max(0, (width - resized.shape[1]) // 2 + int(dx))
             crop = resized[: height - y0, : width - x0]
             frame[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
-            frame = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-        writer.write(frame)
+        writer.write(frame if image is None else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
     return path

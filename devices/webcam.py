@@ -26,9 +26,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pylsl
+
+if TYPE_CHECKING:  # OpenCV is imported when a camera is opened
+    import cv2
 
 from helo.devices.face_model import FaceLandmarker
 from helo.models.errors import HeloError
@@ -116,7 +120,8 @@ class WebcamDevice:
         self._frame_ready = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._capture = None
+        self._capture: cv2.VideoCapture | None = None
+        self._is_file = False
         self._landmarker: FaceLandmarker | None = None
         self.outlet: pylsl.StreamOutlet | None = None
         self.srate_hz = 30.0
@@ -131,18 +136,20 @@ class WebcamDevice:
         import cv2
 
         is_file = not isinstance(self.source, int)
-        if is_file and not Path(self.source).is_file():
+        if not isinstance(self.source, int) and not Path(self.source).is_file():
             raise CameraError(f"{self.source}: no such video file")
-        capture = cv2.VideoCapture(str(self.source) if is_file else int(self.source))
+        device = self.source if isinstance(self.source, int) else str(self.source)
+        capture = cv2.VideoCapture(device)
         if not capture.isOpened():
             what = f"video file {self.source}" if is_file else f"camera {self.source}"
             raise CameraError(
                 f"cannot open {what}"
                 + ("" if is_file else " (is it connected, and not used by another program?)")
             )
-        if not is_file and self.size[0]:
-            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
-            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
+        width, height = self.size
+        if not is_file and width and height:
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
         fps = fps if 1.0 <= fps <= 240.0 else 30.0
         self.srate_hz = min(fps, self.fps_cap) if self.fps_cap else fps
@@ -206,19 +213,21 @@ class WebcamDevice:
     def _capture_loop(self) -> None:
         import cv2
 
+        capture = self._capture
+        assert capture is not None, "open() first"
         period = 1.0 / self.srate_hz
         next_due = time.perf_counter()
         skip_every = None
         if self._is_file and self.fps_cap:  # thin a faster file down to the cap
-            native = self._capture.get(cv2.CAP_PROP_FPS) or self.srate_hz
+            native = capture.get(cv2.CAP_PROP_FPS) or self.srate_hz
             skip_every = max(1.0, native / self.srate_hz)
         index = 0.0
         while not self._stop.is_set():
-            ok, frame = self._capture.read()
+            ok, frame = capture.read()
             stamp = pylsl.local_clock()
             if not ok:
                 if self._is_file and self.loop:
-                    self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
                     continue
                 with self._frame_ready:
                     self._stats.ended = True
@@ -250,6 +259,9 @@ class WebcamDevice:
                     next_due = time.perf_counter()
 
     def _face_loop(self) -> None:
+        landmarker, outlet = self._landmarker, self.outlet
+        assert landmarker is not None, "open() first"
+        assert outlet is not None, "open() first"
         while not self._stop.is_set():
             with self._frame_ready:
                 while self._mailbox is None and not self._stop.is_set():
@@ -258,7 +270,7 @@ class WebcamDevice:
                         self._frame_ready.wait(0.05)
                         continue
                     self._frame_ready.wait(0.1)
-                if self._stop.is_set():
+                if self._stop.is_set() or self._mailbox is None:
                     return
                 rgb, stamp = self._mailbox
                 self._mailbox = None
@@ -266,9 +278,9 @@ class WebcamDevice:
                 self._frame_ready.notify_all()
             want_preview = time.monotonic() < self._preview_wanted_until
             started = time.perf_counter()
-            face = self._landmarker.process(rgb, int(stamp * 1000), landmarks=want_preview)
+            face = landmarker.process(rgb, int(stamp * 1000), landmarks=want_preview)
             done = time.perf_counter()
-            self.outlet.push_sample(face.sample(), timestamp=stamp)
+            outlet.push_sample(face.sample(), timestamp=stamp)
             pushed = pylsl.local_clock()
             with self._lock:
                 stats = self._stats

@@ -36,6 +36,7 @@ class MeanDistribution(nn.Module):
     def __init__(self, config: MeanConfig):
         super().__init__()
         self.config = config
+        self.mean: torch.Tensor
         self.register_buffer("mean", torch.full((config.n_labels,), 1.0 / config.n_labels))
 
     def fit(self, targets: torch.Tensor) -> None:

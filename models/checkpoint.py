@@ -29,7 +29,10 @@ from helo.models.helo import HeLo, HeLoConfig
 FORMAT_NAME = "helo-checkpoint"
 FORMAT_VERSION = 1
 
-MODEL_KINDS: dict[str, tuple[type[nn.Module], Any]] = {
+# The models a checkpoint can hold (each has a ``config`` with ``to_dict``).
+EmotionModel = HeLo | ConcatMLP | MeanDistribution
+
+MODEL_KINDS: dict[str, tuple[type[EmotionModel], Any]] = {
     "helo": (HeLo, HeLoConfig),
     "concat_mlp": (ConcatMLP, MLPConfig),
     "mean": (MeanDistribution, MeanConfig),
@@ -40,7 +43,7 @@ MODEL_KINDS: dict[str, tuple[type[nn.Module], Any]] = {
 class Checkpoint:
     """A loaded model with everything it needs to run: spec, kind, config, metadata."""
 
-    model: nn.Module
+    model: EmotionModel
     spec: FeatureSpec
     kind: str
     training: dict[str, Any] = field(default_factory=dict)
@@ -58,7 +61,7 @@ def model_kind(model: nn.Module) -> str:
     raise TypeError(f"no checkpoint kind for {type(model).__name__}")
 
 
-def build_model(kind: str, config: Any) -> nn.Module:
+def build_model(kind: str, config: Any) -> EmotionModel:
     cls, _ = MODEL_KINDS[kind]
     return cls(config)
 
@@ -75,7 +78,7 @@ def _weights_digest(tensors: dict[str, torch.Tensor]) -> str:
 
 def save_checkpoint(
     path: str | Path,
-    model: nn.Module,
+    model: EmotionModel,
     spec: FeatureSpec,
     training: dict[str, Any] | None = None,
 ) -> Path:

@@ -163,6 +163,7 @@ class _TokenEncoder(nn.Module):
         self.per_channel = per_channel
         self.n_tokens = n_tokens
         self.d_model = d_model
+        self.linear: nn.Module
         if per_channel and channel_weights:
             self.linear = _ChannelLinear(shape[0], shape[-1], d_model)
         elif per_channel:
@@ -188,8 +189,7 @@ class HeLo(nn.Module):
         self._phys = [i for i, m in enumerate(mods) if m.group == "physiological"]
         self._behav = [i for i, m in enumerate(mods) if m.group == "behavioral"]
         query = mods[self._phys[0]] if self._phys else None
-        channelwise = query is not None and len(query.shape) == 2
-        n_query = query.shape[0] if channelwise else config.n_tokens
+        n_query = query.shape[0] if query is not None and len(query.shape) == 2 else config.n_tokens
         n_phys = n_query * max(len(self._phys) - 1, 1) if self._phys else 0
         n_behav = (n_phys or n_query) if self._behav else 0
 

@@ -62,10 +62,11 @@ class Predictor:
         values = {k: np.nan_to_num(v[rows]) for k, v in batch.values.items()}
         present = batch.present[rows]
         chunks = self._chunks(len(rows))
-        if len(chunks) == 1:
+        pool = self._pool
+        if len(chunks) == 1 or pool is None:
             out[rows] = self._forward(values, present)
         else:
-            parts = self._pool.map(  # type: ignore[union-attr]
+            parts = pool.map(
                 lambda s: self._forward({k: v[s] for k, v in values.items()}, present[s]), chunks
             )
             out[rows] = np.concatenate(list(parts))

@@ -59,11 +59,11 @@ def ipot(cost: torch.Tensor, beta: float = 0.1, n_iter: int = 20) -> torch.Tenso
     n_batch, n, m = cost.shape
     kernel = torch.exp(cost * (-1.0 / beta))
     plan = kernel.clone()
-    like = {"dtype": cost.dtype, "device": cost.device}
-    row_sums = torch.empty((n_batch, n, 1), **like)
-    inv_col_sums = torch.empty((n_batch, 1, m), **like)
-    col_scale = torch.ones((n_batch, 1, m), **like)  # b
-    pending = torch.empty((n_batch, 1, m), **like)  # b / (T's column sums)
+    dtype, device = cost.dtype, cost.device
+    row_sums = torch.empty((n_batch, n, 1), dtype=dtype, device=device)
+    inv_col_sums = torch.empty((n_batch, 1, m), dtype=dtype, device=device)
+    col_scale = torch.ones((n_batch, 1, m), dtype=dtype, device=device)  # b
+    pending = torch.empty((n_batch, 1, m), dtype=dtype, device=device)  # b / (T's column sums)
     for step in range(n_iter):
         if step:
             # Q = kernel * T, times b; T's own column normalisation is folded in.

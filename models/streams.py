@@ -113,7 +113,8 @@ class StreamDescription:
 def describe_lsl(info: pylsl.StreamInfo) -> StreamDescription:
     """The description of an LSL stream. A *resolved* info has no channel labels: pass
     the full header (:func:`helo.streamer.lsl_reader.full_info`) where labels matter."""
-    labels, units = [], []
+    labels: list[str] = []
+    units: list[str] = []
     channel = info.desc().child("channels").child("channel")
     while not channel.empty() and len(labels) < info.channel_count():
         labels.append(channel.child_value("label"))

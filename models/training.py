@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from helo.models.baselines import ConcatMLP, MeanConfig, MeanDistribution, MLPConfig
 from helo.models.calibration import fit_temperature, fold_temperature
+from helo.models.checkpoint import EmotionModel
 from helo.models.datasets.windows import WindowDataset
 from helo.models.errors import HeloError
 from helo.models.features.extract import fit_normalization, normalize_values
@@ -86,7 +88,7 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    model: nn.Module
+    model: EmotionModel
     spec: FeatureSpec  # with the normalisation fitted on the training part
     history: list[dict[str, float]]
     best_epoch: int
@@ -157,7 +159,7 @@ def to_tensors(data: WindowDataset, spec: FeatureSpec, device: torch.device) -> 
     )
 
 
-def build_model(kind: str, spec: FeatureSpec, options: dict[str, Any]) -> nn.Module:
+def build_model(kind: str, spec: FeatureSpec, options: dict[str, Any]) -> EmotionModel:
     mods = tuple(ModalityInput(m.name, m.group, tuple(m.feature_shape)) for m in spec.modalities)
     if kind == "helo":
         return HeLo(HeLoConfig.from_spec(spec, **options))
@@ -239,8 +241,6 @@ def _fit(
     # smooths the epoch-to-epoch noise that early stopping on few subjects picks up.
     ema = None
     if config.ema_decay > 0:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
     kept = ema.module if ema is not None else model
     step = _EpochStep(model, optimizer, ema, config, generator, len(train_t.present[0]))
@@ -279,7 +279,7 @@ class _EpochStep:
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        ema: nn.Module | None,
+        ema: AveragedModel | None,
         config: TrainConfig,
         generator: torch.Generator,
         n_modalities: int,
@@ -287,7 +287,8 @@ class _EpochStep:
         self.model, self.optimizer, self.ema = model, optimizer, ema
         self.config, self.generator = config, generator
         self.subsets = modality_subsets(n_modalities)
-        self.use_corr = isinstance(model, HeLo) and model.config.use_label_correlation
+        use_corr = isinstance(model, HeLo) and model.config.use_label_correlation
+        self.correlated = model if isinstance(model, HeLo) and use_corr else None
 
     def __call__(self, data: Tensors) -> dict[str, float]:
         config, model = self.config, self.model
@@ -304,7 +305,7 @@ class _EpochStep:
                 present, config.modality_dropout, self.subsets, self.generator
             )
             logits = model(feats, present)
-            corr = model.label_correlation() if self.use_corr else None
+            corr = self.correlated.label_correlation() if self.correlated is not None else None
             loss, parts = helo_loss(
                 logits, targets, corr, config.correlation_weight, config.correlation_target
             )

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 import pyxdf
@@ -92,7 +92,8 @@ def _opened(path: Path) -> Iterator[IO[bytes]]:
     """The file, opened here so that a damaged chunk can be located by its byte."""
     compressed = path.suffix == ".xdfz" or path.suffixes[-2:] == [".xdf", ".gz"]
     try:
-        handle: IO[bytes] = gzip.open(path, "rb") if compressed else open(path, "rb")  # noqa: SIM115
+        opened = gzip.open(path, "rb") if compressed else path.open("rb")  # noqa: SIM115 (closed below)
+        handle = cast(IO[bytes], opened)
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read ({exc.strerror})") from None
     with handle:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from helo.models.checkpoint import Checkpoint
 from helo.models.inference import Predictor
 from helo.models.training import resolve_device
@@ -39,7 +41,7 @@ class Pipeline:
         max_wait_s: float = MAX_WAIT_S,
         stale_s: float = STALE_S,
         accelerator: str = "auto",
-        ends: Sequence[float] | None = None,
+        ends: Sequence[float] | np.ndarray | None = None,
         start_s: float | None = None,
         batch: int = 1,
         batch_offset: int = 0,

@@ -62,7 +62,7 @@ class WindowScheduler:
         max_wait_s: float = MAX_WAIT_S,
         stale_s: float = STALE_S,
         start_s: float | None = None,
-        ends: Sequence[float] | None = None,
+        ends: Sequence[float] | np.ndarray | None = None,
     ):
         unknown = sorted(set(feeds) - set(spec.names))
         if unknown:

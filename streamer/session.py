@@ -140,7 +140,7 @@ class Session:
         clock: Clock,
         *,
         lsl_source_id: str,
-        ends: Sequence[float] | None = None,
+        ends: Sequence[float] | np.ndarray | None = None,
         batch: int = 1,
         batch_offset: int = 0,
     ) -> None:

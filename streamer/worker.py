@@ -201,7 +201,7 @@ class InferenceWorker:
                 if window is not None:
                     by_length.setdefault(len(window), []).append(i)
             for rows in by_length.values():
-                stacked = np.stack([batch[i].windows[mod.name] for i in rows])
+                stacked = np.stack([_window(batch[i], mod.name) for i in rows])
                 vals, ok, why = extract_modality(mod, stacked, normalize=True)
                 values[mod.name][rows] = vals
                 present[rows, m] = ok
@@ -209,3 +209,9 @@ class InferenceWorker:
                     if reason:
                         reasons[mod.name][i] = reason
         return FeatureBatch(values, present, reasons)
+
+
+def _window(window_set: WindowSet, name: str) -> np.ndarray:
+    window = window_set.windows[name]
+    assert window is not None  # grouped above: only windows that exist
+    return window

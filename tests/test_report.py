@@ -26,3 +26,42 @@ def test_report_has_every_row_and_says_how_helo_compares(tiny_dataset):
     assert "| HeLo as published (shared EEG encoder, T @ Phys) |" in text
     assert "## How much HeLo improves on each row" in text
     assert "HeLo is better than the concatenation MLP on " in text
+
+
+def _rows(helo: dict[str, float], mlp: dict[str, float]) -> dict[str, dict[str, float]]:
+    return {"HeLo": {**helo, "n": 10}, "Concatenation MLP": {**mlp, "n": 10}}
+
+
+GOOD = {"chebyshev": 0.1, "clark": 0.5, "canberra": 1.0, "kl": 0.10, "cosine": 0.9}
+WORSE = {"chebyshev": 0.2, "clark": 0.6, "canberra": 1.5, "kl": 0.20, "cosine": 0.8}
+
+
+def test_improvement_is_positive_when_helo_is_better_in_either_direction():
+    from helo.models.report import improvement
+
+    assert improvement("kl", 0.10, 0.20) == 50.0  # lower is better: half the KL
+    assert improvement("kl", 0.20, 0.10) == -100.0
+    assert improvement("cosine", 0.9, 0.8) > 0  # higher is better
+    assert improvement("cosine", 0.8, 0.9) < 0
+    assert improvement("intersection", 0.7, 0.7) == 0.0
+
+
+def test_the_verdict_and_the_percentages_follow_the_metrics():
+    from helo.models.report import ReportResult, verdict
+
+    better = {**GOOD, "intersection": 0.8}
+    worse = {**WORSE, "intersection": 0.7}
+    assert "better than the concatenation MLP on 6 of 6 metrics." in verdict(
+        better, _rows(better, worse)
+    )
+    text = verdict(worse, _rows(worse, better))
+    assert "on 0 of 6 metrics (not on chebyshev, clark, canberra, kl, cosine, intersection)" in text
+    result = ReportResult(
+        "subject", 2, _rows(better, worse), {"HeLo": 1.0}, {}, "tiny", TrainConfig()
+    )
+    line = next(
+        row
+        for row in render_markdown(result).splitlines()
+        if row.startswith("| Concatenation MLP | +")
+    )
+    assert line.split(" | ")[4] == "+50.0"  # the KL column: HeLo halves the MLP's KL

@@ -83,12 +83,12 @@ class MemoryLog:
     a long run (a soak) shows whether memory stays bounded."""
 
     def __init__(self, window, every_s: float = 10.0):
-        from PySide6 import QtCore
-
         self.window = window
         self.samples: list[tuple[float, float]] = []  # (seconds since the first, MB)
         self._t0 = 0.0  # monotonic time of the first sample
-        self._timer = QtCore.QTimer(window, interval=int(every_s * 1000), timeout=self.sample)
+        from helo.ui.main_window import timer
+
+        self._timer = timer(window, int(every_s * 1000), self.sample)
         self._timer.start()
 
     def sample(self) -> None:

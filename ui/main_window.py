@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from helo.models.features.spec import FeatureSpec
 from helo.models.streams import StreamDescription, describe_lsl
 from helo.streamer.config import ReplayOptions, SessionConfig
 from helo.streamer.worker import PredictionRecord
@@ -103,9 +105,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.initial = source or SourceChoice()
         self._build_controls(self.initial, checkpoint, record_dir)
         self._build_views(timeline_s)
-        self._redraw_timer = QtCore.QTimer(self, interval=33, timeout=self.redraw)
-        self._health_timer = QtCore.QTimer(self, interval=500, timeout=self._refresh_health)
-        self._loop_probe = QtCore.QTimer(self, interval=10, timeout=self.stats.tick)
+        self._redraw_timer = timer(self, 33, self.redraw)
+        self._health_timer = timer(self, 500, self._refresh_health)
+        self._loop_probe = timer(self, 10, self.stats.tick)
         self._loop_probe.start()
 
     # ------------------------------------------------------------------ layout
@@ -280,10 +282,10 @@ class MainWindow(QtWidgets.QMainWindow):
         threading.Thread(target=work, daemon=True).start()
 
     def _show_model_inputs(self, spec: object) -> None:
-        if isinstance(spec, str):
-            self.show_error(spec)
-        else:
+        if isinstance(spec, FeatureSpec):
             self.stream_map.set_spec(spec)
+        else:
+            self.show_error(str(spec))
 
     def _show_streams(self, found: list[StreamDescription]) -> None:
         self.stream_map.set_streams(found)
@@ -461,6 +463,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.runner is not None:
             self.runner.stop()
         super().closeEvent(event)
+
+
+def timer(parent: QtCore.QObject, interval_ms: int, slot: Callable[[], object]) -> QtCore.QTimer:
+    """A repeating timer calling ``slot`` (not started)."""
+    made = QtCore.QTimer(parent)
+    made.setInterval(interval_ms)
+    made.timeout.connect(slot)
+    return made
 
 
 def _row(*widgets: QtWidgets.QWidget) -> QtWidgets.QWidget:

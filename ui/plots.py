@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import warnings
 from collections import deque
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
+
+if TYPE_CHECKING:  # the plots get plain data; the type only names its fields
+    from helo.ui.runner import Trace
 
 # Colour-blind-safe (Okabe-Ito) first, then pyqtgraph's hues.
 PALETTE = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999"]
@@ -157,10 +161,10 @@ class SignalTraces(pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.span_s = span_s
         self.rows: list[tuple[pg.PlotItem, list[pg.PlotDataItem]]] = []
-        self.sources: list[tuple[object, list[int], list[str]]] = []  # trace, channels, names
+        self.sources: list[tuple[Trace, list[int], list[str]]] = []  # trace, channels, names
 
     def set_traces(
-        self, traces: list, eeg_channels: int | list[str] = 3, face_top: int = 3
+        self, traces: list[Trace], eeg_channels: int | list[str] = 3, face_top: int = 3
     ) -> None:
         """``traces``: :class:`ui.runner.Trace` objects; one row per modality.
         ``eeg_channels``: how many EEG channels (the first ones), or their labels."""

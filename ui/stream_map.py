@@ -60,7 +60,7 @@ class StreamMapTable(QtWidgets.QTableWidget):
         if self.spec is None:
             return
         for row, mod in enumerate(self.spec.modalities):
-            box = self.cellWidget(row, 1)
+            box = self._box(row)
             box.clear()
             box.addItem(f"automatic (type {mod.stream_type})", AUTOMATIC)
             same_type = [s for s in self.found if s.type.lower() == mod.stream_type.lower()]
@@ -73,8 +73,7 @@ class StreamMapTable(QtWidgets.QTableWidget):
 
     def choose(self, modality: str, key: str) -> None:
         """Pick the stream ``key`` (source_id or name) for ``modality``."""
-        row = self._row(modality)
-        box = self.cellWidget(row, 1)
+        box = self._box(self._row(modality))
         index = box.findData(key)
         if index < 0:
             raise KeyError(f"no discovered stream {key!r}")
@@ -86,10 +85,16 @@ class StreamMapTable(QtWidgets.QTableWidget):
             return {}
         picks = {}
         for row, mod in enumerate(self.spec.modalities):
-            box = self.cellWidget(row, 1)
-            if box is not None and box.currentData():
+            box = self._box(row)
+            if box.currentData():
                 picks[mod.name] = box.currentData()
         return picks
+
+    def _box(self, row: int) -> QtWidgets.QComboBox:
+        """The stream picker of a row (set_spec puts one in each)."""
+        box = self.cellWidget(row, 1)
+        assert isinstance(box, QtWidgets.QComboBox)
+        return box
 
     def _row(self, modality: str) -> int:
         names = [mod.name for mod in self.spec.modalities] if self.spec else []

@@ -28,8 +28,10 @@ This is simulated data for demos and tests, not a model of any real person.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Protocol
 
 import numpy as np
 from scipy.signal import butter, lfilter, sosfilt
@@ -241,6 +243,8 @@ class EmotionScript:
     tau_s: float = 4.0
     initial: np.ndarray | None = None  # [K]; default: the first target
 
+    _segment_start_state: np.ndarray = field(init=False, repr=False)  # [S, K]
+
     def __post_init__(self) -> None:
         k = self.targets.shape[1]
         init = self.targets[0] if self.initial is None else np.asarray(self.initial, float)
@@ -249,6 +253,7 @@ class EmotionScript:
             dur = self.starts_s[i] - self.starts_s[i - 1]
             prev = self.targets[i - 1]
             starts.append(prev + (starts[-1] - prev) * np.exp(-dur / self.tau_s))
+        # frozen: the derived state is set once, here
         object.__setattr__(self, "_segment_start_state", np.array(starts).reshape(-1, k))
 
     @property
@@ -260,7 +265,7 @@ class EmotionScript:
         t = np.maximum(np.asarray(t_s, dtype=np.float64), 0.0)
         seg = np.clip(np.searchsorted(self.starts_s, t, side="right") - 1, 0, None)
         target = self.targets[seg]
-        start = self._segment_start_state[seg]  # type: ignore[attr-defined]
+        start = self._segment_start_state[seg]
         decay = np.exp(-(t - self.starts_s[seg]) / self.tau_s)[:, None]
         dist = target + (start - target) * decay
         return dist / dist.sum(axis=1, keepdims=True)
@@ -304,11 +309,11 @@ class EmotionScript:
     def tour(cls, segment_s: float = 20.0, n_labels: int = 6) -> EmotionScript:
         """A fixed, repeatable tour: each emotion alone, then pairwise mixtures."""
         eye = np.eye(n_labels)
-        targets = [0.7 * eye[k] + 0.3 / n_labels for k in range(n_labels)]
-        targets += [
+        alone = [0.7 * eye[k] + 0.3 / n_labels for k in range(n_labels)]
+        pairs = [
             0.45 * (eye[k] + eye[(k + 1) % n_labels]) + 0.1 / n_labels for k in range(n_labels)
         ]
-        targets = np.array(targets)
+        targets = np.array(alone + pairs)
         targets /= targets.sum(axis=1, keepdims=True)
         return cls(
             starts_s=np.arange(len(targets)) * segment_s,
@@ -610,7 +615,11 @@ class _FaceGenerator:
         return present
 
 
-_GENERATORS = {
+class _Generator(Protocol):
+    def generate(self, t_s: np.ndarray, dist: np.ndarray) -> np.ndarray: ...
+
+
+_GENERATORS: dict[str, Callable[[SubjectProfile, np.random.SeedSequence, float], _Generator]] = {
     "eeg": _EEGGenerator,
     "gsr": _GSRGenerator,
     "ppg": _PPGGenerator,

@@ -106,13 +106,13 @@ def make_synthetic_dataset(config: SyntheticConfig = SyntheticConfig()) -> Windo
             times, samples = session.read(mod.name, duration)
             cols = [SYNTHETIC_STREAMS[mod.name].channels.index(c) for c in mod.channels]
             streams[mod.name] = (times, samples[:, cols])
-        ends, trials = [], []
+        per_trial, trials = [], []
         for trial in range(config.trials_per_subject):
             t0 = trial * config.trial_s
             trial_ends = window_ends(t0, t0 + config.trial_s, config.window_s, config.hop_s)
-            ends.append(trial_ends)
+            per_trial.append(trial_ends)
             trials += [f"{name}/T{trial:02d}"] * len(trial_ends)
-        ends = np.concatenate(ends)
+        ends = np.concatenate(per_trial)
         values, present = features_from_recording(spec, streams, ends)
         targets = np.array([script.mean_over(e - config.window_s, e) for e in ends])
         parts.append(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -111,18 +112,17 @@ class WindowDataset:
 
     def save(self, path: str | Path) -> None:
         """Cache as ``.npz`` (no pickles: strings are stored as unicode arrays)."""
-        arrays = {f"value__{k}": v for k, v in self.values.items()}
-        np.savez_compressed(
-            path,
-            spec=np.array(self.spec.to_json()),
-            name=np.array(self.name),
-            present=self.present,
-            targets=self.targets,
-            subjects=self.subjects.astype(str),
-            trials=self.trials.astype(str),
-            t_end_s=self.t_end_s,
-            **arrays,
-        )
+        arrays: dict[str, Any] = {
+            "spec": np.array(self.spec.to_json()),
+            "name": np.array(self.name),
+            "present": self.present,
+            "targets": self.targets,
+            "subjects": self.subjects.astype(str),
+            "trials": self.trials.astype(str),
+            "t_end_s": self.t_end_s,
+            **{f"value__{k}": v for k, v in self.values.items()},
+        }
+        np.savez_compressed(path, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> WindowDataset:

@@ -45,7 +45,9 @@ def _band_matrix(
     lo = np.array([b[0] for b in bands])
     hi = np.array([b[1] for b in bands])
     member = (freqs[:, None] >= lo[None, :]) & (freqs[:, None] < hi[None, :])
-    empty = [list(b) for b, ok in zip(bands, member.any(axis=0), strict=True) if not ok]
+    empty = [
+        list(b) for b, ok in zip(bands, np.any(member, axis=0).tolist(), strict=True) if not ok
+    ]
     if empty:
         raise ValueError(
             f"EEG bands {empty} hold no frequency bin of a {n_times}-sample window at "

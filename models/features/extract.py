@@ -105,7 +105,8 @@ def extract(
     A modality missing from ``windows`` (or ``None``) is masked for all windows.
     """
     n_win = _count_windows(windows)
-    values, reasons = {}, {}
+    values: dict[str, np.ndarray] = {}
+    reasons: dict[str, list[str | None]] = {}
     present = np.zeros((n_win, len(spec.modalities)), dtype=bool)
     for m, mod in enumerate(spec.modalities):
         data = windows.get(mod.name)

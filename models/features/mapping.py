@@ -97,22 +97,22 @@ def map_streams(
                 mapping.missing[mod.name] = f"{mod.name}: no stream of type {mod.stream_type}"
                 continue
         fitting = [(i, _channel_index(mod, streams[i])) for i in candidates]
-        fitting = [(i, idx) for i, idx in fitting if idx is not None]
-        if not fitting:
+        fits = [(i, idx) for i, idx in fitting if idx is not None]
+        if not fits:
             first = streams[candidates[0]]
             mapping.errors.append(
                 f"{mod.name}: stream {first.describe()} lacks channels "
                 f"{_missing_channels(mod, first)}"
             )
             continue
-        if len(fitting) > 1:
-            names = [streams[i].describe() for i, _ in fitting]
+        if len(fits) > 1:
+            names = [streams[i].describe() for i, _ in fits]
             mapping.errors.append(
-                f"{mod.name}: {len(fitting)} streams fit ({', '.join(names)}); "
+                f"{mod.name}: {len(fits)} streams fit ({', '.join(names)}); "
                 f"choose one with --stream {mod.name}=NAME"
             )
             continue
-        index, channels = fitting[0]
+        index, channels = fits[0]
         stream = streams[index]
         if not _rate_ok(mod, stream):
             mapping.errors.append(
@@ -129,7 +129,8 @@ def _channel_index(mod: ModalitySpec, stream: StreamDescription) -> tuple[int, .
     if any(labels):
         position = {label: i for i, label in reversed(list(enumerate(labels)))}
         idx = [position.get(c.lower()) for c in mod.channels]
-        return None if any(i is None for i in idx) else tuple(idx)  # type: ignore[misc]
+        found = [i for i in idx if i is not None]
+        return tuple(found) if len(found) == len(idx) else None
     # No labels at all: only an exact channel count is unambiguous.
     return tuple(range(len(mod.channels))) if stream.n_channels == len(mod.channels) else None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -74,9 +75,7 @@ def bench_features(spec: FeatureSpec, repeats: int) -> dict[str, Any]:
     total = percentiles(time_calls(lambda: extract(spec, windows), repeats))
     per_mod = {
         m.name: percentiles(
-            time_calls(
-                lambda m=m: extract(spec.select([m.name]), {m.name: windows[m.name]}), repeats
-            )
+            time_calls(partial(extract, spec.select([m.name]), {m.name: windows[m.name]}), repeats)
         )
         for m in spec.modalities
     }

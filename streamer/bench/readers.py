@@ -58,6 +58,7 @@ def reader_capacity(
         text=True,
     )
     try:
+        assert publisher.stdout is not None
         assert publisher.stdout.readline().strip() == "ready"
         ours = _reader_process("helo", prefix, seconds, workdir / "helo.json")
         theirs = _reader_process("mne-lsl", prefix, seconds, workdir / "mne.json")
@@ -153,9 +154,9 @@ def _read(kind: str, prefix: str, seconds: float, out: Path) -> None:
         for stream in streams.values():
             stream.disconnect()
     cpu = time.process_time() - cpu0
-    report = {"cpu_s": cpu, "cpu_share": cpu / seconds}
-    for n, values in counters.items():
-        values = np.asarray(values)
+    report: dict[str, object] = {"cpu_s": cpu, "cpu_share": cpu / seconds}
+    for n, counted in counters.items():
+        values = np.asarray(counted)
         steps = np.diff(values) if len(values) > 1 else np.array([])
         report[n.rsplit("-", 1)[1]] = {
             "received": len(values),

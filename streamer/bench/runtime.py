@@ -42,7 +42,7 @@ def live_latency(
 
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     modalities = ("eeg", "gsr", "ppg") if webcam_video else ("eeg", "gsr", "ppg", "face")
-    camera = contextlib.nullcontext()
+    camera: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     if webcam_video is not None:
         from helo.devices.webcam import WebcamDevice
 
@@ -62,7 +62,7 @@ def live_latency(
             cpu0 = time.process_time()
             session.run()
             cpu = time.process_time() - cpu0
-            summary = session.latency.summary()
+            summary: dict[str, object] = {**session.latency.summary()}
             health = session.health()
     summary.update(
         {

@@ -50,7 +50,7 @@ def _webcam(seconds: float, core: int, out: Path) -> None:
 
     os.sched_setaffinity(0, {core})
     video = face_video(Path(tempfile.mkdtemp(prefix="helo-bench-")) / "face.avi")
-    report = {}
+    report: dict[str, object] = {}
     fast = WebcamDevice(video, realtime=False, loop=True, source_id=f"bench-{uuid.uuid4().hex}")
     with fast:
         time.sleep(2.0)  # warm up (model load, first detection)

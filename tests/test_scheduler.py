@@ -1,0 +1,119 @@
+"""The window scheduler on a clock the test drives: waiting for late samples (bounded),
+masking stale streams, ends on the hop grid."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from helo.models.features.spec import FeatureSpec, ModalitySpec
+from helo.streamer.buffers import RingBuffer
+from helo.streamer.scheduler import Feed, WindowScheduler
+
+RATE_HZ = 100.0
+
+
+class SteppingClock:
+    """A clock whose time moves ``step_s`` each time it is read: waiting costs clock time
+    as it would live, without the test depending on how fast the machine is."""
+
+    waits_for_data = True
+
+    def __init__(self, t0: float, step_s: float = 0.01):
+        self.t, self.step_s = t0, step_s
+        self.interrupted = False
+
+    def now(self) -> float:
+        self.t += self.step_s
+        return self.t
+
+    def wait_until(self, t: float) -> bool:
+        self.t = max(self.t, t)
+        return not self.interrupted
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+
+    def seek(self, t: float) -> None:
+        raise ValueError("no seeking here")
+
+    def take_seek(self) -> float | None:
+        return None
+
+
+def _spec() -> FeatureSpec:
+    mods = tuple(
+        ModalitySpec(name, "physiological", "gsr_stats", name.upper(), ("x",), RATE_HZ, 2.0, (28,))
+        for name in ("gsr", "ppg")
+    )
+    return FeatureSpec(modalities=mods, labels=("calm", "tense"), hop_s=0.5)
+
+
+def _buffer(until_s: float) -> RingBuffer:
+    buffer = RingBuffer(2000, 1)
+    _write(buffer, 0.0, until_s)
+    return buffer
+
+
+def _write(buffer: RingBuffer, from_s: float, until_s: float) -> None:
+    times = np.arange(round(from_s * RATE_HZ), round(until_s * RATE_HZ) + 1) / RATE_HZ
+    times = times[times > from_s] if from_s > 0 else times
+    buffer.write(times[:, None].astype(np.float32), times)
+
+
+def _scheduler(feeds, clock, **kwargs) -> WindowScheduler:
+    return WindowScheduler(_spec(), feeds, clock, **kwargs)
+
+
+def test_window_ends_are_on_the_hop_grid_after_now():
+    clock = SteppingClock(10.13)
+    feeds = {m: Feed(_buffer(20.0), (0,), RATE_HZ) for m in ("gsr", "ppg")}
+    windows = _scheduler(feeds, clock, hop_s=0.25).windows()
+    ends = [next(windows).t_end for _ in range(4)]
+    np.testing.assert_allclose(ends, [10.25, 10.5, 10.75, 11.0])
+
+
+def test_a_late_stream_is_waited_for_and_its_window_is_whole():
+    late = RingBuffer(2000, 1)
+    _write(late, 0.0, 4.5)  # the last half second arrives later
+    feeds = {"gsr": Feed(_buffer(6.0), (0,), RATE_HZ), "ppg": Feed(late, (0,), RATE_HZ)}
+    clock = SteppingClock(4.9)
+    threading.Timer(0.2, lambda: _write(late, 4.5, 6.0)).start()
+    window = next(_scheduler(feeds, clock, max_wait_s=5.0).windows())
+    assert window.t_end == 5.0
+    assert len(window.windows["ppg"]) == 200  # (3, 5] s at 100 Hz: nothing missing
+    assert clock.t < 5.0 + 5.0  # it stopped waiting when the samples came
+
+
+def test_the_wait_is_bounded_when_samples_never_come():
+    stuck = RingBuffer(2000, 1)
+    _write(stuck, 0.0, 4.5)
+    feeds = {"gsr": Feed(_buffer(6.0), (0,), RATE_HZ), "ppg": Feed(stuck, (0,), RATE_HZ)}
+    clock = SteppingClock(4.9)
+    window = next(_scheduler(feeds, clock, max_wait_s=0.2).windows())
+    assert clock.t >= 5.0 + 0.2  # waited its max_wait_s of clock time, no more
+    assert clock.t < 5.0 + 0.5
+    assert len(window.windows["ppg"]) == 150  # cut with what there was
+    assert window.reasons == {}
+
+
+def test_a_stale_stream_is_masked_with_the_reason_and_not_waited_for():
+    feeds = {"gsr": Feed(_buffer(6.0), (0,), RATE_HZ), "ppg": Feed(_buffer(2.0), (0,), RATE_HZ)}
+    clock = SteppingClock(5.9)
+    window = next(_scheduler(feeds, clock, max_wait_s=5.0, stale_s=1.5).windows())
+    assert window.windows["ppg"] is None
+    assert window.reasons["ppg"] == "ppg: stale, newest sample 4.0 s old"
+    assert window.windows["gsr"] is not None
+    assert clock.t < 6.0 + 0.5  # no waiting for a stream that went quiet
+
+
+@pytest.mark.parametrize(("feeds", "reason"), [({}, "no stream"), (None, "no data yet")])
+def test_a_modality_without_data_is_named(feeds, reason):
+    if feeds is None:
+        feeds = {"ppg": Feed(RingBuffer(10, 1), (0,), RATE_HZ)}
+    feeds = {"gsr": Feed(_buffer(6.0), (0,), RATE_HZ), **feeds}
+    window = next(_scheduler(feeds, SteppingClock(4.9), max_wait_s=0.1).windows())
+    assert window.windows["ppg"] is None
+    assert window.reasons["ppg"] == f"ppg: {reason}"
