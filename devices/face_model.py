@@ -9,6 +9,7 @@ detecting it anew) and needs increasing timestamps.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import helo.models
+from helo.devices.native_output import native_output_to_log
 from helo.models.errors import HeloError
 from helo.models.features.face import BLENDSHAPE_NAMES
 
@@ -95,12 +97,14 @@ class FaceLandmarker:
             output_facial_transformation_matrixes=True,
         )
         try:
-            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+            with native_output_to_log(2, "mediapipe"):
+                self._landmarker = vision.FaceLandmarker.create_from_options(options)
         except (RuntimeError, ValueError) as exc:
             raise FaceModelError(
                 f"{path}: not a usable Face Landmarker model ({str(exc).splitlines()[0]})"
             ) from None
         self._last_ms = -1
+        self._frames = 0
 
     def process(self, rgb: np.ndarray, timestamp_ms: int, landmarks: bool = False) -> FaceFrame:
         """Blendshapes and pose of ``rgb`` (``[H, W, 3]`` uint8, RGB order); the 478
@@ -110,7 +114,10 @@ class FaceLandmarker:
         timestamp_ms = max(int(timestamp_ms), self._last_ms + 1)  # VIDEO mode: increasing
         self._last_ms = timestamp_ms
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-        result = self._landmarker.detect_for_video(image, timestamp_ms)
+        first = self._frames == 0  # TF Lite greets the terminal on the first frame
+        self._frames += 1
+        with native_output_to_log(2, "mediapipe") if first else contextlib.nullcontext():
+            result = self._landmarker.detect_for_video(image, timestamp_ms)
         if not result.face_blendshapes:
             return FaceFrame(np.full(len(BLENDSHAPE_NAMES), np.nan), False)
         categories = result.face_blendshapes[0]

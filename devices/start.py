@@ -113,6 +113,7 @@ def _start_webcam(options: DeviceOptions, handle: StartedDevices) -> None:
         face_model=options.face_model,
         loop=options.loop_video,
         source_id=f"helo-webcam-{os.getpid()}",
+        wait_for_reader=True,
     )
     try:
         handle.started.append(webcam.start())

@@ -73,6 +73,19 @@ class WebcamStats:
                 out[f"{name}_p99_ms"] = float(np.percentile(values, 99))
         return out
 
+    def describe(self) -> str:
+        """One line for the end of a session."""
+        s = self.summary()
+        line = (
+            f"{self.captured} frames captured, {self.processed} processed, "
+            f"{self.dropped} dropped, {self.no_face} without a face"
+        )
+        if "process_p50_ms" in s:
+            line += (
+                f"; face model p50 {s['process_p50_ms']:.1f} ms, p99 {s['process_p99_ms']:.1f} ms"
+            )
+        return line
+
 
 def face_stream_info(name: str, source_id: str, srate_hz: float) -> pylsl.StreamInfo:
     info = pylsl.StreamInfo(
@@ -105,8 +118,10 @@ class WebcamDevice:
         loop: bool = False,
         width: int | None = None,
         height: int | None = None,
+        wait_for_reader: bool = False,
     ):
         self.source = source
+        self.wait_for_reader = wait_for_reader
         self.fps_cap = fps_cap
         self.face_model = face_model
         self.name = name
@@ -222,6 +237,8 @@ class WebcamDevice:
             native = capture.get(cv2.CAP_PROP_FPS) or self.srate_hz
             skip_every = max(1.0, native / self.srate_hz)
         index = 0.0
+        if self._is_file and self.wait_for_reader:
+            self._wait_for_reader()
         while not self._stop.is_set():
             ok, frame = capture.read()
             stamp = pylsl.local_clock()
@@ -257,6 +274,14 @@ class WebcamDevice:
                     self._stop.wait(delay)
                 else:
                     next_due = time.perf_counter()
+
+    def _wait_for_reader(self) -> None:
+        """A video file stands in for a camera: its frames start when someone listens
+        (a session still looking for its other streams would miss the beginning)."""
+        outlet = self.outlet
+        assert outlet is not None, "open() first"
+        while not self._stop.is_set() and not outlet.wait_for_consumers(0.1):
+            pass
 
     def _face_loop(self) -> None:
         landmarker, outlet = self._landmarker, self.outlet

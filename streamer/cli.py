@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 
+from helo.devices.native_output import quiet_liblsl, terminal_stream
 from helo.models.errors import HeloError
 from helo.streamer import __version__
 from helo.streamer.commands import bench, evaluate, gui, record, replay, report, run, train
@@ -40,13 +41,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(verbose: bool) -> None:
+    """Our lines on the terminal; native libraries' lines in the log (``-v`` shows them):
+    liblsl is told to log errors only, and Python's log goes to a duplicate of stderr
+    so that native output captured from descriptor 2 never swallows it."""
+    if not verbose:
+        quiet_liblsl()
+    if logging.getLogger().handlers:  # embedded (tests, a notebook): keep theirs
+        return
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=terminal_stream()
+    )
+    if verbose:  # our debug lines and the native ones, not every library's
+        logging.getLogger("helo").setLevel(logging.DEBUG)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(args.verbose)
     if args.command in INFERENCE_COMMANDS:
         configure_for_inference()
     try:

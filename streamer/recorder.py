@@ -15,42 +15,18 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import os
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pylsl
 
+from helo.devices.native_output import native_output_to_log
 from helo.models.errors import HeloError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FOLDER = Path("recordings")
-
-
-@contextlib.contextmanager
-def native_stdout_to_stderr() -> Iterator[None]:
-    """Send what native code prints to stdout (LabRecorder's progress lines) to stderr,
-    keeping Python's ``sys.stdout`` (the prediction lines) on the real stdout."""
-    try:
-        sys.stdout.flush()
-        saved = os.dup(1)
-    except (OSError, ValueError):  # no usable stdout: nothing to protect
-        yield
-        return
-    original = sys.stdout
-    try:
-        os.dup2(2, 1)
-        sys.stdout = os.fdopen(os.dup(saved), "w", buffering=1)
-        yield
-    finally:
-        sys.stdout.flush()
-        sys.stdout.close()
-        sys.stdout = original
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def new_recording_path(folder: str | Path = DEFAULT_FOLDER, prefix: str = "session") -> Path:
@@ -77,7 +53,9 @@ def resolve_by_source_id(source_id: str, timeout_s: float = 5.0) -> pylsl.Stream
 
 
 class Recorder:
-    """Records the given streams to ``path`` until :meth:`stop`."""
+    """Records the given streams to ``path`` until :meth:`stop`. The bindings print
+    progress to stdout ("Opened the stream ...", "Wrote footer ..."): from start to
+    stop those lines go to the debug log, and Python's prints stay on stdout."""
 
     def __init__(self, path: str | Path, infos: Sequence[pylsl.StreamInfo]):
         if not infos:
@@ -85,6 +63,7 @@ class Recorder:
         self.path = Path(path)
         self.infos = list(infos)
         self._recording = None
+        self._chatter = contextlib.ExitStack()
 
     def start(self) -> Recorder:
         import labrecorder
@@ -92,11 +71,13 @@ class Recorder:
         if self.path.exists():
             raise HeloError(f"{self.path}: exists; recordings are never overwritten")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._chatter.enter_context(native_output_to_log(1, "labrecorder"))
         try:
             self._recording = labrecorder.Recording(
                 str(self.path), [info.as_xml() for info in self.infos]
             )
         except Exception as exc:  # the bindings raise plain RuntimeErrors
+            self._chatter.close()
             raise HeloError(f"{self.path}: cannot start recording ({exc})") from None
         names = ", ".join(info.name() for info in self.infos)
         log.info("recording %s to %s", names, self.path)
@@ -111,6 +92,7 @@ class Recorder:
             recording.stop()
             del recording
             gc.collect()
+            self._chatter.close()
             log.info(
                 "recording closed: %s (%.1f MB)",
                 self.path,

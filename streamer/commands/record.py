@@ -21,7 +21,6 @@ from helo.models.errors import HeloError
 from helo.streamer.recorder import (
     DEFAULT_FOLDER,
     Recorder,
-    native_stdout_to_stderr,
     new_recording_path,
 )
 from helo.streamer.session import run_until_signal
@@ -92,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         infos = find_streams(args.stream, args.resolve_timeout_s)
         path = args.out if args.out.suffix == ".xdf" else new_recording_path(args.out)
-        with native_stdout_to_stderr(), Recorder(path, infos):
+        with Recorder(path, infos):
             run_until_signal(wait, stop.set)
         print(f"recorded {len(infos)} stream(s) to {path}")
     finally:

@@ -12,7 +12,6 @@ completed. ``--gui`` shows the same session in the desktop app.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import logging
 from pathlib import Path
@@ -25,7 +24,6 @@ from helo.streamer.commands.session_args import (
     session_config_from,
 )
 from helo.streamer.lsl_reader import StreamHealth
-from helo.streamer.recorder import native_stdout_to_stderr
 from helo.streamer.session import LiveSession, run_until_signal
 
 log = logging.getLogger("helo.streamer.run")
@@ -99,14 +97,13 @@ def run(args: argparse.Namespace) -> int:
             truth_stream=config.truth_stream or devices.truth,
         )
         session = LiveSession(config)
-        chatter = native_stdout_to_stderr() if config.record else contextlib.nullcontext()
-        with chatter, session:
+        with session:
             run_until_signal(session.run, session.stop)
             summary = session.latency.summary()
             health = session.health()
         _print_summary(summary, health, session)
         if devices.webcam is not None:
-            log.info("webcam: %s", devices.webcam.stats().summary())
+            log.info("webcam: %s", devices.webcam.stats().describe())
     return 0
 
 
