@@ -46,6 +46,7 @@ class DeviceOptions:
     fps_cap: float | None = None
     face_model: str | Path | None = None  # default: the shipped Face Landmarker
     faults: tuple[str, ...] = ()  # synthetic device: "eeg:nan:20-22", ...
+    style: str = ""  # synthetic device: a lab's stream shape, "eeg_rate=500,eeg_unit=V"
     allow_missing: bool = True  # a webcam that fails is a warning when others stream
 
     def __post_init__(self) -> None:
@@ -127,16 +128,20 @@ def _start_webcam(options: DeviceOptions, handle: StartedDevices) -> None:
 
 
 def _start_synthetic(options: DeviceOptions, handle: StartedDevices) -> None:
-    from helo.devices.synthetic import Fault, SyntheticDevice
+    from helo.devices.synthetic import Fault, StreamStyle, SyntheticDevice
 
     try:
         faults = tuple(Fault.parse(text) for text in options.faults)
     except ValueError as exc:
         raise HeloError(f"--fault: {exc}") from None
+    try:
+        style = StreamStyle.parse(options.style)
+    except ValueError as exc:
+        raise HeloError(f"--style {options.style!r}: {exc}") from None
     simulated = (
         ("eeg", "gsr", "ppg") if "webcam" in options.devices else ("eeg", "gsr", "ppg", "face")
     )
-    device = SyntheticDevice(faults=faults, modalities=simulated).start()
+    device = SyntheticDevice(faults=faults, modalities=simulated, style=style).start()
     handle.started.append(device)
     for modality in device.modalities:
         handle.streams.setdefault(modality, f"{device.source_prefix}-{modality}")

@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pylsl
@@ -45,18 +46,164 @@ _FORMATS = {
 _UNITS = {"eeg": "microvolts", "gsr": "microsiemens", "ppg": "au", "face": "score"}
 
 
-def synthetic_stream_info(modality: str, source_prefix: str) -> pylsl.StreamInfo:
+LABEL_STYLES = ("model", "prefixed", "old", "biosemi", "none")
+EEG_SCALE = {"microvolts": 1.0, "volts": 1e-6, "millivolts": 1e-3, "": 1.0}  # from µV
+
+
+@dataclass(frozen=True)
+class StreamStyle:
+    """How a lab's own devices would send the simulated signals: another EEG rate,
+    other labels, electrodes missing or added, other units, another camera rate. The
+    default is our own shape. ``streamer run --device synthetic --style
+    eeg_rate=500,eeg_labels=prefixed,eeg_missing=O1+Fz,eeg_unit=V,gsr_unit=kOhm``."""
+
+    eeg_rate_hz: float | None = None
+    eeg_labels: str = "model"  # model | prefixed (EEG Fp1-Ref) | old (T3..T6) | biosemi | none
+    eeg_missing: tuple[str, ...] = ()  # electrodes the cap lacks
+    eeg_extra: int = 0  # more electrodes than the model uses (10-05 names)
+    eeg_unit: str = "microvolts"  # microvolts | volts | millivolts | "" (none declared)
+    gsr_unit: str = "microsiemens"  # microsiemens | kiloohms | ""
+    face_rate_hz: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.eeg_labels not in LABEL_STYLES:
+            raise ValueError(f"eeg_labels must be one of {LABEL_STYLES}")
+        if self.eeg_unit not in EEG_SCALE:
+            raise ValueError(f"eeg_unit must be one of {sorted(EEG_SCALE)}")
+        if self.gsr_unit not in ("microsiemens", "kiloohms", ""):
+            raise ValueError("gsr_unit must be microsiemens, kiloohms or empty")
+        unknown = sorted(set(self.eeg_missing) - set(SYNTHETIC_STREAMS["eeg"].channels))
+        if unknown:
+            raise ValueError(f"eeg_missing: {unknown} are not electrodes of the model")
+
+    @classmethod
+    def parse(cls, text: str) -> StreamStyle:
+        """``eeg_rate=500,eeg_labels=old,eeg_missing=O1+Fz,eeg_unit=V,face_rate=24``."""
+        names = {"eeg_rate": "eeg_rate_hz", "face_rate": "face_rate_hz"}
+        units = {"V": "volts", "mV": "millivolts", "uV": "microvolts", "kOhm": "kiloohms"}
+        values: dict[str, Any] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            key, sep, value = item.partition("=")
+            key = names.get(key.strip(), key.strip())
+            if not sep or key not in cls.__dataclass_fields__:
+                raise ValueError(
+                    f"--style {item!r}: expected KEY=VALUE, KEY one of "
+                    "eeg_rate, eeg_labels, eeg_missing, eeg_extra, eeg_unit, "
+                    "gsr_unit, face_rate"
+                )
+            value = value.strip()
+            if key in ("eeg_rate_hz", "face_rate_hz"):
+                values[key] = float(value)
+            elif key == "eeg_extra":
+                values[key] = int(value)
+            elif key == "eeg_missing":
+                values[key] = tuple(v for v in value.split("+") if v)
+            else:
+                values[key] = units.get(value, value)
+        return cls(**values)
+
+    def rates_hz(self) -> dict[str, float]:
+        rates = {"eeg": self.eeg_rate_hz, "face": self.face_rate_hz}
+        return {m: r for m, r in rates.items() if r}
+
+    def eeg_channels(self) -> tuple[list[int], tuple[str, ...]]:
+        """Which simulated electrodes are sent (indices) and their labels, extras last."""
+        channels = SYNTHETIC_STREAMS["eeg"].channels
+        kept = [i for i, c in enumerate(channels) if c not in self.eeg_missing]
+        labels = [self._label(channels[i], i) for i in kept]
+        extras = [c for c in _EXTRA_ELECTRODES if c not in channels][: self.eeg_extra]
+        labels += [self._label(c, len(channels) + k) for k, c in enumerate(extras)]
+        return kept, tuple(labels)
+
+    def _label(self, name: str, position: int) -> str:
+        if self.eeg_labels == "prefixed":
+            return f"EEG {name}-Ref"
+        if self.eeg_labels == "old":
+            return {"T7": "T3", "T8": "T4", "P7": "T5", "P8": "T6"}.get(name, name).upper()
+        if self.eeg_labels == "biosemi":
+            return f"{'ABCDEFGH'[position // 32]}{position % 32 + 1}"
+        return "" if self.eeg_labels == "none" else name
+
+    def eeg_samples(self, samples: np.ndarray) -> np.ndarray:
+        """The simulated µV samples as this cap sends them (electrodes, extras, unit)."""
+        kept, labels = self.eeg_channels()
+        out = samples[:, kept]
+        n_extra = len(labels) - len(kept)
+        if n_extra:  # extra electrodes: mixtures of their neighbours, as real ones are
+            mix = np.resize(np.arange(samples.shape[1]), (n_extra, 2))
+            out = np.concatenate([out, samples[:, mix].mean(axis=2)], axis=1)
+        return out * EEG_SCALE[self.eeg_unit]
+
+    def gsr_samples(self, samples: np.ndarray) -> np.ndarray:
+        """Skin conductance (µS) as this device sends it: a resistance in kΩ if asked."""
+        return 1000.0 / np.maximum(samples, 1e-3) if self.gsr_unit == "kiloohms" else samples
+
+    def as_sent(self, modality: str, samples: np.ndarray) -> np.ndarray:
+        if modality == "eeg":
+            return self.eeg_samples(samples)
+        if modality == "gsr":
+            return self.gsr_samples(samples)
+        return samples
+
+
+# Electrodes a 64-channel cap has beyond the model's 32 (standard 10-05 names).
+_EXTRA_ELECTRODES = (
+    "AF7",
+    "AF8",
+    "F1",
+    "F2",
+    "F5",
+    "F6",
+    "FT7",
+    "FT8",
+    "FC3",
+    "FC4",
+    "C1",
+    "C2",
+    "C5",
+    "C6",
+    "TP7",
+    "TP8",
+    "CP3",
+    "CP4",
+    "P1",
+    "P2",
+    "P5",
+    "P6",
+    "PO7",
+    "PO8",
+    "P9",
+    "P10",
+    "Iz",
+    "POz",
+    "CPz",
+    "FCz",
+    "AFz",
+    "Fpz",
+)
+
+
+def synthetic_stream_info(
+    modality: str, source_prefix: str, style: StreamStyle | None = None
+) -> pylsl.StreamInfo:
     spec = SYNTHETIC_STREAMS[modality]
-    srate = spec.srate_hz
+    style = style or StreamStyle()
+    srate = style.rates_hz().get(modality, spec.srate_hz)
+    channels, unit = tuple(spec.channels), _UNITS[modality]
+    if modality == "eeg":
+        channels, unit = style.eeg_channels()[1], style.eeg_unit
+    elif modality == "gsr":
+        unit = style.gsr_unit
     info = pylsl.StreamInfo(
         f"HeLo-synthetic-{spec.stream_type}",
         spec.stream_type,
-        len(spec.channels),
+        len(channels),
         srate,
         _FORMATS[modality],
         f"{source_prefix}-{modality}",
     )
-    declare_channels(info, spec.channels, units=_UNITS[modality], kind=spec.stream_type)
+    if not (modality == "eeg" and style.eeg_labels == "none"):  # "none": a bare amplifier
+        declare_channels(info, channels, units=unit, kind=spec.stream_type)
     if modality == "face":
         # Frames can be dropped by a real camera: tell XDF readers not to de-jitter.
         declare_can_drop_samples(info)
@@ -79,24 +226,35 @@ def truth_stream_info(source_prefix: str, labels: tuple[str, ...] = EMOTIONS) ->
 
 @dataclass(frozen=True)
 class Fault:
-    """A scripted sensor problem: ``kind`` "nan" (a burst of NaN samples) or "drop"
-    (nothing is sent) on ``modality`` from ``start_s`` to ``end_s`` of session time."""
+    """A scripted sensor problem on ``modality`` from ``start_s`` to ``end_s`` of session
+    time: ``kind`` "nan" (a burst of NaN samples), "glitch" (samples of 1e30, a sensor
+    gone mad), "drop" (nothing is sent), or "jump" (timestamps off by ``offset_s``, an
+    amplifier whose clock jumped; ``eeg:jump+3600:20`` from 20 s on)."""
 
     modality: str
     kind: str
     start_s: float
-    end_s: float
+    end_s: float = np.inf
+    offset_s: float = 0.0
+
+    KINDS = ("nan", "glitch", "drop", "jump")
+    GLITCH_VALUE = 1e30
 
     @classmethod
     def parse(cls, text: str) -> Fault:
-        """``eeg:nan:10-12`` -> Fault("eeg", "nan", 10, 12)."""
+        """``eeg:nan:10-12`` -> Fault("eeg", "nan", 10, 12); ``eeg:jump-3600:20``."""
+        usage = (
+            f"fault {text!r}: expected MODALITY:nan|glitch|drop:START-END or MODALITY:jump±S:START"
+        )
         try:
             modality, kind, span = text.split(":")
+            if kind.startswith("jump"):
+                return cls(modality, "jump", float(span), np.inf, float(kind[4:]))
             start, end = (float(v) for v in span.split("-"))
         except ValueError:
-            raise ValueError(f"fault {text!r}: expected MODALITY:nan|drop:START-END") from None
-        if kind not in ("nan", "drop") or not end > start:
-            raise ValueError(f"fault {text!r}: kind must be nan or drop, and END > START")
+            raise ValueError(usage) from None
+        if kind not in cls.KINDS or not end > start:
+            raise ValueError(f"{usage}; END > START")
         return cls(modality, kind, start, end)
 
 
@@ -118,10 +276,16 @@ class SyntheticDevice:
         chunk_s: float = 0.02,
         truth: bool = True,
         faults: tuple[Fault, ...] = (),
+        style: StreamStyle | None = None,
     ):
         self.script = script or EmotionScript.tour()
+        self.style = style or StreamStyle()
         self.session = SyntheticSession(
-            self.script, subject=subject, seed=seed, modalities=modalities
+            self.script,
+            subject=subject,
+            seed=seed,
+            modalities=modalities,
+            rates_hz=self.style.rates_hz(),
         )
         self.modalities = modalities
         self.source_prefix = source_prefix or f"helo-synthetic-{os.getpid()}"
@@ -137,7 +301,7 @@ class SyntheticDevice:
         self.pushed: dict[str, int] = dict.fromkeys(modalities, 0)
 
     def infos(self) -> list[pylsl.StreamInfo]:
-        return [synthetic_stream_info(m, self.source_prefix) for m in self.modalities]
+        return [synthetic_stream_info(m, self.source_prefix, self.style) for m in self.modalities]
 
     def start_outlets(self) -> SyntheticDevice:
         """Create the outlets and fix session time 0, without the pushing thread (a caller
@@ -179,6 +343,7 @@ class SyntheticDevice:
         assert self.t0 is not None
         for modality, outlet in self._outlets.items():
             times, samples = self.session.read(modality, session_s)
+            samples = self.style.as_sent(modality, samples)
             times, samples = self._apply_faults(modality, times, samples)
             if len(times):
                 outlet.push_chunk(samples.astype(np.float32), (self.t0 + times).tolist())
@@ -198,9 +363,11 @@ class SyntheticDevice:
             if fault.modality != modality or not len(times):
                 continue
             hit = (times >= fault.start_s) & (times < fault.end_s)
-            if fault.kind == "nan":
+            if fault.kind in ("nan", "glitch"):
                 samples = samples.copy()
-                samples[hit] = np.nan
+                samples[hit] = np.nan if fault.kind == "nan" else Fault.GLITCH_VALUE
+            elif fault.kind == "jump":
+                times = np.where(hit, times + fault.offset_s, times)
             else:
                 times, samples = times[~hit], samples[~hit]
         return times, samples

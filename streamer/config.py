@@ -15,6 +15,12 @@ truth_stream = "MyTruth"  # a stream with a known distribution: recorded, drawn 
 [streams]                 # which stream feeds a modality (name, source_id or type)
 eeg = "BioSemi"
 
+[inputs]                  # what the lab knows of its streams (see docs/inputs.md)
+montage = "biosemi64"     # translate BioSemi ABC labels (A1..B32) to 10-20 names
+max_interpolated = 0.25   # share of the model's EEG channels that may be interpolated
+channels.eeg = "Fp1,Fp2,F3,F4,C3,C4,P3,P4"  # labels for a stream that has none
+units.eeg = "V"           # the stream's unit, when its description says none or wrong
+
 [outputs]
 stdout = true
 jsonl = "out/predictions.jsonl"
@@ -34,10 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from helo.models.errors import HeloError
+from helo.models.features.adapt import AdaptOptions
+from helo.models.features.channels import parse_channel_list
 from helo.streamer.lsl_reader import BUFFER_S
 from helo.streamer.scheduler import MAX_WAIT_S, STALE_S
 
-_SECTIONS = {"session", "streams", "outputs"}
+_SECTIONS = {"session", "streams", "inputs", "outputs"}
+_INPUT_KEYS = {"montage", "max_interpolated", "channels", "units"}
 RESOLVE_TIMEOUT_S = 10.0
 
 
@@ -54,6 +63,7 @@ class SessionConfig:
     allow_missing: bool = True
     accelerator: str = "auto"
     streams: dict[str, str] = field(default_factory=dict)
+    inputs: AdaptOptions = field(default_factory=AdaptOptions)
     truth_stream: str | None = None  # source_id or name of a stream of true distributions
     stdout: bool = True
     jsonl: Path | None = None
@@ -75,6 +85,11 @@ class SessionConfig:
             raise HeloError(f"session config: hop_s must be > 0, got {self.hop_s!r}")
         if self.duration_s is not None and not self.duration_s > 0:
             raise HeloError(f"--duration must be > 0 seconds, got {self.duration_s!r}")
+        if not 0.0 <= self.inputs.max_interpolated < 1.0:
+            raise HeloError(
+                "session config: max_interpolated must be a share in [0, 1), got "
+                f"{self.inputs.max_interpolated!r}"
+            )
         if self.accelerator not in ("auto", "cpu", "cuda"):
             raise HeloError(
                 f"session config: accelerator must be auto, cpu or cuda, got {self.accelerator!r}"
@@ -84,6 +99,7 @@ class SessionConfig:
 def load_session_config(path: Path | None, overrides: dict[str, Any]) -> SessionConfig:
     """Settings from ``path`` (TOML), then ``overrides`` (flags; None means not given)."""
     values: dict[str, Any] = {}
+    inputs: dict[str, Any] = {"channels": {}, "units": {}}
     if path is not None:
         try:
             with path.open("rb") as handle:
@@ -98,18 +114,57 @@ def load_session_config(path: Path | None, overrides: dict[str, Any]) -> Session
         values.update(data.get("session", {}))
         values.update(data.get("outputs", {}))
         values["streams"] = {str(k): str(v) for k, v in data.get("streams", {}).items()}
+        _read_inputs(path, data.get("inputs", {}), inputs)
     for key, value in overrides.items():
         if value is None:
             continue
         if key == "streams":
             values.setdefault("streams", {}).update(value)
+        elif key in ("channels", "units"):
+            inputs[key].update(value)
+        elif key in _INPUT_KEYS:
+            inputs[key] = value
         else:
             values[key] = value
+    values["inputs"] = AdaptOptions(**inputs)
     known = {f.name for f in fields(SessionConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise HeloError(f"session config: unknown setting(s) {unknown}")
     return SessionConfig(**values)
+
+
+def _read_inputs(path: Path, section: dict[str, Any], inputs: dict[str, Any]) -> None:
+    unknown = sorted(set(section) - _INPUT_KEYS)
+    if unknown:
+        raise HeloError(f"{path}: [inputs] unknown key(s) {unknown}; use {sorted(_INPUT_KEYS)}")
+    for key in ("montage", "max_interpolated"):
+        if key in section:
+            inputs[key] = section[key]
+    for modality, labels in dict(section.get("channels", {})).items():
+        inputs["channels"][str(modality)] = parse_channel_list(
+            labels, f"{path}: [inputs] channels.{modality}"
+        )
+    inputs["units"].update({str(k): str(v) for k, v in dict(section.get("units", {})).items()})
+
+
+def parse_pairs(items: list[str], flag: str, what: str) -> dict[str, str]:
+    """``--units eeg=V`` style flags -> ``{"eeg": "V"}``."""
+    out = {}
+    for item in items:
+        modality, sep, value = item.partition("=")
+        if not sep or not modality.strip() or not value.strip():
+            raise HeloError(f"{flag} {item!r}: expected MODALITY={what}")
+        out[modality.strip()] = value.strip()
+    return out
+
+
+def parse_channel_flags(items: list[str]) -> dict[str, tuple[str, ...]]:
+    """``--channels eeg=Fp1,Fp2,...`` flags -> ``{"eeg": ("Fp1", "Fp2", ...)}``."""
+    return {
+        modality: parse_channel_list(labels, f"--channels {modality}")
+        for modality, labels in parse_pairs(items, "--channels", "LABEL,LABEL,...").items()
+    }
 
 
 def parse_stream_overrides(items: list[str]) -> dict[str, str]:

@@ -68,6 +68,7 @@ class StreamHealth:
     drift_ms_per_min: float | None = None
     lost: int = 0
     errors: list[str] = field(default_factory=list)
+    adapted: tuple[str, ...] = ()  # what the session adapts (rate, channels, units)
 
     def problems(self, stale_s: float = STALE_S) -> list[str]:
         """Readable problems, empty when all is well."""

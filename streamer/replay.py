@@ -20,6 +20,7 @@ import numpy as np
 import pylsl
 
 from helo.models.errors import DatasetError
+from helo.models.features.adapt import AdaptOptions
 from helo.models.features.mapping import MappingError, map_streams
 from helo.models.features.spec import FeatureSpec
 from helo.models.streams import PREDICTION_TYPE, declare_channels
@@ -42,13 +43,14 @@ class ReplaySource:
         overrides: Mapping[str, str] | None = None,
         allow_missing: bool = True,
         streams: Sequence[RecordedStream] | None = None,
+        inputs: AdaptOptions | None = None,
     ):
         self.path = Path(path)
         self.spec = spec
         self.streams = list(streams) if streams is not None else read_recording(self.path)
         data = [s for s in self.streams if s.description.numeric]
         descriptions = [s.description for s in data]
-        mapping = map_streams(spec, descriptions, overrides)
+        mapping = map_streams(spec, descriptions, overrides, inputs)
         for name, source in list(mapping.sources.items()):
             if len(data[source.stream].times) == 0:  # a header without samples cannot feed
                 del mapping.sources[name]
@@ -62,6 +64,8 @@ class ReplaySource:
         self.missing = dict(mapping.missing)
         for why in self.missing.values():
             log.warning("%s: %s; replaying without it", self.path, why)
+        for line in mapping.header_lines(descriptions):
+            log.info("%s", line)
         self.feeds: dict[str, Feed] = {}
         self._sources: list[tuple[RecordedStream, RingBuffer]] = []
         self._next: list[int] = []
@@ -74,12 +78,7 @@ class ReplaySource:
                 used[source.stream] = RingBuffer(capacity, stream.samples.shape[1], np.float32)
                 self._sources.append((stream, used[source.stream]))
                 self._next.append(0)
-            self.feeds[name] = Feed(
-                used[source.stream],
-                source.channel_index,
-                stream.description.srate_hz,
-                stream.description.name,
-            )
+            self.feeds[name] = Feed(used[source.stream], source.adapter)
         fed = [s for s, _ in self._sources]
         self.start_s = min(float(s.times[0]) for s in fed)
         self.end_s = max(float(s.times[-1]) for s in fed)

@@ -56,6 +56,7 @@ class ReplaySession(Session):
             spec,
             overrides=self.config.streams,
             allow_missing=self.config.allow_missing,
+            inputs=self.config.inputs,
         )
         self.source = source
         self.descriptions = {s.description.name: s.description for s in source.streams}
@@ -141,7 +142,7 @@ class ReplaySession(Session):
 
     # ------------------------------------------------------------------ views
 
-    def health(self) -> list[StreamHealth]:
+    def _stream_health(self) -> list[StreamHealth]:
         return self.source.health(self.now()) if self.source is not None else []
 
     def truth(self, t_start: float, t_end: float) -> tuple[np.ndarray, np.ndarray] | None:

@@ -4,9 +4,12 @@ The same scheduler serves live sessions and replays; only the clock differs
 (:mod:`streamer.clocks`). At each hop it waits for the clock to reach the window
 end ``t_end``, then (bounded by ``max_wait_s``) for every stream to deliver its
 samples up to ``t_end``, and cuts from each modality's ring buffer the samples
-of ``(t_end - window_s, t_end]`` in the spec's channel order. A modality with no
-stream, or whose newest sample is older than ``stale_s``, is marked with the
-reason and left out (the model masks it); nothing is ever filled in.
+of ``(t_end - window_s, t_end]``, adapted to the model's input (its channels,
+units and rate: :mod:`helo.models.features.adapt`, the code training uses too). A
+modality with no stream, whose newest sample is older than ``stale_s``, or whose
+window holds a glitch, is marked with the reason and left out (the model masks
+it); nothing is ever filled in, except the model's missing EEG channels, which
+are interpolated from the present ones when the session says so.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from helo.models.features.adapt import InputAdapter
 from helo.models.features.spec import FeatureSpec
 from helo.streamer.buffers import RingBuffer
 from helo.streamer.clocks import Clock
@@ -28,12 +32,20 @@ STALE_S = 2.0  # a stream whose newest sample is older than this is masked
 
 @dataclass(frozen=True)
 class Feed:
-    """Where a modality's samples come from: a buffer and which of its channels."""
+    """Where a modality's samples come from: a buffer, and how its stream becomes the
+    model's input (channels, units, rate: the same adapter training uses)."""
 
     buffer: RingBuffer
-    channel_index: tuple[int, ...]
-    srate_hz: float  # nominal rate of the stream; 0 for irregular streams
-    stream_name: str = ""
+    adapter: InputAdapter
+
+    @property
+    def srate_hz(self) -> float:
+        """Nominal rate of the stream; 0 for irregular streams."""
+        return self.adapter.stream.srate_hz
+
+    @property
+    def stream_name(self) -> str:
+        return self.adapter.stream.name
 
 
 @dataclass
@@ -47,6 +59,7 @@ class WindowSet:
     newest_sample: float | None = None  # newest timestamp inside any window (latency origin)
     cut_at: float = 0.0  # clock time the windows were cut
     cut_wall: float = 0.0  # time.perf_counter() when cut (the monitor's own compute time)
+    interpolated: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> channels
 
 
 class WindowScheduler:
@@ -157,6 +170,7 @@ class WindowScheduler:
         windows: dict[str, np.ndarray | None] = {}
         reasons: dict[str, str] = {}
         newest_in = None
+        interpolated: dict[str, tuple[str, ...]] = {}
         for mod in self.spec.modalities:
             feed = self.feeds.get(mod.name)
             if feed is None:
@@ -170,16 +184,28 @@ class WindowScheduler:
                 windows[mod.name] = None
                 reasons[mod.name] = f"{mod.name}: stale, newest sample {t_end - newest:.1f} s old"
                 continue
-            times, samples = feed.buffer.read_span(t_end - mod.window_s, t_end)
-            if len(times) == 0:
-                windows[mod.name], reasons[mod.name] = None, f"{mod.name}: no samples in window"
-                continue
-            index = feed.channel_index
-            same = len(index) == samples.shape[1] and index == tuple(range(len(index)))
-            windows[mod.name] = samples if same else samples[:, list(index)]
-            newest_in = float(times[-1]) if newest_in is None else max(newest_in, float(times[-1]))
+            times, samples = feed.buffer.read_span(feed.adapter.read_from(t_end), t_end)
+            windows[mod.name], reasons[mod.name] = None, f"{mod.name}: no samples in window"
+            for _, window, reason in feed.adapter.windows(times, samples, np.array([t_end])):
+                if window is None:
+                    reasons[mod.name] = reason or f"{mod.name}: unusable window"
+                else:
+                    windows[mod.name] = window[0]
+                    del reasons[mod.name]
+                    if feed.adapter.interpolated:
+                        interpolated[mod.name] = feed.adapter.interpolated
+            if len(times):
+                newest = float(times[-1])
+                newest_in = newest if newest_in is None else max(newest_in, newest)
         window_set = WindowSet(
-            self._index, t_end, windows, reasons, newest_in, self.clock.now(), time.perf_counter()
+            self._index,
+            t_end,
+            windows,
+            reasons,
+            newest_in,
+            self.clock.now(),
+            time.perf_counter(),
+            interpolated,
         )
         self._index += 1
         return window_set

@@ -14,6 +14,7 @@ runtime knows nothing of Qt: the app subscribes to predictions like any sink.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -122,7 +123,20 @@ class Session:
         return self.clock.now() if self.clock is not None else pylsl.local_clock()
 
     def health(self) -> list[StreamHealth]:
+        """Per stream: how it is doing, and what the session adapts of it."""
+        return self._with_adaptation(self._stream_health())
+
+    def _stream_health(self) -> list[StreamHealth]:
         return []
+
+    def _with_adaptation(self, health: list[StreamHealth]) -> list[StreamHealth]:
+        if self.pipeline is None:
+            return health
+        notes: dict[str, list[str]] = {}
+        for name, feed in self.pipeline.scheduler.feeds.items():
+            lines = feed.adapter.describe()
+            notes.setdefault(feed.stream_name, []).extend(f"{name}: {line}" for line in lines)
+        return [dataclasses.replace(h, adapted=tuple(notes.get(h.name, ()))) for h in health]
 
     def truth(self, t_start: float, t_end: float) -> tuple[np.ndarray, np.ndarray] | None:
         """The true distribution over ``(t_start, t_end]`` when the source has one."""
@@ -190,13 +204,7 @@ class LiveSession(Session):
                 self.readers[source.stream] = StreamReader(
                     infos[source.stream], buffer_s=config.buffer_s
                 )
-            description = descriptions[source.stream]
-            feeds[name] = Feed(
-                self.readers[source.stream].buffer,
-                source.channel_index,
-                description.srate_hz,
-                description.name,
-            )
+            feeds[name] = Feed(self.readers[source.stream].buffer, source.adapter)
         self.descriptions = {d.name: d for d in descriptions}
         self._assemble(feeds, WallClock(), lsl_source_id=f"helo-predictions-{id(self):x}")
         for reader in self.readers.values():
@@ -226,7 +234,7 @@ class LiveSession(Session):
                     headers[info.uid()] = full_info(info)
                 infos.append(info)  # the resolved info: it knows where the stream is
             descriptions = [describe_lsl(headers[i.uid()]) for i in infos]
-            mapping = map_streams(spec, descriptions, config.streams)
+            mapping = map_streams(spec, descriptions, config.streams, config.inputs)
             if mapping.errors or not mapping.missing or time.monotonic() > deadline:
                 break
         try:
@@ -237,8 +245,8 @@ class LiveSession(Session):
         self.missing = dict(mapping.missing)
         for why in mapping.missing.values():
             log.warning("%s: going on without it (the model masks it)", why)
-        for name, source in mapping.sources.items():
-            log.info("%s <- %s", name, descriptions[source.stream].describe())
+        for line in mapping.header_lines(descriptions):
+            log.info("%s", line)
         return infos, descriptions, mapping
 
     def _start_truth(self) -> pylsl.StreamInfo | None:
@@ -274,7 +282,7 @@ class LiveSession(Session):
             if reader is not None and reader.running:
                 reader.stop()
 
-    def health(self) -> list[StreamHealth]:
+    def _stream_health(self) -> list[StreamHealth]:
         return [reader.health() for reader in self.readers.values()]
 
     def truth(self, t_start: float, t_end: float) -> tuple[np.ndarray, np.ndarray] | None:

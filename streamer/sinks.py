@@ -89,7 +89,8 @@ class JsonlSink:
 
 
 class CsvSink:
-    """``t_end_lsl, <one column per label>, present, missing, latency_ms`` per row."""
+    """``index, t_end_lsl, <one column per label>, present, missing, latency_ms,
+    compute_ms, interpolated`` per row (``eeg:O1 O2`` for interpolated channels)."""
 
     def __init__(self, path: str | Path, labels: tuple[str, ...]):
         self.path = Path(path)
@@ -100,7 +101,16 @@ class CsvSink:
         self.labels = labels
         if new:
             self._writer.writerow(
-                ["index", "t_end_lsl", *labels, "present", "missing", "latency_ms", "compute_ms"]
+                [
+                    "index",
+                    "t_end_lsl",
+                    *labels,
+                    "present",
+                    "missing",
+                    "latency_ms",
+                    "compute_ms",
+                    "interpolated",
+                ]
             )
             self._file.flush()
 
@@ -120,6 +130,7 @@ class CsvSink:
                 "; ".join(record.missing.values()),
                 latency,
                 f"{record.compute_ms:.3f}",
+                "; ".join(f"{m}:{' '.join(c)}" for m, c in record.interpolated.items()),
             ]
         )
         self._file.flush()

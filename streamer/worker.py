@@ -43,6 +43,7 @@ class PredictionRecord:
     missing: dict[str, str] = field(default_factory=dict)  # modality -> why it is absent
     latency_ms: float | None = None  # newest sample in the window -> emitted (live)
     compute_ms: float = 0.0  # cut -> emitted, the monitor's own share
+    interpolated: dict[str, tuple[str, ...]] = field(default_factory=dict)  # eeg -> channels
 
     @property
     def dominant(self) -> str | None:
@@ -63,10 +64,21 @@ class PredictionRecord:
             "missing": self.missing,
             "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 3),
             "compute_ms": round(self.compute_ms, 3),
+            "interpolated": {k: list(v) for k, v in self.interpolated.items()},
         }
 
 
 Subscriber = Callable[[PredictionRecord], None]
+NOT_A_DISTRIBUTION = "the model's output was not a finite distribution"
+
+
+def is_distribution(values: np.ndarray, atol: float = 1e-3) -> bool:
+    """Finite, non-negative, summing to 1: what every sink may receive."""
+    return bool(
+        np.isfinite(values).all()
+        and (values >= -1e-6).all()
+        and abs(float(values.sum()) - 1.0) <= atol
+    )
 
 
 class InferenceWorker:
@@ -92,6 +104,7 @@ class InferenceWorker:
         self.subscriber_failures: dict[str, int] = {}  # subscriber -> records it failed on
         self.handled = 0
         self.batches = 0
+        self.invalid_outputs = 0  # model outputs that were no finite distribution
 
     def start(self) -> InferenceWorker:
         self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
@@ -154,6 +167,10 @@ class InferenceWorker:
                 if not features.present[i, m]
             }
             dist = distributions[i] if present else None
+            if dist is not None and not is_distribution(dist):
+                present, dist = (), None
+                missing = dict.fromkeys(names, NOT_A_DISTRIBUTION)
+                self._count_invalid()
             latency = None
             if self.live and window_set.newest_sample is not None:
                 latency = (now_lsl - window_set.newest_sample) * 1e3
@@ -166,10 +183,20 @@ class InferenceWorker:
                 missing=missing,
                 latency_ms=latency,
                 compute_ms=(now_wall - window_set.cut_wall) * 1e3,
+                interpolated={n: c for n, c in window_set.interpolated.items() if n in present},
             )
             self._deliver(record)
         self.handled += len(batch)
         self.batches += 1
+
+    def _count_invalid(self) -> None:
+        """A model output that is no finite distribution is never published: counted,
+        said once, and the window goes out without a prediction."""
+        self.invalid_outputs += 1
+        if self.invalid_outputs == 1:
+            message = f"{NOT_A_DISTRIBUTION}; such windows are published without a prediction"
+            log.error("%s", message)
+            self.errors.append(message)
 
     def _deliver(self, record: PredictionRecord) -> None:
         """Hand ``record`` to every subscriber, each on its own: one that raises (a full

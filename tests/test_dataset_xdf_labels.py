@@ -271,7 +271,7 @@ def test_labels_that_miss_the_recording_are_an_error(recorded):
 
 
 def test_stream_that_does_not_fit_is_an_error(recorded):
-    with pytest.raises(DatasetError, match=r"full\.xdf: face: stream 'gsr-.*lacks channels"):
+    with pytest.raises(DatasetError, match=r"full\.xdf: face: stream 'gsr-.*has none of the model"):
         load_labelled_xdf(
             [recorded["paths"]["full"]], synthetic_spec(), stream_overrides={"face": "GSR"}
         )

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from helo.streamer.demo import DEMO_CHECKPOINT
+from helo.ui.health import COLUMNS
 from helo.ui.qt_env import prepare_qt_environment
 from helo.ui.runner import SourceChoice
 
@@ -62,8 +63,11 @@ def test_live_synthetic_session_fills_bars_timeline_traces_and_health(qtbot, win
         assert curves[0].getData()[0] is not None
     table = window.health_table
     assert table.rowCount() == 4
-    streams = {table.item(r, 0).text(): table.item(r, 6).text() for r in range(4)}
-    assert all(status == "ok" for status in streams.values()), streams
+    status = COLUMNS.index("status")
+    streams = {table.item(r, 0).text(): table.item(r, status).text() for r in range(4)}
+    assert all(text == "ok" for text in streams.values()), streams
+    adapted = COLUMNS.index("adapted")
+    assert {table.item(r, adapted).text() for r in range(4)} == {"-"}  # our own shape
     assert "latency" in window.latency_label.text()
     _stop_and_wait(qtbot, window)
 

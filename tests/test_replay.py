@@ -147,7 +147,9 @@ def _cli_error(*args: str, cwd: Path) -> str:
 def test_files_that_cannot_be_replayed_are_one_line_errors(live_run, tmp_path):
     message = _cli_error("replay", str(FIXTURES / "minimal.xdf"), cwd=tmp_path)
     assert "minimal.xdf" in message
-    assert "eeg: stream 'SendDataC' (type EEG, 3 ch, 10 Hz) lacks channels" in message
+    assert "eeg: stream 'SendDataC' (type EEG, 3 ch, 10 Hz) has none of the model's" in message
+    assert "3 unlabelled channels" in message
+    assert "--channels eeg=" in message  # and says how to label them
     truncated = tmp_path / "truncated.xdf"
     truncated.write_bytes(live_run["xdf"].read_bytes()[:5000])
     message = _cli_error("replay", str(truncated), cwd=tmp_path)

@@ -8,7 +8,9 @@ import threading
 import numpy as np
 import pytest
 
+from helo.models.features.adapt import AdaptOptions, InputAdapter
 from helo.models.features.spec import FeatureSpec, ModalitySpec
+from helo.models.streams import StreamDescription
 from helo.streamer.buffers import RingBuffer
 from helo.streamer.scheduler import Feed, WindowScheduler
 
@@ -63,13 +65,19 @@ def _write(buffer: RingBuffer, from_s: float, until_s: float) -> None:
     buffer.write(times[:, None].astype(np.float32), times)
 
 
+def _feed(buffer: RingBuffer, name: str) -> Feed:
+    mod = _spec().modality(name)
+    stream = StreamDescription(name, mod.stream_type, ("x",), RATE_HZ)
+    return Feed(buffer, InputAdapter(mod, stream, AdaptOptions(units={name: "uS"})))
+
+
 def _scheduler(feeds, clock, **kwargs) -> WindowScheduler:
     return WindowScheduler(_spec(), feeds, clock, **kwargs)
 
 
 def test_window_ends_are_on_the_hop_grid_after_now():
     clock = SteppingClock(10.13)
-    feeds = {m: Feed(_buffer(20.0), (0,), RATE_HZ) for m in ("gsr", "ppg")}
+    feeds = {m: _feed(_buffer(20.0), m) for m in ("gsr", "ppg")}
     windows = _scheduler(feeds, clock, hop_s=0.25).windows()
     ends = [next(windows).t_end for _ in range(4)]
     np.testing.assert_allclose(ends, [10.25, 10.5, 10.75, 11.0])
@@ -78,7 +86,7 @@ def test_window_ends_are_on_the_hop_grid_after_now():
 def test_a_late_stream_is_waited_for_and_its_window_is_whole():
     late = RingBuffer(2000, 1)
     _write(late, 0.0, 4.5)  # the last half second arrives later
-    feeds = {"gsr": Feed(_buffer(6.0), (0,), RATE_HZ), "ppg": Feed(late, (0,), RATE_HZ)}
+    feeds = {"gsr": _feed(_buffer(6.0), "gsr"), "ppg": _feed(late, "ppg")}
     clock = SteppingClock(4.9)
     threading.Timer(0.2, lambda: _write(late, 4.5, 6.0)).start()
     window = next(_scheduler(feeds, clock, max_wait_s=5.0).windows())
@@ -90,7 +98,7 @@ def test_a_late_stream_is_waited_for_and_its_window_is_whole():
 def test_the_wait_is_bounded_when_samples_never_come():
     stuck = RingBuffer(2000, 1)
     _write(stuck, 0.0, 4.5)
-    feeds = {"gsr": Feed(_buffer(6.0), (0,), RATE_HZ), "ppg": Feed(stuck, (0,), RATE_HZ)}
+    feeds = {"gsr": _feed(_buffer(6.0), "gsr"), "ppg": _feed(stuck, "ppg")}
     clock = SteppingClock(4.9)
     window = next(_scheduler(feeds, clock, max_wait_s=0.2).windows())
     assert clock.t >= 5.0 + 0.2  # waited its max_wait_s of clock time, no more
@@ -100,7 +108,7 @@ def test_the_wait_is_bounded_when_samples_never_come():
 
 
 def test_a_stale_stream_is_masked_with_the_reason_and_not_waited_for():
-    feeds = {"gsr": Feed(_buffer(6.0), (0,), RATE_HZ), "ppg": Feed(_buffer(2.0), (0,), RATE_HZ)}
+    feeds = {"gsr": _feed(_buffer(6.0), "gsr"), "ppg": _feed(_buffer(2.0), "ppg")}
     clock = SteppingClock(5.9)
     window = next(_scheduler(feeds, clock, max_wait_s=5.0, stale_s=1.5).windows())
     assert window.windows["ppg"] is None
@@ -112,8 +120,8 @@ def test_a_stale_stream_is_masked_with_the_reason_and_not_waited_for():
 @pytest.mark.parametrize(("feeds", "reason"), [({}, "no stream"), (None, "no data yet")])
 def test_a_modality_without_data_is_named(feeds, reason):
     if feeds is None:
-        feeds = {"ppg": Feed(RingBuffer(10, 1), (0,), RATE_HZ)}
-    feeds = {"gsr": Feed(_buffer(6.0), (0,), RATE_HZ), **feeds}
+        feeds = {"ppg": _feed(RingBuffer(10, 1), "ppg")}
+    feeds = {"gsr": _feed(_buffer(6.0), "gsr"), **feeds}
     window = next(_scheduler(feeds, SteppingClock(4.9), max_wait_s=0.1).windows())
     assert window.windows["ppg"] is None
     assert window.reasons["ppg"] == f"ppg: {reason}"

@@ -6,7 +6,16 @@ from PySide6 import QtGui, QtWidgets
 
 from helo.streamer.lsl_reader import StreamHealth
 
-COLUMNS = ("stream", "type", "rate (Hz)", "newest (s)", "gaps", "drift (ms/min)", "status")
+COLUMNS = (
+    "stream",
+    "type",
+    "rate (Hz)",
+    "newest (s)",
+    "gaps",
+    "drift (ms/min)",
+    "adapted",
+    "status",
+)
 OK_COLOUR = QtGui.QColor("#d9f2d9")
 PROBLEM_COLOUR = QtGui.QColor("#f8c8c8")
 
@@ -16,7 +25,9 @@ def health_cells(h: StreamHealth) -> list[str]:
     drift = "-" if h.drift_ms_per_min is None else f"{h.drift_ms_per_min:+.2f}"
     nominal = "irregular" if h.nominal_srate_hz <= 0 else f"{h.nominal_srate_hz:g}"
     rate = f"{h.effective_srate_hz:.1f} / {nominal}"
-    return [h.name, h.type, rate, age, str(h.gaps), drift, "; ".join(h.problems()) or "ok"]
+    adapted = "; ".join(h.adapted) or "-"
+    status = "; ".join(h.problems()) or "ok"
+    return [h.name, h.type, rate, age, str(h.gaps), drift, adapted, status]
 
 
 class HealthTable(QtWidgets.QTableWidget):

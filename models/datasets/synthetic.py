@@ -663,6 +663,7 @@ class SyntheticSession:
         subject: SubjectProfile | int = 0,
         seed: int = 0,
         modalities: tuple[str, ...] = ("eeg", "gsr", "ppg", "face"),
+        rates_hz: dict[str, float] | None = None,
     ):
         self.script = script
         self.subject = (
@@ -674,13 +675,16 @@ class SyntheticSession:
         if unknown:
             raise ValueError(f"unknown synthetic modality {unknown}; known: {list(_GENERATORS)}")
         self.modalities = modalities
+        # Another amplifier's rate (a lab's, or an accuracy study's): the same signals.
+        self.rates_hz = {m: SYNTHETIC_STREAMS[m].srate_hz for m in _GENERATORS}
+        self.rates_hz.update(rates_hz or {})
         # One seed per modality by name, so a session with fewer modalities gives
         # the same signals for those it has.
         self._gens = {
             name: _GENERATORS[name](
                 self.subject,
                 np.random.SeedSequence([seed, self.subject.seed, _MODALITY_SEED[name]]),
-                SYNTHETIC_STREAMS[name].srate_hz,
+                self.rates_hz[name],
             )
             for name in modalities
         }
@@ -691,7 +695,7 @@ class SyntheticSession:
 
     def read(self, name: str, until_s: float) -> tuple[np.ndarray, np.ndarray]:
         """``(times_s [n], samples [n, C])`` of modality ``name`` up to ``until_s``."""
-        srate = SYNTHETIC_STREAMS[name].srate_hz
+        srate = self.rates_hz[name]
         start = self._next_index[name]
         stop = int(np.floor(until_s * srate)) + 1
         if stop <= start:

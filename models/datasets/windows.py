@@ -9,7 +9,7 @@ from, so that splits can keep subjects (or trials) on one side only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from helo.models.errors import DatasetError
+from helo.models.features.adapt import InputAdapter
 from helo.models.features.extract import extract
 from helo.models.features.spec import FeatureSpec
 
@@ -153,45 +154,21 @@ def window_ends(t_start_s: float, t_stop_s: float, window_s: float, hop_s: float
     return first + np.arange(int(np.floor((t_stop_s - first) / hop_s + 1e-9)) + 1) * hop_s
 
 
-def cut_windows(
-    times_s: np.ndarray, samples: np.ndarray, ends_s: np.ndarray, window_s: float, n_samples: int
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """For each end time, the samples of ``(end - window_s, end]``.
-
-    Windows are cut by time, not by count: after a gap in a stream, or at its edges,
-    a window holds only the samples inside it (the extractor decides whether they
-    are enough), never samples from before the window. A stream with more samples
-    than expected keeps the latest ``n_samples``; one sample period of timing jitter
-    is tolerated at the window start. Yields ``(indices into ends_s, windows [w, T, C])``:
-    full windows (``T = n_samples``) in chunks, so a long recording never becomes one
-    huge array, then each shorter window on its own. Windows without any sample are
-    skipped.
-    """
-    period = window_s / n_samples
-    stop = np.searchsorted(times_s, ends_s + 1e-9, side="right")
-    first = np.searchsorted(times_s, ends_s - window_s - 1.5 * period + 1e-9, side="right")
-    count = np.minimum(stop - first, n_samples)
-    full = np.flatnonzero(count == n_samples)
-    chunk = max(1, 2_000_000 // max(1, n_samples * samples.shape[1]))
-    offsets = np.arange(n_samples)[None, :]
-    for start in range(0, len(full), chunk):
-        idx = full[start : start + chunk]
-        yield idx, samples[stop[idx, None] - n_samples + offsets]
-    for i in np.flatnonzero((count > 0) & (count < n_samples)):
-        yield np.array([i]), samples[None, stop[i] - count[i] : stop[i]]
-
-
 def features_from_recording(
     spec: FeatureSpec,
-    streams: dict[str, tuple[np.ndarray, np.ndarray]],
+    streams: Mapping[str, tuple[np.ndarray, np.ndarray]],
     ends_s: np.ndarray,
     progress: Callable[[int], None] | None = None,
+    adapters: Mapping[str, InputAdapter] | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Raw features of windows ending at ``ends_s`` from continuous streams.
 
-    ``streams[name] = (times_s [n], samples [n, C])`` with the spec's channels in
-    order. Returns ``(values, present)`` like :func:`models.features.extract.extract`,
-    computing features with the very code live inference uses.
+    ``streams[name] = (times_s [n], samples [n, C])``: a recorded stream as it is,
+    adapted to the model by ``adapters[name]`` (the plan the stream mapping made),
+    or, without one, already shaped like the spec (its channels in order, at its
+    rate). Windows are cut and adapted by the very code live inference and replay
+    use, so training windows are replay windows. Returns ``(values, present)`` like
+    :func:`models.features.extract.extract`.
     """
     n_win = len(ends_s)
     values = {
@@ -202,10 +179,12 @@ def features_from_recording(
         if mod.name not in streams:
             continue
         times, samples = streams[mod.name]
-        for idx, windows in cut_windows(times, samples, ends_s, mod.window_s, mod.expected_samples):
-            batch = extract(spec.select([mod.name]), {mod.name: windows}, normalize=False)
-            values[mod.name][idx] = batch.values[mod.name]
-            present[idx, m] = batch.present[:, 0]
+        adapter = (adapters or {}).get(mod.name) or InputAdapter.for_spec(mod)
+        for idx, windows, _ in adapter.windows(times, samples, ends_s):
+            if windows is not None:  # else a glitch: the modality stays absent
+                batch = extract(spec.select([mod.name]), {mod.name: windows}, normalize=False)
+                values[mod.name][idx] = batch.values[mod.name]
+                present[idx, m] = batch.present[:, 0]
             if progress:
                 progress(len(idx))
     return values, present

@@ -32,6 +32,7 @@ import numpy as np
 
 from helo.models.datasets.windows import WindowDataset, features_from_recording, window_ends
 from helo.models.errors import DatasetError
+from helo.models.features.adapt import AdaptOptions
 from helo.models.features.mapping import MappingError, StreamMapping, map_streams
 from helo.models.features.spec import FeatureSpec
 from helo.models.streams import LABELS_TYPE, StreamDescription
@@ -175,6 +176,7 @@ def load_labelled_xdf(
     hop_s: float = 1.0,
     subject: str | None = None,
     stream_overrides: Mapping[str, str] | None = None,
+    inputs: AdaptOptions | None = None,
 ) -> WindowDataset:
     """Feature windows of labelled XDF recordings, one data set for all of them.
 
@@ -191,7 +193,10 @@ def load_labelled_xdf(
         paths = [paths]
     if not paths:
         raise DatasetError("no XDF files given")
-    parts = [_load_recording(Path(p), spec, float(hop_s), subject, stream_overrides) for p in paths]
+    parts = [
+        _load_recording(Path(p), spec, float(hop_s), subject, stream_overrides, inputs)
+        for p in paths
+    ]
     dataset = WindowDataset.concat(parts, name="xdf")
     _warn_shared_trials(dataset)
     return dataset
@@ -213,6 +218,7 @@ def _load_recording(
     hop_s: float,
     subject: str | None,
     overrides: Mapping[str, str] | None,
+    inputs: AdaptOptions | None = None,
 ) -> WindowDataset:
     streams = read_recording(path)
     is_label = [s.description.type.lower() == LABELS_TYPE.lower() for s in streams]
@@ -226,13 +232,14 @@ def _load_recording(
         )
     label_streams = [s for s, label in zip(streams, is_label, strict=True) if label]
     spans = _place_spans(path, label_streams, spec.labels)
-    mapping = _map(path, spec, descriptions, overrides)
+    mapping = _map(path, spec, descriptions, overrides, inputs)
     recorded = {
-        name: _samples(path, data_streams[src.stream], src.channel_index, name)
+        name: _samples(path, data_streams[src.stream], name)
         for name, src in mapping.sources.items()
     }
+    adapters = {name: src.adapter for name, src in mapping.sources.items()}
     ends, span_of_window = _window_ends(path, spans, spec.max_window_s, hop_s)
-    values, present = features_from_recording(spec, recorded, ends)
+    values, present = features_from_recording(spec, recorded, ends, adapters=adapters)
     chosen = [spans[i] for i in span_of_window]
     stem = path.stem
     dataset = WindowDataset(
@@ -280,27 +287,28 @@ def _map(
     spec: FeatureSpec,
     descriptions: list[StreamDescription],
     overrides: Mapping[str, str] | None,
+    inputs: AdaptOptions | None,
 ) -> StreamMapping:
-    mapping = map_streams(spec, descriptions, overrides)
+    mapping = map_streams(spec, descriptions, overrides, inputs)
     try:
         mapping.raise_for_errors(spec, descriptions, allow_missing=True)
     except MappingError as exc:
         raise DatasetError(f"{path}: {exc}") from None
     for name, why in mapping.missing.items():
         log.warning("%s: %s; modality %r is masked in every window", path, why, name)
+    for line in mapping.header_lines(descriptions):
+        log.info("%s: %s", path, line)
     return mapping
 
 
-def _samples(
-    path: Path, stream: RecordedStream, channel_index: tuple[int, ...], modality: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(times_s, samples [n, C])`` of one stream, the spec's channels in spec order."""
+def _samples(path: Path, stream: RecordedStream, modality: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(times_s, samples [n, C])`` of one stream, all its channels (the adapter picks)."""
     if not stream.description.numeric:
         raise DatasetError(
             f"{path}: stream {stream.description.describe()} feeds {modality} but holds "
             "strings, not numbers"
         )
-    return stream.times, stream.samples[:, list(channel_index)]
+    return stream.times, stream.samples
 
 
 def _window_ends(

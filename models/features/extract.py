@@ -88,11 +88,17 @@ def extract_modality(
         for w in np.flatnonzero(~ok):
             reasons[w] = f"{mod.name}: NaN/Inf in the window"
     if ok.any():
-        feats = EXTRACTORS[mod.feature](windows[ok], mod.srate_hz, mod.params)
-        feats = feats.reshape(-1, *mod.feature_shape)
-        if normalize:
-            feats = normalize_values(mod, feats)
-        values[ok] = feats
+        with np.errstate(all="ignore"):  # a degenerate window is caught just below
+            feats = EXTRACTORS[mod.feature](windows[ok], mod.srate_hz, mod.params)
+            feats = feats.reshape(-1, *mod.feature_shape)
+            if normalize:
+                feats = normalize_values(mod, feats)
+        finite = np.isfinite(feats.reshape(len(feats), -1)).all(axis=1)
+        rows = np.flatnonzero(ok)
+        for w in rows[~finite]:
+            reasons[w] = f"{mod.name}: features not finite (a degenerate window)"
+        values[rows[finite]] = feats[finite]
+        ok[rows[~finite]] = False
     present[:] = ok
     return values, present, reasons
 

@@ -4,9 +4,10 @@ Used before a live session (LSL streams on the network), before a replay and
 when a labelled recording becomes training data (streams of an XDF file): the
 same rules everywhere. A modality is fed by the stream whose LSL type equals the
 spec's ``stream_type`` (case-insensitive), unless an override names the stream
-(by name, source_id or type). Channels are picked by label; a stream without
-channel labels is used by position only if it has exactly the channels needed.
-The nominal rate must match the spec within 2 % (the features assume it).
+(by name, source_id or type). Each candidate is planned as an
+:class:`~helo.models.features.adapt.InputAdapter` (channels by canonical label,
+a few missing EEG channels interpolated, units converted, any usable rate
+resampled); a stream the adapter cannot serve does not fit, and says why.
 
 Problems are collected, not raised one by one, so that the single error a user
 sees lists everything the model needs next to everything that was found.
@@ -18,10 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from helo.models.errors import HeloError
+from helo.models.features.adapt import AdaptOptions, InputAdapter
 from helo.models.features.spec import FeatureSpec, ModalitySpec
 from helo.models.streams import StreamDescription
-
-RATE_TOLERANCE = 0.02
 
 
 class MappingError(HeloError):
@@ -30,12 +30,12 @@ class MappingError(HeloError):
 
 @dataclass(frozen=True)
 class ModalitySource:
-    """Stream ``stream`` (index into the described streams) feeds ``modality``,
-    through its channels ``channel_index`` (in the spec's channel order)."""
+    """Stream ``stream`` (index into the described streams) feeds ``modality``
+    through ``adapter`` (which of its channels, units, rate)."""
 
     modality: str
     stream: int
-    channel_index: tuple[int, ...]
+    adapter: InputAdapter
 
 
 @dataclass
@@ -43,6 +43,14 @@ class StreamMapping:
     sources: dict[str, ModalitySource] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)  # modality -> why it has no stream
     errors: list[str] = field(default_factory=list)  # streams that exist but do not fit
+
+    def header_lines(self, streams: Sequence[StreamDescription]) -> list[str]:
+        """``modality <- stream`` and what is adapted, for the session header."""
+        lines = []
+        for name, source in self.sources.items():
+            lines.append(f"{name} <- {streams[source.stream].describe()}")
+            lines += [f"  {name}: {line}" for line in source.adapter.describe()]
+        return lines
 
     def raise_for_errors(
         self, spec: FeatureSpec, streams: Sequence[StreamDescription], allow_missing: bool
@@ -68,11 +76,14 @@ def map_streams(
     spec: FeatureSpec,
     streams: Sequence[StreamDescription],
     overrides: Mapping[str, str] | None = None,
+    options: AdaptOptions | None = None,
 ) -> StreamMapping:
     """Match every modality of ``spec`` to one of ``streams``.
 
-    ``overrides`` maps a modality name to a stream name, source_id or type.
+    ``overrides`` maps a modality name to a stream name, source_id or type;
+    ``options`` says what the lab knows of its streams (labels, montage, units).
     """
+    options = options or AdaptOptions()
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(spec.names))
     mapping = StreamMapping()
@@ -96,14 +107,14 @@ def map_streams(
             if not candidates:
                 mapping.missing[mod.name] = f"{mod.name}: no stream of type {mod.stream_type}"
                 continue
-        fitting = [(i, _channel_index(mod, streams[i])) for i in candidates]
-        fits = [(i, idx) for i, idx in fitting if idx is not None]
+        fits, why_not = [], []
+        for i in candidates:
+            try:
+                fits.append((i, InputAdapter(mod, streams[i], options)))
+            except HeloError as exc:  # adaptation, labels, units, interpolation
+                why_not.append(str(exc))
         if not fits:
-            first = streams[candidates[0]]
-            mapping.errors.append(
-                f"{mod.name}: stream {first.describe()} lacks channels "
-                f"{_missing_channels(mod, first)}"
-            )
+            mapping.errors.append(why_not[0])
             continue
         if len(fits) > 1:
             names = [streams[i].describe() for i, _ in fits]
@@ -112,40 +123,6 @@ def map_streams(
                 f"choose one with --stream {mod.name}=NAME"
             )
             continue
-        index, channels = fits[0]
-        stream = streams[index]
-        if not _rate_ok(mod, stream):
-            mapping.errors.append(
-                f"{mod.name}: stream {stream.describe()} runs at "
-                f"{stream.srate_hz:g} Hz, the model needs {mod.srate_hz:g} Hz"
-            )
-            continue
-        mapping.sources[mod.name] = ModalitySource(mod.name, index, channels)
+        index, adapter = fits[0]
+        mapping.sources[mod.name] = ModalitySource(mod.name, index, adapter)
     return mapping
-
-
-def _channel_index(mod: ModalitySpec, stream: StreamDescription) -> tuple[int, ...] | None:
-    labels = [c.strip().lower() for c in stream.channels]
-    if any(labels):
-        position = {label: i for i, label in reversed(list(enumerate(labels)))}
-        idx = [position.get(c.lower()) for c in mod.channels]
-        found = [i for i in idx if i is not None]
-        return tuple(found) if len(found) == len(idx) else None
-    # No labels at all: only an exact channel count is unambiguous.
-    return tuple(range(len(mod.channels))) if stream.n_channels == len(mod.channels) else None
-
-
-def _missing_channels(mod: ModalitySpec, stream: StreamDescription) -> str:
-    labels = {c.strip().lower() for c in stream.channels}
-    if not any(labels):
-        return (
-            f"(it has {stream.n_channels} unlabelled channels, the model needs {len(mod.channels)})"
-        )
-    missing = [c for c in mod.channels if c.lower() not in labels]
-    return "[" + ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "") + "]"
-
-
-def _rate_ok(mod: ModalitySpec, stream: StreamDescription) -> bool:
-    if stream.srate_hz <= 0:  # irregular streams (face features) are windowed by time
-        return mod.feature == "face_stats"
-    return abs(stream.srate_hz - mod.srate_hz) <= RATE_TOLERANCE * mod.srate_hz

@@ -51,9 +51,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--fault",
         action="append",
         default=[],
-        metavar="MODALITY:nan|drop:START-END",
-        help="synthetic device: a sensor problem at these session seconds, "
-        "e.g. eeg:nan:20-22 (repeatable)",
+        metavar="MODALITY:KIND:START-END",
+        help="synthetic device: a sensor problem at these session seconds: eeg:nan:20-22, "
+        "ppg:glitch:30-30.1, gsr:drop:40-45, eeg:jump+3600:50 (repeatable)",
+    )
+    p.add_argument(
+        "--style",
+        default="",
+        metavar="KEY=VALUE,...",
+        help="synthetic device: send like a lab's devices, e.g. eeg_rate=500,"
+        "eeg_labels=prefixed|old|biosemi|none,eeg_missing=O1+Fz,eeg_extra=32,eeg_unit=V,"
+        "gsr_unit=kOhm,face_rate=24",
     )
     add_webcam_arguments(p)
     add_common_arguments(p)
@@ -80,6 +88,7 @@ def device_options_from(args: argparse.Namespace, allow_missing: bool) -> Device
         fps_cap=args.fps_cap,
         face_model=args.face_model,
         faults=tuple(args.fault),
+        style=getattr(args, "style", "") or "",
         allow_missing=allow_missing,
     )
 
@@ -131,5 +140,8 @@ def _print_summary(
             h.effective_srate_hz,
             problems,
         )
+    invalid = session.pipeline.worker.invalid_outputs if session.pipeline else 0
+    if invalid:
+        log.warning("%d window(s) whose model output was no distribution: not published", invalid)
     if session.recorder is not None:
         log.info("recorded to %s", session.recorder.path)

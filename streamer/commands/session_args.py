@@ -7,7 +7,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from helo.streamer.config import SessionConfig, load_session_config, parse_stream_overrides
+from helo.streamer.config import (
+    SessionConfig,
+    load_session_config,
+    parse_channel_flags,
+    parse_pairs,
+    parse_stream_overrides,
+)
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,6 +27,32 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="MODALITY=STREAM",
         help="which stream feeds a modality (name, source_id or type)",
+    )
+    p.add_argument(
+        "--channels",
+        action="append",
+        default=[],
+        metavar="MODALITY=L1,L2,...",
+        help="labels for a stream's channels, in order (for streams without labels)",
+    )
+    p.add_argument(
+        "--montage",
+        help="MNE standard montage of the cap: BioSemi ABC labels become 10-20 names "
+        "(biosemi32, biosemi64, ...)",
+    )
+    p.add_argument(
+        "--units",
+        action="append",
+        default=[],
+        metavar="MODALITY=UNIT",
+        help="a stream's unit when its description gives none or a wrong one (eeg=V, gsr=kOhm)",
+    )
+    p.add_argument(
+        "--max-interpolated",
+        type=float,
+        dest="max_interpolated",
+        metavar="SHARE",
+        help="share of the model's EEG channels that may be interpolated (default 0.25)",
     )
     p.add_argument("--quiet", action="store_true", help="no line per prediction on stdout")
     p.add_argument("--accelerator", choices=["auto", "cpu", "cuda"])
@@ -55,6 +87,10 @@ def session_config_from(args: argparse.Namespace, **fixed: Any) -> SessionConfig
         "lsl": False if getattr(args, "no_lsl", False) else None,
         "stdout": False if getattr(args, "quiet", False) else None,
         "record": getattr(args, "record", None),
+        "channels": parse_channel_flags(getattr(args, "channels", [])) or None,
+        "units": parse_pairs(getattr(args, "units", []), "--units", "UNIT") or None,
+        "montage": getattr(args, "montage", None),
+        "max_interpolated": getattr(args, "max_interpolated", None),
     }
     overrides.update(fixed)
     return load_session_config(getattr(args, "config", None), overrides)

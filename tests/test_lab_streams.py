@@ -1,0 +1,116 @@
+"""A lab's own devices on the network (real LSL outlets on loopback), unlike ours: other
+rates and labels, electrodes missing, volts and kilo-ohms, a 24 fps camera, a glitch.
+The session adapts, says what it adapted, and never publishes a non-distribution."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import session_config
+
+from helo.devices.synthetic import Fault, StreamStyle, SyntheticDevice
+from helo.streamer.session import LiveSession
+from helo.streamer.sinks import MemorySink
+from helo.streamer.worker import is_distribution
+
+LAB = StreamStyle(
+    eeg_rate_hz=250.0,
+    eeg_labels="prefixed",
+    eeg_missing=("O1", "Fz"),
+    eeg_extra=8,
+    eeg_unit="volts",
+    gsr_unit="kiloohms",
+    face_rate_hz=24.0,
+)
+
+
+@pytest.fixture(scope="module")
+def lab_session():
+    memory = MemorySink()
+    device = SyntheticDevice(
+        style=LAB, source_prefix="lab-test", faults=(Fault("ppg", "glitch", 9.0, 9.05),)
+    )
+    handler, logger = _Collect(), logging.getLogger("helo")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with device, LiveSession(session_config(device, duration_s=16.0, lsl=False), [memory]) as s:
+            s.run()
+            health = {h.type: h for h in s.health()}
+            invalid = s.pipeline.worker.invalid_outputs
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    relative = [(r.t_end - device.t0, r) for r in memory.records]
+    return {"records": relative, "log": handler.lines, "health": health, "invalid": invalid}
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_the_header_says_what_was_adapted(lab_session):
+    log = "\n".join(lab_session["log"])
+    assert "eeg <- 'HeLo-synthetic-EEG' (type EEG, 38 ch, 250 Hz)" in log
+    assert "eeg: resampled 250 -> 256 Hz (polyphase 128/125)" in log
+    assert "'EEG Fp1-Ref'->Fp1" in log
+    assert "eeg: interpolated O1, Fz from 30 channels" in log
+    assert "eeg: units volts -> µV (x 1e+06; as the stream says)" in log
+    assert "gsr: units kiloohms -> µS (1/x; as the stream says)" in log
+    assert "face: 24 Hz read on the model's 30 Hz frame grid" in log
+    eeg = lab_session["health"]["EEG"]
+    assert any("interpolated O1, Fz" in line for line in eeg.adapted)  # the health table
+
+
+def test_every_modality_feeds_the_model_once_the_windows_are_full(lab_session):
+    full = [r for t, r in lab_session["records"] if t > 6.5 and not (8.5 < t < 14.5)]
+    assert len(full) > 10
+    for record in full:
+        assert set(record.present) == {"eeg", "gsr", "ppg", "face"}, record.missing
+        assert record.interpolated == {"eeg": ("O1", "Fz")}
+
+
+def test_a_glitch_masks_its_modality_while_in_the_window_and_never_becomes_a_prediction(
+    lab_session,
+):
+    hit = [r for t, r in lab_session["records"] if 9.3 < t < 13.8]
+    assert hit
+    assert all("ppg" not in r.present for r in hit)
+    assert sum("implausible value 1e+30" in r.missing["ppg"] for r in hit) >= len(hit) // 2
+    assert all("eeg" in r.present for r in hit)  # the others go on
+    for _, record in lab_session["records"]:
+        assert record.distribution is None or is_distribution(record.distribution)
+    assert lab_session["invalid"] == 0
+
+
+def test_an_unlabelled_amplifier_at_1000_hz_is_labelled_from_the_command_line(tmp_path):
+    """As a user would: the synthetic device styled as a bare 1000 Hz amplifier sending
+    microvolts without saying so; the labels come from --channels."""
+    from helo.models.datasets.synthetic import EEG_CHANNELS
+
+    out = tmp_path / "p.jsonl"
+    args = [
+        sys.executable, "-m", "helo.streamer.cli", "run", "--device", "synthetic",
+        "--style", "eeg_rate=1000,eeg_labels=none,eeg_unit=",
+        "--channels", "eeg=" + ",".join(EEG_CHANNELS),
+        "--duration", "9", "--quiet", "--no-lsl", "--jsonl", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "eeg: resampled 1000 -> 256 Hz (polyphase 32/125)" in done.stderr
+    assert "declares no unit; its amplitude looks like µV" in done.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert any("eeg" in row["present"] for row in rows[-8:])
+    assert all(row["distribution"] is None or np.isfinite(list(row["distribution"].values())).all()
+               for row in rows)  # fmt: skip
