@@ -10,6 +10,7 @@ and logs a traceback for each; here that becomes one line naming the file and th
 from __future__ import annotations
 
 import gzip
+import itertools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,8 @@ from helo.models.errors import DatasetError
 from helo.models.streams import StreamDescription, describe_xdf
 
 log = logging.getLogger(__name__)
+
+CLOCK_JUMP_S = 5.0  # as the live reader (helo.streamer.lsl_reader): a step this large jumped
 
 
 @dataclass
@@ -54,7 +57,13 @@ def read_recording(path: str | Path) -> list[RecordedStream]:
         again = _load(path, dejitter=False, select=redo, report=False)  # said once is enough
         raw = {int(s["info"]["stream_id"]): s for s in again}
         streams = [raw.get(int(s["info"]["stream_id"]), s) for s in streams]
-    return [_recorded(s, d) for s, d in zip(streams, descriptions, strict=True)]
+    recorded = [_recorded(s, d) for s, d in zip(streams, descriptions, strict=True)]
+    _repair_clock_jumps(path, recorded)
+    for stream in recorded:
+        if len(stream.times) > 1 and np.any(np.diff(stream.times) < 0):
+            order = np.argsort(stream.times, kind="stable")
+            stream.times, stream.samples = stream.times[order], stream.samples[order]
+    return recorded
 
 
 def _recorded(stream: dict[str, Any], description: StreamDescription) -> RecordedStream:
@@ -63,10 +72,48 @@ def _recorded(stream: dict[str, Any], description: StreamDescription) -> Recorde
     samples = np.asarray(stream["time_series"], dtype=dtype).reshape(
         len(times), description.n_channels
     )
-    if len(times) > 1 and np.any(np.diff(times) < 0):
-        order = np.argsort(times, kind="stable")
-        times, samples = times[order], samples[order]
     return RecordedStream(description, times, samples, stream["info"])
+
+
+def _repair_clock_jumps(path: Path, streams: list[RecordedStream]) -> None:
+    """A regular stream whose timestamps jump by more than ``CLOCK_JUMP_S`` onto a time
+    outside the rest of the recording (or back in time) had its sender's clock jump
+    (App-LabRecorder #129): the samples after the jump are placed right after those
+    before it, as the live reader re-anchors them, and it is said. A jump that lands
+    within the recording is a gap and stays."""
+    spans = [
+        (float(s.times.min()), float(s.times.max()))
+        for s in streams
+        if s.description.numeric and len(s.times) > 1
+    ]
+    for stream in streams:
+        d = stream.description
+        if not d.numeric or d.srate_hz <= 0 or len(stream.times) < 2:
+            continue
+        steps = np.diff(stream.times)
+        breaks = np.flatnonzero(np.abs(steps) > CLOCK_JUMP_S)
+        if not len(breaks):
+            continue
+        own = (float(stream.times.min()), float(stream.times.max()))
+        others = [span for span in spans if span != own] or [own]
+        lo, hi = min(a for a, _ in others), max(b for _, b in others)
+        bounds = [0, *(breaks + 1).tolist(), len(stream.times)]
+        times = stream.times.copy()
+        for start, stop in itertools.pairwise(bounds[1:]):  # every segment after the first
+            first, last = stream.times[start], stream.times[stop - 1]
+            outside = last < lo - CLOCK_JUMP_S or first > hi + CLOCK_JUMP_S
+            if outside or stream.times[start] < stream.times[start - 1]:
+                shift = times[start - 1] + 1.0 / d.srate_hz - first
+                times[start:stop] += shift
+                log.warning(
+                    "%s: stream %r: timestamps jump %+.1f s after %.1f s (the sender's "
+                    "clock); the samples after it are placed right after those before",
+                    path,
+                    d.name,
+                    -shift,
+                    times[start - 1] - times[0],
+                )
+        stream.times = times
 
 
 def _load(

@@ -5,8 +5,11 @@ liblsl's ``proc_clocksync`` maps the sender's timestamps onto this machine's
 smooths the timestamps of regular streams and, unlike liblsl's own de-jitter,
 sees gaps and clock jumps and reports them. Irregular streams (nominal rate 0,
 or a description that says ``can_drop_samples``, such as the webcam's face
-features) are not de-jittered: their frame times are real. A clock that jumps
-backwards restarts the stream's buffer (old samples are on another time base).
+features) are not de-jittered: their frame times are real. A sender whose clock
+jumps (by more than a few seconds, forward or back: a known field problem, see
+App-LabRecorder #129) is re-anchored onto this machine's clock within the chunk
+that shows it, reported in the log and the health figures, and predictions go on;
+a smaller step back restarts the stream's buffer.
 
 Each reader pulls chunks straight into a preallocated array (``pull_chunk`` with
 ``dest_obj``), so a 64-channel 2 kHz stream costs no allocation per chunk. When an
@@ -47,6 +50,10 @@ def full_info(info: pylsl.StreamInfo, timeout_s: float = 5.0) -> pylsl.StreamInf
         inlet.close_stream()
 
 
+CLOCK_JUMP_S = 5.0  # timestamps stepping this far, against their arrival, jumped
+FOREIGN_CLOCK_S = 60.0  # a first chunk this far from our clock: another time base
+
+
 @dataclass
 class StreamHealth:
     """A snapshot of how one stream is doing (all times in seconds)."""
@@ -69,6 +76,8 @@ class StreamHealth:
     lost: int = 0
     errors: list[str] = field(default_factory=list)
     adapted: tuple[str, ...] = ()  # what the session adapts (rate, channels, units)
+    clock_jumps: int = 0  # the sender's timestamps jumped; re-anchored
+    last_clock_jump_s: float = 0.0
 
     def problems(self, stale_s: float = STALE_S) -> list[str]:
         """Readable problems, empty when all is well."""
@@ -87,6 +96,11 @@ class StreamHealth:
             )
         if self.gaps:
             out.append(f"{self.gaps} gap(s), {self.gap_s:.2f} s missing")
+        if self.clock_jumps:
+            out.append(
+                f"clock jumped {self.clock_jumps} time(s), last {self.last_clock_jump_s:+.1f} s "
+                "(re-anchored)"
+            )
         if self.overwritten and self.lost:
             out.append(f"{self.lost} sample(s) lost")
         return out + self.errors[-1:]
@@ -133,6 +147,10 @@ class StreamReader:
         self._offsets: deque[tuple[float, float]] = deque(maxlen=120)
         self._last_offset_check = 0.0
         self._newest: float | None = None
+        self._anchor_s = 0.0  # added to the sender's timestamps since its clock jumped
+        self._lag_s: float | None = None  # typical arrival - timestamp (transmission)
+        self._last_raw: float | None = None
+        self._period_s = 1.0 / info.nominal_srate() if info.nominal_srate() > 0 else 0.0
 
     # ----------------------------------------------------------------- life cycle
 
@@ -183,9 +201,52 @@ class StreamReader:
             n = len(stamps)
             now = pylsl.local_clock()
             if n:
-                times = self._timestamps(np.asarray(stamps, dtype=np.float64))
+                raw = self._reanchored(np.asarray(stamps, dtype=np.float64), now)
+                times = self._timestamps(raw)
                 self.buffer.write(self._dest[:n], times)
             self._update_health(n, now)
+
+    def _reanchored(self, raw: np.ndarray, now: float) -> np.ndarray:
+        """The sender's timestamps, moved back onto this machine's clock after a jump.
+
+        A jump is when the timestamps step by more than ``CLOCK_JUMP_S`` *and* their
+        distance to the arrival times changes by as much (a pause, or a burst of late
+        samples, changes only one of the two). The samples after the step continue
+        where the stream was (a clock jump is not a gap); the first chunk of a stream
+        whose clock is far from ours (over a minute) is placed at its arrival."""
+        anchored = raw + self._anchor_s
+        lag = now - float(anchored[-1])
+        if self._last_raw is None:
+            if abs(lag) > FOREIGN_CLOCK_S:
+                self._note_jump(-lag)
+                self._anchor_s += lag
+                anchored = raw + self._anchor_s
+                lag = 0.0
+        else:
+            steps = np.diff(np.concatenate([[self._last_raw], raw])) - self._period_s
+            breaks = np.flatnonzero(np.abs(steps) > CLOCK_JUMP_S)
+            typical = self._lag_s if self._lag_s is not None else 0.0
+            if len(breaks) and abs(lag - typical) > CLOCK_JUMP_S:
+                k = int(breaks[0])
+                jump = float(steps[k])
+                self._note_jump(jump)
+                self._anchor_s -= jump
+                anchored[k:] -= jump
+                lag = now - float(anchored[-1])
+        self._lag_s = lag if self._lag_s is None else 0.9 * self._lag_s + 0.1 * lag
+        self._last_raw = float(raw[-1])
+        return anchored
+
+    def _note_jump(self, jump_s: float) -> None:
+        with self._lock:
+            self._health.clock_jumps += 1
+            self._health.last_clock_jump_s = jump_s
+        log.warning(
+            "%s: timestamps jumped %+.1f s (the sender's clock); re-anchored to this "
+            "machine's clock, predictions go on",
+            self.info.name(),
+            jump_s,
+        )
 
     def _timestamps(self, raw: np.ndarray) -> np.ndarray:
         """De-jittered timestamps; gaps and backward jumps go to the health figures."""

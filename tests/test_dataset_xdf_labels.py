@@ -31,7 +31,11 @@ from helo.models.datasets.xdf_labels import (
     parse_label_sample,
 )
 from helo.models.errors import DatasetError
+from helo.models.features.extract import extract_modality
 from helo.models.streams import LABELS_TYPE
+from helo.streamer.clocks import ReplayClock
+from helo.streamer.replay import ReplaySource
+from helo.streamer.scheduler import WindowScheduler
 
 FIXTURES = Path(__file__).with_name("fixtures") / "xdf"  # LabRecorder examples (MIT)
 SESSION_S = 17.4  # pushed in real time
@@ -351,3 +355,27 @@ def test_label_sample_refuses_what_the_reader_would_refuse():
         label_sample({"anger": 1}, duration_s=-1)
     with pytest.raises(ValueError, match="sum to 0"):
         label_sample({"anger": 0}, duration_s=1)
+
+
+def test_training_windows_are_replay_windows_feature_for_feature(recorded, full):
+    """A labelled recording's training windows, and the replay's windows at the same
+    ends (ring buffers, the scheduler's cut): the same samples, so the same features
+    (to float32 precision: the replay's buffers hold float32)."""
+    path = recorded["paths"]["full"]
+    spec = synthetic_spec()
+    source = ReplaySource(path, spec)
+    start = min(float(s.times[0]) for s in source.streams if len(s.times))
+    ends = full.t_end_s + start
+    scheduler = WindowScheduler(spec, source.feeds, ReplayClock(start, ends[-1], source.push_until))
+    for i, t_end in enumerate(ends):
+        source.seek(float(t_end))
+        source.push_until(float(t_end))
+        window_set = scheduler.cut(float(t_end))
+        for mod in spec.modalities:
+            window = window_set.windows[mod.name]
+            assert window is not None, window_set.reasons
+            values, ok, _ = extract_modality(mod, window[None], normalize=False)
+            assert ok[0]
+            np.testing.assert_allclose(
+                values[0], full.values[mod.name][i], rtol=1e-4, atol=1e-4, err_msg=mod.name
+            )

@@ -114,3 +114,46 @@ def test_an_unlabelled_amplifier_at_1000_hz_is_labelled_from_the_command_line(tm
     assert any("eeg" in row["present"] for row in rows[-8:])
     assert all(row["distribution"] is None or np.isfinite(list(row["distribution"].values())).all()
                for row in rows)  # fmt: skip
+
+
+@pytest.mark.parametrize("offset_s", [3600.0, -3600.0])
+def test_a_clock_jump_is_reported_and_predictions_go_on(offset_s):
+    memory = MemorySink()
+    device = SyntheticDevice(
+        modalities=("eeg", "gsr"), faults=(Fault("eeg", "jump", 7.0, offset_s=offset_s),)
+    )
+    config = session_config(device, duration_s=14.0, lsl=False)
+    with device, LiveSession(config, [memory]) as session:
+        session.run()
+        health = {h.type: h for h in session.health()}
+    eeg = health["EEG"]
+    assert eeg.clock_jumps == 1
+    assert eeg.last_clock_jump_s == pytest.approx(offset_s, abs=1.0)
+    assert any("clock jumped 1 time(s)" in p for p in eeg.problems())
+    after = [r for r in memory.records if r.t_end - device.t0 > 12.5]  # one window later
+    assert after
+    assert all("eeg" in r.present for r in after), [r.missing for r in after]
+
+
+def test_a_recording_with_a_clock_jump_replays_on_after_the_jump(tmp_path):
+    """Recorded by LabRecorder with the raw (jumped) timestamps; the replay places the
+    samples after the jump right after those before, says so, and predicts on."""
+    recording = tmp_path / "jump.xdf"
+    run = [
+        sys.executable, "-m", "helo.streamer.cli", "run", "--device", "synthetic",
+        "--fault", "eeg:jump-3600:6", "--record", str(recording), "--duration", "12",
+        "--quiet", "--no-lsl",
+    ]  # fmt: skip
+    done = subprocess.run(run, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "replayed.jsonl"
+    replay = [
+        sys.executable, "-m", "helo.streamer.cli", "replay", str(recording), "--quiet",
+        "--output", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(replay, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "timestamps jump -3600.0 s" in done.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows[-1]["t_end_lsl"] - rows[0]["t_end_lsl"] < 60  # not an hour of empty windows
+    assert all("eeg" in row["present"] for row in rows[-10:])
