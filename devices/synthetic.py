@@ -180,6 +180,10 @@ _EXTRA_ELECTRODES = (
     "FCz",
     "AFz",
     "Fpz",
+    "FT9",
+    "FT10",
+    "TP9",
+    "TP10",
 )
 
 

@@ -77,19 +77,27 @@ def test_reader_gets_every_sample_in_order_with_healthy_figures():
         reader.stop()
 
 
-def test_a_pause_and_a_clock_jump_are_reported_as_gaps():
+def test_a_pause_is_a_gap_and_a_clock_jump_is_re_anchored():
     outlet, source_id = _outlet(srate=100.0, n_channels=2)
     reader = StreamReader(_resolve(source_id), buffer_s=60.0).start()
     try:
         t0 = pylsl.local_clock()
         _push(outlet, 0, 100, 100.0, t0, 2)
         _push(outlet, 150, 50, 100.0, t0, 2)  # 0.5 s missing
+        assert _wait(lambda: reader.health().received == 150, timeout_s=15.0)
         _push(outlet, 200, 50, 100.0, t0 + 7.0, 2)  # the sender's clock jumps 7 s ahead
-        assert _wait(lambda: reader.health().received == 200)
+        assert _wait(lambda: reader.health().received == 200, timeout_s=15.0)
         health = reader.health()
-        assert health.gaps == 2
-        assert health.gap_s == pytest.approx(0.5 + 7.0, abs=0.05)
-        assert "2 gap(s)" in "; ".join(health.problems(stale_s=100))
+        assert health.gaps == 1
+        assert health.gap_s == pytest.approx(0.5, abs=0.05)
+        assert health.clock_jumps == 1
+        assert health.last_clock_jump_s == pytest.approx(7.0, abs=0.05)
+        problems = "; ".join(health.problems(stale_s=100))
+        assert "1 gap(s)" in problems
+        assert "clock jumped 1 time(s), last +7.0 s (re-anchored)" in problems
+        times, samples = reader.buffer.read_span(-np.inf, np.inf)
+        assert samples[-1, 0] == 249
+        assert times[-1] == pytest.approx(t0 + 2.49, abs=0.05)  # on, not 7 s ahead
     finally:
         reader.stop()
 
@@ -126,17 +134,23 @@ def test_outlet_killed_and_restarted_is_recovered_with_the_gap_reported():
             first.kill()
 
 
-def test_a_clock_jumping_back_restarts_the_buffer_and_is_reported():
+def test_a_clock_jumping_back_is_re_anchored_and_a_small_step_back_restarts_the_buffer():
     outlet, source_id = _outlet(srate=100.0, n_channels=2)
     reader = StreamReader(_resolve(source_id), buffer_s=60.0).start()
     try:
         t0 = pylsl.local_clock()
         _push(outlet, 0, 100, 100.0, t0, 2)
-        assert _wait(lambda: reader.health().received == 100)
+        assert _wait(lambda: reader.health().received == 100, timeout_s=15.0)
         _push(outlet, 100, 50, 100.0, t0 - 10.0, 2)  # the sender's clock steps back 10 s
-        assert _wait(lambda: reader.health().backwards == 1)
+        assert _wait(lambda: reader.health().clock_jumps == 1, timeout_s=15.0)
+        assert reader.health().last_clock_jump_s == pytest.approx(-10.0, abs=0.05)
         times, samples = reader.buffer.read_span(-np.inf, np.inf)
-        np.testing.assert_array_equal(samples[:, 0], np.arange(100, 150))  # old time base gone
+        np.testing.assert_array_equal(samples[:, 0], np.arange(150))  # one time base
         assert np.all(np.diff(times) > 0)
+        _push(outlet, 150, 50, 100.0, t0 - 10.0 - 1.0, 2)  # then back by 1 s: not a jump
+        assert _wait(lambda: reader.health().backwards == 1, timeout_s=15.0)
+        times, samples = reader.buffer.read_span(-np.inf, np.inf)
+        np.testing.assert_array_equal(samples[:, 0], np.arange(150, 200))  # old base gone
+        assert reader.health().clock_jumps == 1
     finally:
         reader.stop()

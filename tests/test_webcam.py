@@ -124,7 +124,10 @@ def test_sources_and_models_that_cannot_be_used_are_one_line_errors(tmp_path):
         FaceLandmarker(tmp_path / "nope.task")
 
 
-def test_webcam_face_and_synthetic_physiology_give_predictions_with_the_face(videos):
+@pytest.mark.parametrize("fps", [30.0, 23.976])
+def test_webcam_face_and_synthetic_physiology_give_predictions_with_the_face(videos, tmp_path, fps):
+    """At the model's 30 fps and at film's 23.976: the device declares the video's rate,
+    the session reads the frames on the model's grid."""
     from helpers import session_config
 
     from helo.devices.synthetic import SyntheticDevice
@@ -132,9 +135,11 @@ def test_webcam_face_and_synthetic_physiology_give_predictions_with_the_face(vid
     from helo.streamer.sinks import MemorySink
 
     memory = MemorySink()
-    webcam = WebcamDevice(
-        videos["astronaut"], loop=True, source_id=f"test-cam-{uuid.uuid4().hex[:8]}"
-    )
+    video = videos["astronaut"]
+    if fps != 30.0:
+        video = write_video(tmp_path / "film.avi", face_image("astronaut"), n_frames=72, fps=fps)
+    webcam = WebcamDevice(video, loop=True, source_id=f"test-cam-{uuid.uuid4().hex[:8]}")
+    assert webcam.open().srate_hz == pytest.approx(fps, abs=0.01)
     body = SyntheticDevice(
         modalities=("eeg", "gsr", "ppg"), source_prefix=f"test-{uuid.uuid4().hex[:8]}"
     )

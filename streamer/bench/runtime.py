@@ -19,6 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
+from helo.devices.synthetic import StreamStyle
 from helo.streamer.process import rss_mb
 
 
@@ -27,6 +28,7 @@ def live_latency(
     checkpoint: Path | None = None,
     webcam_video: Path | None = None,
     device_chunk_s: float = 0.02,
+    style: StreamStyle | None = None,
 ) -> dict:
     """Latency of a live session; with ``webcam_video``, the face comes from the webcam
     device reading that video (looped, at its frame rate) instead of the simulation.
@@ -47,7 +49,9 @@ def live_latency(
         from helo.devices.webcam import WebcamDevice
 
         camera = WebcamDevice(webcam_video, loop=True, source_id=f"{prefix}-face")
-    device = SyntheticDevice(source_prefix=prefix, modalities=modalities, chunk_s=device_chunk_s)
+    device = SyntheticDevice(
+        source_prefix=prefix, modalities=modalities, chunk_s=device_chunk_s, style=style
+    )
     with camera, device:
         streams = {m: f"{prefix}-{m}" for m in ("eeg", "gsr", "ppg", "face")}
         config = SessionConfig(

@@ -5,8 +5,12 @@
 - ``model``: HeLo forward of one window on one CPU thread, p50/p99; batched
   throughput (windows/s) with all cores; on CUDA (when present) batched
   throughput on the GPU;
-- ``latency``, ``replay``, ``readers``, ``webcam``, ``gui``: the runtime, the webcam
-  device and the desktop app (see docs/performance.md).
+- ``adaptation``: what reading a lab's cap costs per window (500 Hz, 64 channels, 4
+  of the model's electrodes interpolated) and how much accuracy other rates and
+  interpolated electrodes lose (docs/inputs.md);
+- ``latency``, ``replay``, ``readers``, ``webcam``, ``gui``: the runtime (live latency
+  for our own device and for the lab cap), the webcam device and the desktop app
+  (see docs/performance.md).
 
 The measuring lives in :mod:`helo.streamer.bench`; this module picks the sections and
 prints their figures, one function per section.
@@ -32,10 +36,10 @@ from helo.models.datasets.synthetic_windows import synthetic_spec
 from helo.models.errors import HeloError
 from helo.models.features.spec import FeatureSpec
 from helo.models.report import machine_line
-from helo.streamer.bench import compute, readers, runtime, webcam
+from helo.streamer.bench import adaptation, compute, readers, runtime, webcam
 from helo.streamer.demo import DEMO_CHECKPOINT
 
-SECTIONS = ("features", "model", "latency", "replay", "readers", "webcam", "gui")
+SECTIONS = ("features", "model", "adaptation", "latency", "replay", "readers", "webcam", "gui")
 QUICK = ("features", "model")
 
 
@@ -137,17 +141,44 @@ def _model(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> 
             print(f"  CUDA {c['device']}: {rates}")
 
 
+def _adaptation(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> None:
+    cost = adaptation.adaptation_cost(_spec(ckpt), args.repeats)
+    a, f = cost["adapt"], cost["eeg_features"]
+    print(
+        f"adapting one EEG window ({cost['cap']}): p50 {a['p50_ms']:.2f} ms, "
+        f"p99 {a['p99_ms']:.2f} ms; its EEG features: p50 {f['p50_ms']:.2f} ms, "
+        f"p99 {f['p99_ms']:.2f} ms"
+    )
+    results["adaptation"] = {"cost": cost}
+    if ckpt is None:
+        return
+    accuracy = adaptation.adaptation_accuracy(ckpt)
+    results["adaptation"]["accuracy"] = accuracy
+    print("accuracy of the model on the same simulated subjects, by how the EEG was sent:")
+    for name, metrics in accuracy.items():
+        print(
+            f"  {name:>16}: KL {metrics['kl']:.4f}, Chebyshev {metrics['chebyshev']:.4f}, "
+            f"cosine {metrics['cosine']:.4f}, intersection {metrics['intersection']:.4f}"
+        )
+
+
 def _latency(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> None:
     chunk_s = args.device_chunk_ms / 1e3
-    lat = runtime.live_latency(args.seconds, args.checkpoint, device_chunk_s=chunk_s)
-    results["latency"] = lat
-    print(
-        f"live session ({lat['seconds']:.0f} s, hop 0.25 s, synthetic 32-ch EEG + GSR + "
-        f"PPG + face, device pushing every {args.device_chunk_ms:g} ms): latency p50 "
-        f"{lat['latency_p50_ms']:.1f} ms, p99 {lat['latency_p99_ms']:.1f} ms, "
-        f"max {lat['latency_max_ms']:.1f} ms; compute p50 "
-        f"{lat['compute_p50_ms']:.1f} ms; process CPU {100 * lat['process_cpu_share']:.0f} %"
-    )
+    runs = {"synthetic 32-ch EEG 256 Hz": None, "lab cap": adaptation.LAB_CAP}
+    results["latency"] = {}
+    for name, style in runs.items():
+        lat = runtime.live_latency(
+            args.seconds, args.checkpoint, device_chunk_s=chunk_s, style=style
+        )
+        results["latency"][name] = lat
+        what = name if style is None else "500 Hz 64-ch cap, 4 interpolated, volts"
+        print(
+            f"live session ({lat['seconds']:.0f} s, hop 0.25 s, {what} + GSR + PPG + face, "
+            f"device pushing every {args.device_chunk_ms:g} ms): latency p50 "
+            f"{lat['latency_p50_ms']:.1f} ms, p99 {lat['latency_p99_ms']:.1f} ms, "
+            f"max {lat['latency_max_ms']:.1f} ms; compute p50 "
+            f"{lat['compute_p50_ms']:.1f} ms; process CPU {100 * lat['process_cpu_share']:.0f} %"
+        )
 
 
 def _replay(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> None:
@@ -229,6 +260,7 @@ Section = Callable[[argparse.Namespace, "Checkpoint | None", dict], None]
 RUNNERS: dict[str, Section] = {
     "features": _features,
     "model": _model,
+    "adaptation": _adaptation,
     "latency": _latency,
     "replay": _replay,
     "readers": _readers,
