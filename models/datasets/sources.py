@@ -13,6 +13,7 @@ from pathlib import Path
 
 from helo.models.datasets.windows import WindowDataset
 from helo.models.errors import DatasetError
+from helo.models.features.adapt import AdaptOptions
 from helo.models.features.spec import FeatureSpec
 
 SOURCE_HELP = "synthetic | dmer:PATH | wesad:PATH | xdf:PATH[,PATH...] | FILE.npz"
@@ -24,8 +25,10 @@ def load_source(
     synthetic: dict | None = None,
     hop_s: float = 1.0,
     subject: str | None = None,
+    inputs: AdaptOptions | None = None,
 ) -> WindowDataset:
-    """Load the data set ``source`` names (see the module docstring)."""
+    """Load the data set ``source`` names (see the module docstring); ``inputs`` says
+    what the lab knows of its recordings' streams (labels, montage, units)."""
     kind, _, rest = source.partition(":")
     if source == "synthetic":
         from helo.models.datasets.synthetic_windows import SyntheticConfig, make_synthetic_dataset
@@ -49,7 +52,9 @@ def load_source(
             paths += sorted(path.glob("*.xdf")) if path.is_dir() else [path]
         if not paths:
             raise DatasetError(f"{rest}: no .xdf files there")
-        return load_labelled_xdf(paths, spec or synthetic_spec(), hop_s=hop_s, subject=subject)
+        return load_labelled_xdf(
+            paths, spec or synthetic_spec(), hop_s=hop_s, subject=subject, inputs=inputs
+        )
     if source.endswith(".npz"):
         return WindowDataset.load(source)
     raise DatasetError(f"unknown data source {source!r}; use {SOURCE_HELP}")

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from helo.models.features.adapt import AdaptOptions
 from helo.streamer.config import (
     SessionConfig,
     load_session_config,
@@ -28,6 +29,14 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
         metavar="MODALITY=STREAM",
         help="which stream feeds a modality (name, source_id or type)",
     )
+    add_input_arguments(p)
+    p.add_argument("--quiet", action="store_true", help="no line per prediction on stdout")
+    p.add_argument("--accelerator", choices=["auto", "cpu", "cuda"])
+
+
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """What a lab can say about its streams: labels, montage, units, interpolation
+    (live, replay and training from recordings alike; docs/inputs.md)."""
     p.add_argument(
         "--channels",
         action="append",
@@ -54,8 +63,22 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SHARE",
         help="share of the model's EEG channels that may be interpolated (default 0.25)",
     )
-    p.add_argument("--quiet", action="store_true", help="no line per prediction on stdout")
-    p.add_argument("--accelerator", choices=["auto", "cpu", "cuda"])
+
+
+def input_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The input flags present on ``args`` (None: not given)."""
+    return {
+        "channels": parse_channel_flags(getattr(args, "channels", [])) or None,
+        "units": parse_pairs(getattr(args, "units", []), "--units", "UNIT") or None,
+        "montage": getattr(args, "montage", None),
+        "max_interpolated": getattr(args, "max_interpolated", None),
+    }
+
+
+def inputs_from(args: argparse.Namespace) -> AdaptOptions:
+    """The input flags as options, for commands without a session config (training)."""
+    given = {k: v for k, v in input_overrides(args).items() if v is not None}
+    return AdaptOptions(**given)
 
 
 def add_live_arguments(p: argparse.ArgumentParser) -> None:
@@ -87,10 +110,7 @@ def session_config_from(args: argparse.Namespace, **fixed: Any) -> SessionConfig
         "lsl": False if getattr(args, "no_lsl", False) else None,
         "stdout": False if getattr(args, "quiet", False) else None,
         "record": getattr(args, "record", None),
-        "channels": parse_channel_flags(getattr(args, "channels", [])) or None,
-        "units": parse_pairs(getattr(args, "units", []), "--units", "UNIT") or None,
-        "montage": getattr(args, "montage", None),
-        "max_interpolated": getattr(args, "max_interpolated", None),
+        **input_overrides(args),
     }
     overrides.update(fixed)
     return load_session_config(getattr(args, "config", None), overrides)

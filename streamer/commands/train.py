@@ -24,10 +24,12 @@ from helo.models.datasets.sources import SOURCE_HELP, load_source
 from helo.models.datasets.windows import WindowDataset
 from helo.models.errors import HeloError
 from helo.models.evaluation import evaluate_subsets, predict
+from helo.models.features.adapt import AdaptOptions
 from helo.models.features.spec import FeatureSpec
 from helo.models.metrics import evaluate_distributions
 from helo.models.splits import holdout
 from helo.models.training import TrainConfig, TrainResult, model_device, train_model
+from helo.streamer.commands.session_args import add_input_arguments, inputs_from
 from helo.streamer.process import configure_for_training
 
 log = logging.getLogger("streamer.train")
@@ -89,6 +91,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="hold out this many subjects of --data as a test set",
     )
     p.add_argument("--test-data", help="separate test data set (same sources as --data)")
+    add_input_arguments(p)
     p.add_argument("--out", type=Path, help="output folder (default runs/<model>-<time>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -144,7 +147,12 @@ def load_spec(path: Path | None) -> FeatureSpec | None:
     return FeatureSpec.load(path)
 
 
-def load_data(source: str, data_cfg: dict[str, Any], spec: FeatureSpec | None) -> WindowDataset:
+def load_data(
+    source: str,
+    data_cfg: dict[str, Any],
+    spec: FeatureSpec | None,
+    inputs: AdaptOptions | None = None,
+) -> WindowDataset:
     synthetic_keys = {"n_subjects", "trials_per_subject", "trial_s", "seed", "window_s"}
     synthetic = {k: v for k, v in data_cfg.items() if k in synthetic_keys}
     started = time.perf_counter()
@@ -154,6 +162,7 @@ def load_data(source: str, data_cfg: dict[str, Any], spec: FeatureSpec | None) -
         synthetic=synthetic,
         hop_s=float(data_cfg.get("hop_s", 1.0)),
         subject=data_cfg.get("subject"),
+        inputs=inputs,
     )
     log.info("%s (%.1f s)", data.summary(), time.perf_counter() - started)
     return data
@@ -167,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
     train_cfg = train_config_from(args, config)
     configure_for_training(train_cfg.threads)
     spec = load_spec(args.spec)
-    data = load_data(source, data_cfg, spec)
+    inputs = inputs_from(args)
+    data = load_data(source, data_cfg, spec, inputs)
 
     test = None
     if args.test_subjects:
@@ -183,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
             args.test_data,
             {k: v for k, v in data_cfg.items() if k != "seed"} | {"seed": train_cfg.seed + 1},
             spec,
+            inputs,
         )
 
     groups = data.subjects if train_cfg.val_by == "subject" else data.trials
