@@ -157,3 +157,20 @@ def test_a_recording_with_a_clock_jump_replays_on_after_the_jump(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows[-1]["t_end_lsl"] - rows[0]["t_end_lsl"] < 60  # not an hour of empty windows
     assert all("eeg" in row["present"] for row in rows[-10:])
+
+
+@pytest.mark.parametrize(
+    ("labels", "montage", "renamed"),
+    [("old", None, "'T3'->T7"), ("biosemi", "biosemi32", "'A7'->T7")],
+)
+def test_old_and_abc_labels_feed_the_model(labels, montage, renamed, caplog):
+    from helo.models.features.adapt import AdaptOptions
+
+    memory = MemorySink()
+    device = SyntheticDevice(modalities=("eeg",), style=StreamStyle(eeg_labels=labels))
+    config = session_config(device, duration_s=8.0, lsl=False)
+    config.inputs = AdaptOptions(montage=montage)
+    with caplog.at_level(logging.INFO), device, LiveSession(config, [memory]) as session:
+        session.run()
+    assert renamed in caplog.text
+    assert any(r.present == ("eeg",) for r in memory.records[-4:])

@@ -140,8 +140,12 @@ class InputAdapter:
         self._check_channels(where, options)
         self._check_rate(where)
         self.channel_index = tuple(found[c] for c in self.present)
+        sent = options.channels.get(mod.name) or stream.channels  # as the lab named them
+        self.by_position = not any(label.strip() for label in sent)
         self.renamed = tuple(
-            (labels[found[c]], c) for c in self.present if labels[found[c]].strip() != c
+            (sent[found[c]], c)
+            for c in self.present
+            if sent[found[c]].strip() and sent[found[c]].strip() != c
         )
         self._interpolation = (
             spline_matrix(self.present, self.interpolated) if self.interpolated else None
@@ -337,6 +341,7 @@ class InputAdapter:
             self.same_rate
             and not self.interpolated
             and not self.renamed
+            and not self.by_position
             and (self.unit is None or self.unit.identity)
         )
 
@@ -353,6 +358,8 @@ class InputAdapter:
         if self.renamed:
             pairs = ", ".join(f"{a!r}->{b}" for a, b in self.renamed)
             lines.append(f"channels {pairs}")
+        if self.by_position and len(self.modality.channels) > 1:
+            lines.append("channels by position (the stream has no labels)")
         if self.interpolated:
             lines.append(
                 f"interpolated {', '.join(self.interpolated)} from {len(self.present)} channels "
