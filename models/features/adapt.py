@@ -360,6 +360,9 @@ class InputAdapter:
             lines.append(f"channels {pairs}")
         if self.by_position and len(self.modality.channels) > 1:
             lines.append("channels by position (the stream has no labels)")
+        if self.stream.n_channels > len(self.present) and not self.by_time:
+            used, sent = len(self.present), self.stream.n_channels
+            lines.append(f"using {used} of the stream's {sent} channels")
         if self.interpolated:
             lines.append(
                 f"interpolated {', '.join(self.interpolated)} from {len(self.present)} channels "
