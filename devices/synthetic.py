@@ -72,6 +72,10 @@ class StreamStyle:
             raise ValueError(f"eeg_unit must be one of {sorted(EEG_SCALE)}")
         if self.gsr_unit not in ("microsiemens", "kiloohms", ""):
             raise ValueError("gsr_unit must be microsiemens, kiloohms or empty")
+        if self.eeg_rate_hz is not None and self.eeg_rate_hz < 100.0:
+            raise ValueError("eeg_rate must be 100 Hz or more: the simulated EEG reaches 49 Hz")
+        if self.face_rate_hz is not None and not 1.0 <= self.face_rate_hz <= 240.0:
+            raise ValueError("face_rate must be between 1 and 240 frames per second")
         unknown = sorted(set(self.eeg_missing) - set(SYNTHETIC_STREAMS["eeg"].channels))
         if unknown:
             raise ValueError(f"eeg_missing: {unknown} are not electrodes of the model")
@@ -87,7 +91,7 @@ class StreamStyle:
             key = names.get(key.strip(), key.strip())
             if not sep or key not in cls.__dataclass_fields__:
                 raise ValueError(
-                    f"--style {item!r}: expected KEY=VALUE, KEY one of "
+                    f"{item!r}: expected KEY=VALUE, KEY one of "
                     "eeg_rate, eeg_labels, eeg_missing, eeg_extra, eeg_unit, "
                     "gsr_unit, face_rate"
                 )

@@ -24,6 +24,7 @@ from helo.models.evaluation import PROTOCOLS, cross_validate, evaluate_subsets, 
 from helo.models.metrics import evaluate_distributions, metrics_table
 from helo.models.training import resolve_device
 from helo.streamer.commands import train as train_cmd
+from helo.streamer.commands.session_args import add_input_arguments, inputs_from
 from helo.streamer.demo import DEMO_CHECKPOINT, DEMO_TEST_DATA
 from helo.streamer.process import configure_for_training
 
@@ -49,6 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(subject-dependent, trial-level folds)",
     )
     p.add_argument("--data", help=f"test data: {SOURCE_HELP}")
+    add_input_arguments(p)
     p.add_argument("--folds", type=int, default=5, help="number of folds for --protocol")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     p.add_argument("--accelerator", choices=["auto", "cpu", "cuda"], default="auto")
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(path, device=device)
     if args.data:
         data = train_cmd.load_data(
-            args.data, {}, ckpt.spec if args.data.startswith("xdf:") else None
+            args.data, {}, ckpt.spec if args.data.startswith("xdf:") else None, inputs_from(args)
         )
     elif args.demo:
         data = train_cmd.load_data("synthetic", dict(DEMO_TEST_DATA), None)
@@ -125,7 +127,7 @@ def _run_protocol(args: argparse.Namespace) -> int:
     data_cfg.pop("source", None)
     train_cfg = train_cmd.train_config_from(args, config)
     configure_for_training(train_cfg.threads)
-    data = train_cmd.load_data(source, data_cfg, train_cmd.load_spec(args.spec))
+    data = train_cmd.load_data(source, data_cfg, train_cmd.load_spec(args.spec), inputs_from(args))
     result = cross_validate(
         data,
         train_cfg,

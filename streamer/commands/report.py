@@ -18,6 +18,7 @@ from helo.models.datasets.sources import SOURCE_HELP
 from helo.models.evaluation import PROTOCOLS
 from helo.models.report import render_markdown, run_report
 from helo.streamer.commands import train as train_cmd
+from helo.streamer.commands.session_args import add_input_arguments, inputs_from
 from helo.streamer.demo import DEMO_TRAIN_CONFIG
 from helo.streamer.process import configure_for_training
 
@@ -32,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", help=f"data set: {SOURCE_HELP} (default: synthetic)")
+    add_input_arguments(p)
     p.add_argument(
         "--config",
         type=Path,
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     data_cfg.pop("source", None)
     base = train_cmd.train_config_from(args, config)
     configure_for_training(base.threads)
-    data = train_cmd.load_data(source, data_cfg, train_cmd.load_spec(args.spec))
+    data = train_cmd.load_data(source, data_cfg, train_cmd.load_spec(args.spec), inputs_from(args))
     result = run_report(
         data, base, args.protocol, args.folds, progress=not args.no_progress, log=log.info
     )
