@@ -66,3 +66,32 @@ def test_a_replay_session_offers_the_views_the_app_draws():
     assert len(times) > 10
     np.testing.assert_allclose(truth.sum(axis=1), 1.0, atol=1e-5)
     assert session.played_s(9) == pytest.approx(2.25)
+
+
+def test_a_model_that_outputs_nan_never_publishes_it(tmp_path, caplog):
+    """A real model whose weights went bad (one NaN): its windows go out without a
+    prediction, with the reason, counted; no NaN reaches any output."""
+    import json
+
+    import torch
+
+    from helo.models.checkpoint import load_checkpoint, save_checkpoint
+    from helo.streamer.demo import DEMO_CHECKPOINT
+
+    demo = load_checkpoint(DEMO_CHECKPOINT)
+    with torch.no_grad():
+        next(demo.model.parameters()).view(-1)[0] = float("nan")
+    broken = save_checkpoint(tmp_path / "nan.safetensors", demo.model, demo.spec)
+    out = tmp_path / "p.jsonl"
+    memory = MemorySink()
+    config = SessionConfig(stdout=False, lsl=False, checkpoint=broken, jsonl=out)
+    options = ReplayOptions(DEMO_RECORDING, start=TimePoint(20.0), end=TimePoint(22.0))
+    with caplog.at_level(logging.ERROR), ReplaySession(config, options, [memory]) as session:
+        count = session.run()
+    assert count == 9
+    assert session.pipeline.worker.invalid_outputs == count
+    assert all(r.distribution is None and r.present == () for r in memory.records)
+    assert all("not a finite distribution" in r.missing["eeg"] for r in memory.records)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["distribution"] for row in rows] == [None] * count
+    assert sum("not a finite distribution" in r.getMessage() for r in caplog.records) >= 1
