@@ -127,7 +127,8 @@ def test_other_rates_are_resampled_to_the_model_s(rate):
 
 
 def test_a_rate_too_low_for_a_band_is_one_line_naming_it():
-    mapping = map_streams(SPEC.select(["eeg"]), [_description(StreamStyle(eeg_rate_hz=64.0))])
+    cap = StreamDescription("cap", "EEG", EEG.channels, 64.0, units=("uV",) * 32)
+    mapping = map_streams(SPEC.select(["eeg"]), [cap])
     assert mapping.errors == [
         "eeg: stream 'cap' (type EEG, 32 ch, 64 Hz): 64 Hz cannot give the gamma band "
         "(31-49 Hz); it needs 98 Hz or more (the model was trained at 256 Hz)"
