@@ -22,11 +22,9 @@ import numpy as np
 import pyxdf
 
 from helo.models.errors import DatasetError
-from helo.models.streams import StreamDescription, describe_xdf
+from helo.models.streams import CLOCK_JUMP_S, StreamDescription, describe_xdf
 
 log = logging.getLogger(__name__)
-
-CLOCK_JUMP_S = 5.0  # as the live reader (helo.streamer.lsl_reader): a step this large jumped
 
 
 @dataclass

@@ -169,15 +169,7 @@ def parse_channel_flags(items: list[str]) -> dict[str, tuple[str, ...]]:
 
 def parse_stream_overrides(items: list[str]) -> dict[str, str]:
     """``--stream eeg=BioSemi`` flags -> ``{"eeg": "BioSemi"}``."""
-    out = {}
-    for item in items:
-        modality, sep, stream = item.partition("=")
-        if not sep or not modality or not stream:
-            raise HeloError(
-                f"--stream {item!r}: expected MODALITY=STREAM (name, source_id or type)"
-            )
-        out[modality.strip()] = stream.strip()
-    return out
+    return parse_pairs(items, "--stream", "STREAM (name, source_id or type)")
 
 
 @dataclass(frozen=True)

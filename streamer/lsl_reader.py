@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pylsl
 
-from helo.models.streams import CHANNEL_FORMATS, describe_lsl
+from helo.models.streams import CHANNEL_FORMATS, CLOCK_JUMP_S, describe_lsl
 from helo.streamer.buffers import RingBuffer
 from helo.streamer.dejitter import Dejitter
 from helo.streamer.scheduler import STALE_S
@@ -50,7 +50,6 @@ def full_info(info: pylsl.StreamInfo, timeout_s: float = 5.0) -> pylsl.StreamInf
         inlet.close_stream()
 
 
-CLOCK_JUMP_S = 5.0  # timestamps stepping this far, against their arrival, jumped
 FOREIGN_CLOCK_S = 60.0  # a first chunk this far from our clock: another time base
 
 
