@@ -40,7 +40,6 @@ from helo.models.features.windowing import (
     grid_windows,
     read_from,
     resample_windows,
-    resampled_length,
     resampling_ratio,
 )
 from helo.models.streams import StreamDescription
@@ -327,23 +326,7 @@ class InputAdapter:
                 )
         return f"{name}: NaN/Inf in the window"
 
-    def output_length(self, raw_length: int) -> int:
-        if self.by_time or self.same_rate:
-            return raw_length
-        return resampled_length(raw_length, *self.ratio)
-
     # ------------------------------------------------------------------ telling
-
-    @property
-    def identity(self) -> bool:
-        """Nothing to adapt: the stream is shaped like the model's training data."""
-        return (
-            self.same_rate
-            and not self.interpolated
-            and not self.renamed
-            and not self.by_position
-            and (self.unit is None or self.unit.identity)
-        )
 
     def describe(self) -> list[str]:
         """What is adapted, one short line each (for the session header)."""

@@ -19,8 +19,7 @@ import numpy as np
 from helo.models.errors import HeloError
 
 # unit spelled (lower case, "µ"/"μ" as "u") -> (quantity, factor to the base unit)
-_UNITS: dict[str, tuple[str, float]] = {}
-for _names, _quantity, _factor in (
+_SPELLINGS: tuple[tuple[tuple[str, ...], str, float], ...] = (
     (("v", "volt", "volts"), "voltage", 1.0),
     (("mv", "millivolt", "millivolts"), "voltage", 1e-3),
     (("uv", "microvolt", "microvolts"), "voltage", 1e-6),
@@ -32,9 +31,8 @@ for _names, _quantity, _factor in (
     (("ohm", "ohms", "Ω"), "resistance", 1.0),
     (("kohm", "kohms", "kiloohm", "kiloohms", "kΩ"), "resistance", 1e3),
     (("megaohm", "megaohms"), "resistance", 1e6),
-):
-    for _name in _names:
-        _UNITS[_name] = (_quantity, _factor)
+)
+_UNITS = {name: (quantity, factor) for names, quantity, factor in _SPELLINGS for name in names}
 
 # What each modality's features expect: (quantity, factor of the expected unit).
 EXPECTED = {"eeg_de": ("voltage", 1e-6), "gsr_stats": ("conductance", 1e-6)}

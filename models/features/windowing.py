@@ -100,10 +100,6 @@ def resampling_ratio(from_hz: float, to_hz: float) -> tuple[int, int]:
     return ratio.numerator, ratio.denominator
 
 
-def resampled_length(n: int, up: int, down: int) -> int:
-    return -(-n * up // down)  # ceil, as resample_poly does
-
-
 def resample_windows(windows: np.ndarray, up: int, down: int) -> np.ndarray:
     """``[W, T, C]`` -> ``[W, ceil(T * up / down), C]`` by polyphase filtering (an
     anti-aliasing FIR, Kaiser window). Each window is extended by its mean at the
