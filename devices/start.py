@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from helo.models.errors import HeloError
-from helo.models.streams import TRUTH_SOURCE_SUFFIX
+from helo.models.streams import LABELS_SOURCE_SUFFIX, TRUTH_SOURCE_SUFFIX
 
 if TYPE_CHECKING:  # the webcam pulls in OpenCV and MediaPipe: imported when started
     from helo.devices.webcam import WebcamDevice
@@ -47,6 +47,7 @@ class DeviceOptions:
     face_model: str | Path | None = None  # default: the shipped Face Landmarker
     faults: tuple[str, ...] = ()  # synthetic device: "eeg:nan:20-22", ...
     style: str = ""  # synthetic device: a lab's stream shape, "eeg_rate=500,eeg_unit=V"
+    rest_s: float = 0.0  # synthetic device: the participant rests first (a session baseline)
     allow_missing: bool = True  # a webcam that fails is a warning when others stream
 
     def __post_init__(self) -> None:
@@ -70,6 +71,7 @@ class StartedDevices:
 
     streams: dict[str, str] = field(default_factory=dict)
     truth: str | None = None
+    labels: str | None = None  # source_id of its EmotionLabels stream (if any)
     webcam: WebcamDevice | None = None
     started: list[Device] = field(default_factory=list)
 
@@ -141,8 +143,11 @@ def _start_synthetic(options: DeviceOptions, handle: StartedDevices) -> None:
     simulated = (
         ("eeg", "gsr", "ppg") if "webcam" in options.devices else ("eeg", "gsr", "ppg", "face")
     )
-    device = SyntheticDevice(faults=faults, modalities=simulated, style=style).start()
+    device = SyntheticDevice(
+        faults=faults, modalities=simulated, style=style, rest_s=options.rest_s
+    ).start()
     handle.started.append(device)
     for modality in device.modalities:
         handle.streams.setdefault(modality, f"{device.source_prefix}-{modality}")
     handle.truth = device.source_prefix + TRUTH_SOURCE_SUFFIX
+    handle.labels = device.source_prefix + LABELS_SOURCE_SUFFIX

@@ -27,7 +27,10 @@ from helo.models.datasets.synthetic import (
     EmotionScript,
     SyntheticSession,
 )
+from helo.models.datasets.xdf_labels import label_sample
 from helo.models.streams import (
+    LABELS_SOURCE_SUFFIX,
+    LABELS_TYPE,
     TRUTH_SOURCE_SUFFIX,
     TRUTH_TYPE,
     declare_can_drop_samples,
@@ -219,6 +222,20 @@ def synthetic_stream_info(
     return info
 
 
+def labels_stream_info(source_prefix: str) -> pylsl.StreamInfo:
+    """The device's EmotionLabels stream: one JSON label per scripted trial, pushed when
+    it ends (a rest as a baseline span), as a lab's stimulus software would, so that a
+    recording of the device is training data for ``streamer adapt``."""
+    return pylsl.StreamInfo(
+        "HeLo-synthetic-labels",
+        LABELS_TYPE,
+        1,
+        pylsl.IRREGULAR_RATE,
+        pylsl.cf_string,
+        source_prefix + LABELS_SOURCE_SUFFIX,
+    )
+
+
 def truth_stream_info(source_prefix: str, labels: tuple[str, ...] = EMOTIONS) -> pylsl.StreamInfo:
     info = pylsl.StreamInfo(
         "HeLo-synthetic-truth",
@@ -285,8 +302,10 @@ class SyntheticDevice:
         truth: bool = True,
         faults: tuple[Fault, ...] = (),
         style: StreamStyle | None = None,
+        labels: bool = True,
+        rest_s: float = 0.0,
     ):
-        self.script = script or EmotionScript.tour()
+        self.script = script or EmotionScript.tour(rest_s=rest_s)
         self.style = style or StreamStyle()
         self.session = SyntheticSession(
             self.script,
@@ -304,6 +323,11 @@ class SyntheticDevice:
         self._outlets: dict[str, pylsl.StreamOutlet] = {}
         self._truth_outlet: pylsl.StreamOutlet | None = None
         self._truth_next = 0
+        self.labels = labels
+        self._labels_outlet: pylsl.StreamOutlet | None = None
+        self._labels_next = 0  # the next scripted span to label
+        self._spans: list[tuple[float, float, str]] | None = None
+        self.subject = subject
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.pushed: dict[str, int] = dict.fromkeys(modalities, 0)
@@ -318,6 +342,8 @@ class SyntheticDevice:
             self._outlets[modality] = pylsl.StreamOutlet(info, chunk_size=0, max_buffered=600)
         if self.truth:
             self._truth_outlet = pylsl.StreamOutlet(truth_stream_info(self.source_prefix))
+        if self.labels:
+            self._labels_outlet = pylsl.StreamOutlet(labels_stream_info(self.source_prefix))
         self.t0 = pylsl.local_clock()
         return self
 
@@ -339,6 +365,7 @@ class SyntheticDevice:
             self._thread.join(2.0)
         self._outlets.clear()
         self._truth_outlet = None
+        self._labels_outlet = None
 
     def __enter__(self) -> SyntheticDevice:
         return self.start()
@@ -363,6 +390,38 @@ class SyntheticDevice:
                 truth = self.session.true_distribution(times).astype(np.float32)
                 self._truth_outlet.push_chunk(truth, (self.t0 + times).tolist())
                 self._truth_next = n_due
+        if self._labels_outlet is not None:
+            self._push_labels(session_s)
+
+    def label_spans(self) -> list[tuple[float, float, str]]:
+        """``(start_s, end_s, label JSON)`` of every scripted span: the rest (a baseline)
+        and each trial but the last, which has no end."""
+        script = self.script
+        spans = []
+        if script.rest_s > 0:
+            spans.append((0.0, script.rest_s, label_sample(None, script.rest_s, baseline=True)))
+        for i in range(len(script.starts_s) - 1):
+            start, end = float(script.starts_s[i]), float(script.starts_s[i + 1])
+            dist = script.mean_over(start, end)
+            text = label_sample(
+                dict(zip(EMOTIONS[: len(dist)], dist.tolist(), strict=True)),
+                end - start,
+                trial=f"sim{self.subject}-T{i:02d}",
+                subject=f"sim{self.subject}",
+            )
+            spans.append((start, end, text))
+        return spans
+
+    def _push_labels(self, session_s: float) -> None:
+        assert self.t0 is not None
+        assert self._labels_outlet is not None
+        if self._spans is None:
+            self._spans = self.label_spans()
+        spans = self._spans
+        while self._labels_next < len(spans) and spans[self._labels_next][1] <= session_s:
+            _, end, text = spans[self._labels_next]
+            self._labels_outlet.push_sample([text], self.t0 + end)
+            self._labels_next += 1
 
     def _apply_faults(
         self, modality: str, times: np.ndarray, samples: np.ndarray

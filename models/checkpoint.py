@@ -66,7 +66,7 @@ def build_model(kind: str, config: Any) -> EmotionModel:
     return cls(config)
 
 
-def _weights_digest(tensors: dict[str, torch.Tensor]) -> str:
+def weights_digest(tensors: dict[str, torch.Tensor]) -> str:
     digest = hashlib.sha256()
     for name in sorted(tensors):
         tensor = tensors[name].detach().cpu().contiguous()
@@ -96,7 +96,7 @@ def save_checkpoint(
         "model_config": json.dumps(model.config.to_dict()),
         "spec": spec.to_json(),
         "training": json.dumps(training or {}),
-        "weights_sha256": _weights_digest(tensors),
+        "weights_sha256": weights_digest(tensors),
     }
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
@@ -134,7 +134,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     kind = metadata.get("model_kind", "")
     if kind not in MODEL_KINDS:
         raise CheckpointError(f"{path}: unknown model kind {kind!r}")
-    if metadata.get("weights_sha256") != _weights_digest(tensors):
+    if metadata.get("weights_sha256") != weights_digest(tensors):
         raise CheckpointError(f"{path}: weights are corrupt (checksum mismatch)")
     try:
         spec = FeatureSpec.from_json(metadata["spec"])

@@ -27,6 +27,7 @@ LABELS_TYPE = "EmotionLabels"  # JSON label spans that make a recording training
 FACE_TYPE = "FaceBlendshapes"  # MediaPipe blendshape scores per video frame
 MARKERS_TYPE = "Markers"  # LSL's usual type for event markers
 TRUTH_SOURCE_SUFFIX = "-truth"  # source_id of a device's truth stream: <device prefix>-truth
+LABELS_SOURCE_SUFFIX = "-labels"  # and of its EmotionLabels stream
 # A sender's timestamps stepping this far (seconds) against their arrival jumped: its
 # clock, not its samples (live: helo.streamer.lsl_reader; recordings: helo.models.xdf).
 CLOCK_JUMP_S = 5.0

@@ -28,8 +28,9 @@ from helo.models.calibration import fit_temperature, fold_temperature
 from helo.models.checkpoint import EmotionModel
 from helo.models.datasets.windows import WindowDataset
 from helo.models.errors import HeloError
-from helo.models.features.extract import fit_normalization, normalize_values
-from helo.models.features.spec import FeatureSpec
+from helo.models.features.extract import fit_normalization
+from helo.models.features.participant import FeatureNormaliser, normalise_sequences
+from helo.models.features.spec import NORMALISATIONS, FeatureSpec
 from helo.models.helo import HeLo, HeLoConfig, ModalityInput
 from helo.models.losses import helo_loss, kl_divergence
 
@@ -51,6 +52,7 @@ class TrainConfig:
     correlation_weight: float = 1.0
     correlation_target: str = "columns"  # columns | outer
     modality_dropout: float = 0.5  # share of training windows given a random modality subset
+    normalisation: str = "global"  # global | participant (models/features/participant.py)
     ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights
     calibrate: bool = True  # fit a softmax temperature on the validation part after training
     accelerator: str = "auto"  # auto | cpu | cuda
@@ -65,6 +67,11 @@ class TrainConfig:
         if self.val_by not in ("subject", "trial"):
             raise HeloError(
                 f"train config: val_by must be 'subject' or 'trial', got {self.val_by!r}"
+            )
+        if self.normalisation not in NORMALISATIONS:
+            raise HeloError(
+                f"train config: normalisation must be one of {NORMALISATIONS}, "
+                f"got {self.normalisation!r}"
             )
         if not 0.0 <= self.ema_decay < 1.0:
             raise HeloError(f"train config: ema_decay must be in [0, 1), got {self.ema_decay}")
@@ -142,16 +149,25 @@ class Tensors:
         return len(self.targets)
 
 
-def to_tensors(data: WindowDataset, spec: FeatureSpec, device: torch.device) -> Tensors:
-    features = {}
-    for m, mod in enumerate(spec.modalities):
-        raw = data.values[mod.name].astype(np.float64)
-        values = np.where(
-            data.present[:, m].reshape(-1, *[1] * (raw.ndim - 1)),
-            normalize_values(mod, np.nan_to_num(raw)),
-            0.0,
+def model_inputs(data: WindowDataset, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """The model's input features of every window of ``data`` (NaN where absent),
+    normalised as ``spec`` says: participant statistics run over each subject's
+    windows in order, seeded by its baseline, exactly as a live session would."""
+    if spec.per_participant:
+        seeds = data.baseline.seeds() if data.baseline is not None else None
+        batch = normalise_sequences(
+            spec, data.values, data.present, data.t_end_s, data.subjects, seeds
         )
-        features[mod.name] = torch.as_tensor(values, dtype=torch.float32, device=device)
+    else:
+        batch = FeatureNormaliser(spec).apply(data.t_end_s, data.values, data.present)
+    return batch.values
+
+
+def to_tensors(data: WindowDataset, spec: FeatureSpec, device: torch.device) -> Tensors:
+    features = {
+        name: torch.as_tensor(np.nan_to_num(values), dtype=torch.float32, device=device)
+        for name, values in model_inputs(data, spec).items()
+    }
     return Tensors(
         features=features,
         present=torch.as_tensor(data.present, device=device),
@@ -188,7 +204,7 @@ def drop_modalities(
     return torch.where(apply.unsqueeze(1), chosen, present)
 
 
-def _set_seeds(seed: int) -> torch.Generator:
+def set_seeds(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
@@ -203,8 +219,9 @@ def train_model(
     """Train ``config.model`` on ``train``, early-stopping on ``val`` (if given)."""
     started = time.perf_counter()
     device = resolve_device(config.accelerator)
-    generator = _set_seeds(config.seed)
+    generator = set_seeds(config.seed)
     spec = fit_normalization(train.spec, train.values, train.present)
+    spec = spec.with_normalisation(config.normalisation)
     train_t = to_tensors(train, spec, device)
     val_t = to_tensors(val, spec, device) if val is not None and len(val) else None
     model = build_model(config.model, spec, config.model_options).to(device)
@@ -212,7 +229,7 @@ def train_model(
         model.fit(train_t.targets)
         model.eval()
         return TrainResult(model, spec, [], 0, time.perf_counter() - started, config)
-    history, best_epoch = _fit(model, train_t, val_t, config, generator, progress, log)
+    history, best_epoch = fit_epochs(model, train_t, val_t, config, generator, progress, log)
     temperature = 1.0
     if config.calibrate and val_t is not None:
         logits, targets = validation_logits(model, val_t)
@@ -224,7 +241,7 @@ def train_model(
     return TrainResult(model, spec, history, best_epoch, seconds, config, temperature)
 
 
-def _fit(
+def fit_epochs(
     model: nn.Module,
     train_t: Tensors,
     val_t: Tensors | None,

@@ -13,7 +13,17 @@ import sys
 from helo.devices.native_output import quiet_liblsl, terminal_stream
 from helo.models.errors import HeloError
 from helo.streamer import __version__
-from helo.streamer.commands import bench, evaluate, gui, record, replay, report, run, train
+from helo.streamer.commands import (
+    adapt,
+    bench,
+    evaluate,
+    gui,
+    record,
+    replay,
+    report,
+    run,
+    train,
+)
 from helo.streamer.process import INFERENCE_COMMANDS, configure_for_inference
 
 COMMANDS = {
@@ -22,6 +32,7 @@ COMMANDS = {
     "replay": replay,
     "record": record,
     "train": train,
+    "adapt": adapt,
     "evaluate": evaluate,
     "report": report,
     "bench": bench,

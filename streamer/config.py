@@ -9,8 +9,10 @@ stale_s = 2.0             # older newest sample: the modality is masked
 resolve_timeout_s = 10.0
 allow_missing = true      # go on without modalities the model can do without
 accelerator = "auto"      # auto | cpu | cuda
+baseline_s = 60           # the first 60 s are the participant at rest (calibrating)
 
 truth_stream = "MyTruth"  # a stream with a known distribution: recorded, drawn (optional)
+labels_stream = "Stimuli" # EmotionLabels of the trials: recorded, and a personal model from them
 
 [streams]                 # which stream feeds a modality (name, source_id or type)
 eeg = "BioSemi"
@@ -65,6 +67,7 @@ class SessionConfig:
     streams: dict[str, str] = field(default_factory=dict)
     inputs: AdaptOptions = field(default_factory=AdaptOptions)
     truth_stream: str | None = None  # source_id or name of a stream of true distributions
+    labels_stream: str | None = None  # source_id or name of the session's EmotionLabels
     stdout: bool = True
     jsonl: Path | None = None
     csv: Path | None = None
@@ -72,6 +75,7 @@ class SessionConfig:
     lsl_name: str = "HeLo"
     record: Path | None = None
     duration_s: float | None = None
+    baseline_s: float = 0.0  # the first seconds are the participant's rest (calibrating)
 
     def __post_init__(self) -> None:
         for key in ("checkpoint", "jsonl", "csv", "record"):
@@ -83,6 +87,8 @@ class SessionConfig:
                 raise HeloError(f"session config: {key} must be a number > 0, got {value!r}")
         if self.hop_s is not None and not self.hop_s > 0:
             raise HeloError(f"session config: hop_s must be > 0, got {self.hop_s!r}")
+        if not isinstance(self.baseline_s, int | float) or not 0 <= self.baseline_s < 3600:
+            raise HeloError(f"--baseline must be seconds in [0, 3600), got {self.baseline_s!r}")
         if self.duration_s is not None and not self.duration_s > 0:
             raise HeloError(f"--duration must be > 0 seconds, got {self.duration_s!r}")
         if not 0.0 <= self.inputs.max_interpolated < 1.0:

@@ -16,3 +16,11 @@ DEMO_CHECKPOINT = DEMO_DIR / "helo_synthetic_demo.safetensors"
 DEMO_TRAIN_CONFIG = DEMO_DIR / "train_demo.toml"
 # Held-out simulated subjects for `streamer evaluate --demo` (seed differs from training).
 DEMO_TEST_DATA = {"n_subjects": 6, "trials_per_subject": 6, "seed": 1}
+
+
+def personal_dir() -> Path:
+    """Where personal models are written and looked for (``HELO_PERSONAL_DIR``, else
+    ``~/.helo/personal``): outside the install, so an upgrade keeps them."""
+    import os
+
+    return Path(os.environ.get("HELO_PERSONAL_DIR") or Path.home() / ".helo" / "personal")

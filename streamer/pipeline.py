@@ -14,10 +14,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from helo.models.checkpoint import Checkpoint
+from helo.models.features.participant import FeatureNormaliser
 from helo.models.inference import Predictor
 from helo.models.training import resolve_device
 from helo.streamer.clocks import Clock
 from helo.streamer.scheduler import MAX_WAIT_S, STALE_S, Feed, WindowScheduler, WindowSet
+from helo.streamer.window_log import WindowLog
 from helo.streamer.worker import InferenceWorker, Subscriber
 
 
@@ -45,6 +47,8 @@ class Pipeline:
         start_s: float | None = None,
         batch: int = 1,
         batch_offset: int = 0,
+        normaliser: FeatureNormaliser | None = None,
+        window_log: WindowLog | None = None,
     ):
         self.checkpoint = checkpoint
         self.predictor = Predictor(checkpoint, device=resolve_device(accelerator))
@@ -61,7 +65,12 @@ class Pipeline:
         self.batch = max(1, batch)
         self.batch_offset = batch_offset
         self.worker = InferenceWorker(
-            self.predictor, subscribers, live=clock.waits_for_data, max_batch=max(64, batch)
+            self.predictor,
+            subscribers,
+            live=clock.waits_for_data,
+            max_batch=max(64, batch),
+            normaliser=normaliser,
+            window_log=window_log,
         )
 
     def run(self, stop: threading.Event, duration_s: float | None = None) -> int:
@@ -93,3 +102,12 @@ class Pipeline:
 
     def stop(self) -> None:
         self.scheduler.stop()
+
+    def switch_model(self, checkpoint: Checkpoint) -> None:
+        """Predict with ``checkpoint`` from the next batch on (same spec: the caller
+        checked); the normalisation state and everything else go on as they were."""
+        predictor = Predictor(checkpoint, device=self.predictor.device)
+        old = self.predictor
+        self.checkpoint, self.predictor = checkpoint, predictor
+        self.worker.predictor = predictor
+        old.close()

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
+from helo.models.datasets.windows import features_from_recording
 from helo.models.errors import DatasetError
 from helo.models.features.adapt import AdaptOptions
 from helo.models.features.mapping import MappingError, map_streams
@@ -67,6 +68,7 @@ class ReplaySource:
         for line in mapping.header_lines(descriptions):
             log.info("%s", line)
         self.feeds: dict[str, Feed] = {}
+        self._stream_of: dict[str, RecordedStream] = {}
         self._sources: list[tuple[RecordedStream, RingBuffer]] = []
         self._next: list[int] = []
         used: dict[int, RingBuffer] = {}
@@ -79,6 +81,7 @@ class ReplaySource:
                 self._sources.append((stream, used[source.stream]))
                 self._next.append(0)
             self.feeds[name] = Feed(used[source.stream], source.adapter)
+            self._stream_of[name] = stream
         fed = [s for s, _ in self._sources]
         self.start_s = min(float(s.times[0]) for s in fed)
         self.end_s = max(float(s.times[-1]) for s in fed)
@@ -92,6 +95,13 @@ class ReplaySource:
             if stream.description.type.lower() == PREDICTION_TYPE.lower() and len(stream.times):
                 return stream.times
         return None
+
+    def raw_features(self, ends: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Raw features of windows ending at ``ends``, cut from the whole recording the way
+        training cuts them (for the normalisation state before a replay's ``--from``)."""
+        streams = {n: (s.times, s.samples) for n, s in self._stream_of.items()}
+        adapters = {n: feed.adapter for n, feed in self.feeds.items()}
+        return features_from_recording(self.spec, streams, ends, adapters=adapters)
 
     def grid_ends(self, hop_s: float) -> np.ndarray:
         """Window ends every ``hop_s`` from the first full window to the last sample."""

@@ -20,12 +20,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from helo.models.errors import HeloError
+from helo.models.features.participant import FeatureNormaliser
 from helo.models.streams import TRUTH_TYPE
 from helo.streamer.clocks import ReplayClock
 from helo.streamer.config import ReplayOptions, SessionConfig
 from helo.streamer.lsl_reader import StreamHealth
 from helo.streamer.replay import ReplaySource
 from helo.streamer.session import Session
+from helo.streamer.sidecar import read_sidecar
 from helo.streamer.worker import Subscriber
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,9 @@ class ReplaySession(Session):
         self.descriptions = {s.description.name: s.description for s in source.streams}
         self.missing = dict(source.missing)
         hop = self.hop_s
-        self.ends, first = self._window_ends(source, hop)
+        all_ends, first = self._window_ends(source, hop)
+        self.ends = all_ends[first:]
+        self.normaliser = self._replay_normaliser(source, all_ends[:first])
         speed = self.options.speed
         source.seek(float(self.ends[0]))  # from the samples the first window needs
         clock = ReplayClock(
@@ -84,8 +88,24 @@ class ReplaySession(Session):
             batch_offset=first,
         )
 
+    def _replay_normaliser(self, source: ReplaySource, earlier: np.ndarray) -> FeatureNormaliser:
+        """The normalisation state the replay starts from: the live session's (from the
+        recording's sidecar) when there is one, brought forward over the windows before
+        ``--from``, so that a span replays as it does in a full replay."""
+        start = (read_sidecar(self.options.file) or {}).get("start") or {}
+        baseline = self.config.baseline_s or float(start.get("baseline_s") or 0.0)
+        normaliser = FeatureNormaliser(self.spec, baseline_s=baseline)
+        state = start.get("normaliser")
+        if state and start.get("normalisation") == self.spec.normalisation:
+            normaliser.load(state)
+            log.info("%s: normalisation state of the live session loaded", self.options.file)
+        if len(earlier) and (self.spec.per_participant or baseline > 0):
+            values, present = source.raw_features(earlier)
+            normaliser.apply(earlier, values, present)
+        return normaliser
+
     def _window_ends(self, source: ReplaySource, hop_s: float) -> tuple[np.ndarray, int]:
-        """The window ends to replay, and the index of the first on the full grid."""
+        """Every window end up to ``--to``, and the index of the first to replay (``--from``)."""
         path = self.options.file
         if self.options.times == "recorded":
             recorded = source.recorded_prediction_times()
@@ -109,7 +129,7 @@ class ReplaySession(Session):
                 if len(ends)
                 else f"{path}: no window to replay"
             )
-        return ends[keep], int(keep[0])
+        return ends[: keep[-1] + 1], int(keep[0])
 
     # ------------------------------------------------------------------ controls
 

@@ -25,17 +25,28 @@ import numpy as np
 import pylsl
 
 from helo.models.checkpoint import Checkpoint, load_checkpoint
+from helo.models.errors import HeloError
 from helo.models.features.mapping import MappingError, StreamMapping, map_streams
-from helo.models.features.spec import FeatureSpec
+from helo.models.features.participant import FeatureNormaliser
+from helo.models.features.spec import FeatureSpec, spec_difference
 from helo.models.streams import StreamDescription, describe_lsl, is_data_type
 from helo.streamer.clocks import Clock, WallClock
 from helo.streamer.config import SessionConfig
 from helo.streamer.demo import DEMO_CHECKPOINT
+from helo.streamer.label_reader import LabelReader
 from helo.streamer.lsl_reader import StreamHealth, StreamReader, full_info
 from helo.streamer.pipeline import Pipeline
 from helo.streamer.recorder import Recorder, new_recording_path, resolve_by_source_id
 from helo.streamer.scheduler import Feed
-from helo.streamer.sinks import LatencyStats, LslSink, close_quietly, open_sinks
+from helo.streamer.sidecar import write_sidecar
+from helo.streamer.sinks import (
+    CalibrationNotice,
+    LatencyStats,
+    LslSink,
+    close_quietly,
+    open_sinks,
+)
+from helo.streamer.window_log import WindowLog
 from helo.streamer.worker import Subscriber
 
 log = logging.getLogger(__name__)
@@ -56,6 +67,9 @@ class Session:
         self.sinks: list[Subscriber] = []
         self.lsl_sink: LslSink | None = None
         self.pipeline: Pipeline | None = None
+        self.normaliser: FeatureNormaliser | None = None  # the participant's running state
+        self.window_log: WindowLog | None = None  # raw features, for a personal model
+        self.label_reader: LabelReader | None = None  # the trials' labels, when streamed
         self._stop = threading.Event()
 
     # ------------------------------------------------------------------ life cycle
@@ -161,6 +175,8 @@ class Session:
         """Outputs and pipeline over ``feeds`` and ``clock``: the one wiring place."""
         assert self.checkpoint is not None
         self.feeds, self.clock = dict(feeds), clock
+        normaliser = self.normaliser or self._new_normaliser()
+        self.normaliser = normaliser
         model_name = Path(self.checkpoint.path or "model").stem
         outputs = open_sinks(
             self.config,
@@ -174,7 +190,12 @@ class Session:
             self.checkpoint,
             feeds,
             clock,
-            [*self.sinks, self.latency, *self.extra_subscribers],
+            [
+                *self.sinks,
+                self.latency,
+                CalibrationNotice(normaliser.warmup_s),
+                *self.extra_subscribers,
+            ],
             hop_s=self.hop_s,
             max_wait_s=self.config.max_wait_s,
             stale_s=self.config.stale_s,
@@ -182,7 +203,50 @@ class Session:
             ends=ends,
             batch=batch,
             batch_offset=batch_offset,
+            normaliser=normaliser,
+            window_log=self.window_log,
         )
+
+    def switch_model(self, checkpoint: Checkpoint) -> None:
+        """Go on with another model of the same inputs (a personal model made from this
+        session): streams, normalisation state and outputs continue. A model of other
+        inputs is refused with a line saying what differs."""
+        if self.pipeline is None or self.checkpoint is None:
+            raise HeloError("switch model: the session is not running")
+        where = str(checkpoint.path or "the new model")
+        why = spec_difference(self.spec, checkpoint.spec)
+        if why:
+            raise HeloError(f"{where}: cannot replace the session's model: {why}")
+        self.pipeline.switch_model(checkpoint)
+        self.checkpoint = checkpoint
+        log.info("now predicting with %s", where)
+
+    def _new_normaliser(self) -> FeatureNormaliser:
+        """The participant's normalisation state for this session, said in one line."""
+        normaliser = FeatureNormaliser(self.spec, baseline_s=self.config.baseline_s)
+        if self.spec.per_participant:
+            log.info(
+                "the model normalises to the participant: calibrating for the first %.0f s%s",
+                normaliser.warmup_s,
+                " (the baseline)" if self.config.baseline_s >= normaliser.warmup_s else "",
+            )
+        elif self.config.baseline_s > 0:
+            log.info(
+                "baseline: the first %.0f s are flagged calibrating (the model normalises "
+                "to its training population, so the baseline seeds nothing)",
+                self.config.baseline_s,
+            )
+        return normaliser
+
+    def session_state(self) -> dict:
+        """What a replay needs to continue as this session did (the recording's sidecar)."""
+        assert self.checkpoint is not None
+        return {
+            "model": str(self.checkpoint.path or ""),
+            "normalisation": self.spec.normalisation,
+            "baseline_s": self.config.baseline_s,
+            "normaliser": self.normaliser.to_dict() if self.normaliser is not None else None,
+        }
 
 
 class LiveSession(Session):
@@ -193,6 +257,7 @@ class LiveSession(Session):
         self.readers: dict[int, StreamReader] = {}
         self.recorder: Recorder | None = None
         self._truth_reader: StreamReader | None = None
+        self._start_state: dict = {}
 
     def _open(self) -> None:
         config = self.config
@@ -206,12 +271,14 @@ class LiveSession(Session):
                 )
             feeds[name] = Feed(self.readers[source.stream].buffer, source.adapter)
         self.descriptions = {d.name: d for d in descriptions}
+        self.window_log = WindowLog(spec)
         self._assemble(feeds, WallClock(), lsl_source_id=f"helo-predictions-{id(self):x}")
         for reader in self.readers.values():
             reader.start()
         truth = self._start_truth()
+        labels = self._start_labels()
         if config.record is not None:
-            self._start_recording([infos[i] for i in self.readers], truth)
+            self._start_recording([infos[i] for i in self.readers], [truth, labels])
 
     def _find_streams(
         self, spec: FeatureSpec
@@ -264,23 +331,45 @@ class LiveSession(Session):
         self._truth_reader = StreamReader(found[0]).start()
         return found[0]
 
+    def _start_labels(self) -> pylsl.StreamInfo | None:
+        """Read the EmotionLabels stream the config names, if any: its trials make a
+        personal model from the session (recorded with it)."""
+        wanted = self.config.labels_stream
+        if not wanted:
+            return None
+        found = pylsl.resolve_byprop("source_id", wanted, 1, 5.0) or pylsl.resolve_byprop(
+            "name", wanted, 1, 1.0
+        )
+        if not found:
+            log.warning("labels stream %r not found; going on without it", wanted)
+            return None
+        self.label_reader = LabelReader(found[0], self.spec.labels).start()
+        return found[0]
+
     def _start_recording(
-        self, data_infos: list[pylsl.StreamInfo], truth: pylsl.StreamInfo | None
+        self, data_infos: list[pylsl.StreamInfo], extra: Sequence[pylsl.StreamInfo | None]
     ) -> None:
-        infos = list(data_infos) + ([truth] if truth is not None else [])
+        infos = list(data_infos) + [info for info in extra if info is not None]
         if self.lsl_sink is not None:
             infos.append(resolve_by_source_id(self.lsl_sink.info.source_id()))
         folder = self.config.record
         assert folder is not None
         path = folder if folder.suffix == ".xdf" else new_recording_path(folder)
         self.recorder = Recorder(path, infos).start()
+        self._start_state = self.session_state()
+        write_sidecar(path, {"start": self._start_state})
 
     def _close_sources(self) -> None:
         if self.recorder is not None:  # first, while every recorded outlet still exists
             self.recorder.stop()
+            write_sidecar(
+                self.recorder.path, {"start": self._start_state, "end": self.session_state()}
+            )
         for reader in [*self.readers.values(), self._truth_reader]:
             if reader is not None and reader.running:
                 reader.stop()
+        if self.label_reader is not None:
+            self.label_reader.stop()
 
     def _stream_health(self) -> list[StreamHealth]:
         return [reader.health() for reader in self.readers.values()]

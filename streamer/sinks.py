@@ -60,7 +60,10 @@ class StdoutSink:
                 if record.latency_ms is not None
                 else (f"{record.compute_ms:5.1f} ms compute")
             )
-            self.stream.write(f"t={record.t_end:.2f}  " + " | ".join(parts) + f"  [{mods}] {lat}\n")
+            flag = "  (calibrating)" if record.calibrating else ""
+            self.stream.write(
+                f"t={record.t_end:.2f}  " + " | ".join(parts) + f"  [{mods}] {lat}{flag}\n"
+            )
         self.stream.flush()
 
     def close(self) -> None:
@@ -90,7 +93,8 @@ class JsonlSink:
 
 class CsvSink:
     """``index, t_end_lsl, <one column per label>, present, missing, latency_ms,
-    compute_ms, interpolated`` per row (``eeg:O1 O2`` for interpolated channels)."""
+    compute_ms, interpolated, calibrating`` per row (``eeg:O1 O2`` for interpolated
+    channels; calibrating 1 while the participant's statistics settle)."""
 
     def __init__(self, path: str | Path, labels: tuple[str, ...]):
         self.path = Path(path)
@@ -110,6 +114,7 @@ class CsvSink:
                     "latency_ms",
                     "compute_ms",
                     "interpolated",
+                    "calibrating",
                 ]
             )
             self._file.flush()
@@ -131,6 +136,7 @@ class CsvSink:
                 latency,
                 f"{record.compute_ms:.3f}",
                 "; ".join(f"{m}:{' '.join(c)}" for m, c in record.interpolated.items()),
+                int(record.calibrating),
             ]
         )
         self._file.flush()
@@ -218,6 +224,30 @@ class LatencyStats:
                 out[f"{name}_p99_ms"] = float(np.percentile(values, 99))
                 out[f"{name}_max_ms"] = float(np.max(values))
         return out
+
+
+class CalibrationNotice:
+    """Says in the terminal when the participant's calibration (warm-up or baseline)
+    is over, once: a researcher sees from when the predictions are settled."""
+
+    name = "calibration notice"
+
+    def __init__(self, warmup_s: float):
+        self.warmup_s = warmup_s
+        self.started_at: float | None = None
+        self.done = warmup_s <= 0
+
+    def __call__(self, record: PredictionRecord) -> None:
+        if self.done:
+            return
+        if self.started_at is None:
+            self.started_at = record.t_end
+        if not record.calibrating:
+            self.done = True
+            log.info(
+                "calibration over after %.0f s: the participant's statistics are settled",
+                record.t_end - self.started_at + 0.0,
+            )
 
 
 @dataclass

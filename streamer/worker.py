@@ -23,8 +23,10 @@ import numpy as np
 import pylsl
 
 from helo.models.features.extract import FeatureBatch, extract_modality
+from helo.models.features.participant import FeatureNormaliser
 from helo.models.inference import Predictor
 from helo.streamer.scheduler import WindowSet
+from helo.streamer.window_log import WindowLog
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class PredictionRecord:
     latency_ms: float | None = None  # newest sample in the window -> emitted (live)
     compute_ms: float = 0.0  # cut -> emitted, the monitor's own share
     interpolated: dict[str, tuple[str, ...]] = field(default_factory=dict)  # eeg -> channels
+    calibrating: bool = False  # the participant's statistics (or baseline) are not settled
 
     @property
     def dominant(self) -> str | None:
@@ -65,6 +68,7 @@ class PredictionRecord:
             "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 3),
             "compute_ms": round(self.compute_ms, 3),
             "interpolated": {k: list(v) for k, v in self.interpolated.items()},
+            "calibrating": self.calibrating,
         }
 
 
@@ -92,9 +96,14 @@ class InferenceWorker:
         max_batch: int = 64,
         queue_size: int = 64,
         live: bool = True,
+        normaliser: FeatureNormaliser | None = None,
+        window_log: WindowLog | None = None,
     ):
         self.predictor = predictor
         self.spec = predictor.spec
+        # The session's normalisation state: raw features -> model input, in window order.
+        self.normaliser = normaliser or FeatureNormaliser(self.spec)
+        self.window_log = window_log  # raw features kept for a personal model
         self.subscribers = list(subscribers)
         self.max_batch = max_batch
         self.live = live
@@ -155,7 +164,13 @@ class InferenceWorker:
 
     def _handle(self, batch: list[WindowSet]) -> None:
         features = self.features(batch)
-        distributions = self.predictor.predict_features(features)
+        t_end = np.array([ws.t_end for ws in batch])
+        if self.window_log is not None:
+            self.window_log.add(t_end, features.values, features.present)
+        normalised = self.normaliser.apply(t_end, features.values, features.present)
+        features.values = normalised.values
+        predictor = self.predictor  # read once: a model switch lands between batches
+        distributions = predictor.predict_features(features)
         now_lsl = pylsl.local_clock()
         now_wall = time.perf_counter()
         names = self.spec.names
@@ -184,6 +199,7 @@ class InferenceWorker:
                 latency_ms=latency,
                 compute_ms=(now_wall - window_set.cut_wall) * 1e3,
                 interpolated={n: c for n, c in window_set.interpolated.items() if n in present},
+                calibrating=bool(normalised.calibrating[i]),
             )
             self._deliver(record)
         self.handled += len(batch)
@@ -215,7 +231,8 @@ class InferenceWorker:
                     self.errors.append(message)
 
     def features(self, batch: list[WindowSet]) -> FeatureBatch:
-        """Features of every window of the batch, vectorised over windows of equal length."""
+        """Raw features of every window of the batch, vectorised over windows of equal
+        length (the normaliser turns them into model input, in window order)."""
         n = len(batch)
         values, reasons = {}, {}
         present = np.zeros((n, len(self.spec.modalities)), dtype=bool)
@@ -229,7 +246,7 @@ class InferenceWorker:
                     by_length.setdefault(len(window), []).append(i)
             for rows in by_length.values():
                 stacked = np.stack([_window(batch[i], mod.name) for i in rows])
-                vals, ok, why = extract_modality(mod, stacked, normalize=True)
+                vals, ok, why = extract_modality(mod, stacked, normalize=False)
                 values[mod.name][rows] = vals
                 present[rows, m] = ok
                 for i, reason in zip(rows, why, strict=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import TINY
 
 from helo.models.datasets.synthetic import (
     EMOTIONS,
@@ -107,10 +108,28 @@ def test_script_moves_smoothly_towards_each_target():
 
 def test_dataset_windows_stay_inside_their_trial(tiny_dataset):
     assert len(tiny_dataset) == 4 * 3 * 16
+    rest = TINY.rest_s  # the trials follow the rest (the session's baseline)
     for trial in np.unique(tiny_dataset.trials)[:3]:
         ends = tiny_dataset.t_end_s[tiny_dataset.trials == trial]
         index = int(trial.split("/T")[1])
-        assert ends.min() - 5.0 >= index * 20.0 - 1e-9
-        assert ends.max() <= (index + 1) * 20.0 + 1e-9
+        assert ends.min() - 5.0 >= rest + index * 20.0 - 1e-9
+        assert ends.max() <= rest + (index + 1) * 20.0 + 1e-9
+    baseline = tiny_dataset.baseline
+    assert baseline is not None
+    assert set(baseline.subjects) == set(tiny_dataset.subjects)
+    assert baseline.t_end_s.max() <= rest + 1e-9  # rest windows only, never scored
     assert np.allclose(tiny_dataset.targets.sum(axis=1), 1)
     assert tiny_dataset.present[:, :3].all()  # physiology always there
+
+
+def test_a_rest_before_the_trials_shows_no_emotion():
+    rng = np.random.default_rng(0)
+    script = EmotionScript.random_trials(3, 20.0, rng, rest_s=30.0)
+    np.testing.assert_array_equal(script.intensity(np.array([0.0, 29.9, 30.0])), [0, 0, 1])
+    np.testing.assert_allclose(script.at(np.array([10.0]))[0], 1 / 6)  # the initial state
+    assert script.starts_s[0] == 30.0
+    # at rest the face is its neutral self: no expression beyond the person's bias
+    session = SyntheticSession(script, subject=1, seed=0, modalities=("face",))
+    _, face = session.read("face", 60.0)
+    rest, trial = face[: 25 * 30, :52], face[35 * 30 :, :52]
+    assert np.nanmean(rest[:, 1:]) < np.nanmean(trial[:, 1:])

@@ -199,6 +199,7 @@ class SessionRunner:
             self.config,
             streams={**self.devices.streams, **self.config.streams},
             truth_stream=self.config.truth_stream or self.devices.truth,
+            labels_stream=self.config.labels_stream or self.devices.labels,
         )
         return LiveSession(config, [self._on_prediction])
 

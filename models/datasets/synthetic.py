@@ -238,10 +238,11 @@ class EmotionScript:
     the previous segment left it), so mixtures and transitions are smooth.
     """
 
-    starts_s: np.ndarray  # [S], increasing, starts_s[0] == 0
+    starts_s: np.ndarray  # [S], increasing (from 0, or from the end of the rest)
     targets: np.ndarray  # [S, K], rows sum to 1
     tau_s: float = 4.0
     initial: np.ndarray | None = None  # [K]; default: the first target
+    rest_s: float = 0.0  # a neutral rest before the first segment: no emotion shows
 
     _segment_start_state: np.ndarray = field(init=False, repr=False)  # [S, K]
 
@@ -266,9 +267,13 @@ class EmotionScript:
         seg = np.clip(np.searchsorted(self.starts_s, t, side="right") - 1, 0, None)
         target = self.targets[seg]
         start = self._segment_start_state[seg]
-        decay = np.exp(-(t - self.starts_s[seg]) / self.tau_s)[:, None]
+        decay = np.exp(-np.clip(t - self.starts_s[seg], 0.0, None) / self.tau_s)[:, None]
         dist = target + (start - target) * decay
         return dist / dist.sum(axis=1, keepdims=True)
+
+    def intensity(self, t_s: np.ndarray) -> np.ndarray:
+        """How strongly the distribution shows in body and face: 0 at rest, else 1."""
+        return (np.asarray(t_s, dtype=np.float64) >= self.rest_s).astype(np.float64)
 
     def mean_over(self, t0_s: float, t1_s: float, n: int = 21) -> np.ndarray:
         """Average distribution over ``[t0_s, t1_s]`` (the label of a window)."""
@@ -282,10 +287,12 @@ class EmotionScript:
         rng: np.random.Generator,
         n_labels: int = 6,
         tau_s: float = 4.0,
+        rest_s: float = 0.0,
     ) -> EmotionScript:
         """Trials of ``trial_s`` seconds, each with a mixed target distribution: a
         dominant emotion (cycled so all are covered), often a second one that
-        tends to go with it, and a little of everything (Dirichlet)."""
+        tends to go with it, and a little of everything (Dirichlet); after a neutral
+        rest of ``rest_s`` seconds (a session's baseline) when it is > 0."""
         order = rng.permutation(np.resize(np.arange(n_labels), n_trials))
         targets = []
         for dominant in order:
@@ -297,17 +304,19 @@ class EmotionScript:
             # A little of every emotion, as ratings of mixed feelings rarely hold a
             # hard zero ("very slightly or not at all" is still a rating).
             targets.append(0.9 * rng.dirichlet(alpha) + 0.1 / n_labels)
-        starts = np.arange(n_trials) * float(trial_s)
+        starts = rest_s + np.arange(n_trials) * float(trial_s)
         return cls(
             starts_s=starts,
             targets=np.array(targets),
             tau_s=tau_s,
             initial=np.full(n_labels, 1.0 / n_labels),
+            rest_s=rest_s,
         )
 
     @classmethod
-    def tour(cls, segment_s: float = 20.0, n_labels: int = 6) -> EmotionScript:
-        """A fixed, repeatable tour: each emotion alone, then pairwise mixtures."""
+    def tour(cls, segment_s: float = 20.0, n_labels: int = 6, rest_s: float = 0.0) -> EmotionScript:
+        """A fixed, repeatable tour: each emotion alone, then pairwise mixtures (after a
+        neutral rest of ``rest_s`` seconds, when it is > 0)."""
         eye = np.eye(n_labels)
         alone = [0.7 * eye[k] + 0.3 / n_labels for k in range(n_labels)]
         pairs = [
@@ -316,9 +325,10 @@ class EmotionScript:
         targets = np.array(alone + pairs)
         targets /= targets.sum(axis=1, keepdims=True)
         return cls(
-            starts_s=np.arange(len(targets)) * segment_s,
+            starts_s=rest_s + np.arange(len(targets)) * segment_s,
             targets=targets,
             initial=np.full(n_labels, 1.0 / n_labels),
+            rest_s=rest_s,
         )
 
 
@@ -701,7 +711,8 @@ class SyntheticSession:
         if stop <= start:
             return np.empty(0), np.empty((0, len(SYNTHETIC_STREAMS[name].channels)))
         times = np.arange(start, stop) / srate
-        dist = self.script.at(times - _LAG_S[name])
+        lagged = times - _LAG_S[name]
+        dist = self.script.at(lagged) * self.script.intensity(lagged)[:, None]
         samples = self._gens[name].generate(times, dist)
         self._next_index[name] = stop
         return times, samples

@@ -19,7 +19,12 @@ from helo.models.datasets.synthetic import (
     EmotionScript,
     SyntheticSession,
 )
-from helo.models.datasets.windows import WindowDataset, features_from_recording, window_ends
+from helo.models.datasets.windows import (
+    BaselineWindows,
+    WindowDataset,
+    features_from_recording,
+    window_ends,
+)
 from helo.models.features.face import BLENDSHAPE_NAMES
 from helo.models.features.spec import DEFAULT_EEG_BANDS_HZ, FACE_STATS, FeatureSpec, ModalitySpec
 
@@ -89,18 +94,22 @@ class SyntheticConfig:
     hop_s: float = 1.0
     seed: int = 0
     window_s: float = 5.0
+    rest_s: float = 60.0  # a neutral rest before the trials: the session's baseline
 
 
 def make_synthetic_dataset(config: SyntheticConfig = SyntheticConfig()) -> WindowDataset:
-    """Simulate every subject and compute their feature windows."""
+    """Simulate every subject and compute their feature windows (and those of their
+    rest, which seed participant normalisation and are never trained on)."""
     spec = synthetic_spec(config.window_s)
     parts = []
     for subject in range(config.n_subjects):
         name = f"sim{config.seed}-S{subject:02d}"  # the seed names a different population
         rng = np.random.default_rng([config.seed, subject, 17])
-        script = EmotionScript.random_trials(config.trials_per_subject, config.trial_s, rng)
+        script = EmotionScript.random_trials(
+            config.trials_per_subject, config.trial_s, rng, rest_s=config.rest_s
+        )
         session = SyntheticSession(script, subject=config.seed * 1000 + subject, seed=config.seed)
-        duration = config.trials_per_subject * config.trial_s
+        duration = config.rest_s + config.trials_per_subject * config.trial_s
         streams = {}
         for mod in spec.modalities:
             times, samples = session.read(mod.name, duration)
@@ -108,13 +117,20 @@ def make_synthetic_dataset(config: SyntheticConfig = SyntheticConfig()) -> Windo
             streams[mod.name] = (times, samples[:, cols])
         per_trial, trials = [], []
         for trial in range(config.trials_per_subject):
-            t0 = trial * config.trial_s
+            t0 = config.rest_s + trial * config.trial_s
             trial_ends = window_ends(t0, t0 + config.trial_s, config.window_s, config.hop_s)
             per_trial.append(trial_ends)
             trials += [f"{name}/T{trial:02d}"] * len(trial_ends)
         ends = np.concatenate(per_trial)
         values, present = features_from_recording(spec, streams, ends)
         targets = np.array([script.mean_over(e - config.window_s, e) for e in ends])
+        rest_ends = window_ends(0.0, config.rest_s, config.window_s, config.hop_s)
+        baseline = None
+        if len(rest_ends):
+            rest_values, rest_present = features_from_recording(spec, streams, rest_ends)
+            baseline = BaselineWindows(
+                rest_values, rest_present, np.array([name] * len(rest_ends)), rest_ends
+            )
         parts.append(
             WindowDataset(
                 spec=spec,
@@ -125,6 +141,7 @@ def make_synthetic_dataset(config: SyntheticConfig = SyntheticConfig()) -> Windo
                 trials=np.array(trials),
                 t_end_s=ends,
                 name="synthetic",
+                baseline=baseline,
             )
         )
     return WindowDataset.concat(parts, name="synthetic")

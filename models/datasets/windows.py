@@ -23,6 +23,43 @@ from helo.models.features.spec import FeatureSpec
 
 
 @dataclass
+class BaselineWindows:
+    """Raw features of rest periods (a session's baseline), per subject: never trained
+    on or scored, they seed the participant's normalisation statistics."""
+
+    values: dict[str, np.ndarray]
+    present: np.ndarray  # [B, M]
+    subjects: np.ndarray  # [B] str
+    t_end_s: np.ndarray  # [B]
+
+    def seeds(self) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]]:
+        """Per subject: (window ends, values, present) in time order."""
+        out = {}
+        for subject in np.unique(self.subjects):
+            rows = np.flatnonzero(self.subjects == subject)
+            out[str(subject)] = (
+                self.t_end_s[rows],
+                {k: v[rows] for k, v in self.values.items()},
+                self.present[rows],
+            )
+        return out
+
+    def select(self, cols: list[int], names: Sequence[str]) -> BaselineWindows:
+        return replace(
+            self, values={n: self.values[n] for n in names}, present=self.present[:, cols]
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[BaselineWindows]) -> BaselineWindows:
+        return BaselineWindows(
+            values={k: np.concatenate([p.values[k] for p in parts]) for k in parts[0].values},
+            present=np.concatenate([p.present for p in parts]),
+            subjects=np.concatenate([p.subjects for p in parts]),
+            t_end_s=np.concatenate([p.t_end_s for p in parts]),
+        )
+
+
+@dataclass
 class WindowDataset:
     """Feature windows with labels; plain numpy arrays, aligned on the first axis."""
 
@@ -34,6 +71,7 @@ class WindowDataset:
     trials: np.ndarray  # [N] str, unique across subjects
     t_end_s: np.ndarray  # [N] window end (seconds in its recording)
     name: str = ""
+    baseline: BaselineWindows | None = None  # rest windows that seed participant statistics
 
     def __post_init__(self) -> None:
         n = len(self.targets)
@@ -77,6 +115,7 @@ class WindowDataset:
             spec=self.spec.select(list(names)),
             values={n: self.values[n] for n in names},
             present=self.present[:, cols],
+            baseline=self.baseline.select(cols, names) if self.baseline is not None else None,
         )
         return out.subset(np.flatnonzero(out.present.any(axis=1)))
 
@@ -90,6 +129,7 @@ class WindowDataset:
                 raise DatasetError(
                     f"cannot combine {part.name!r} with {first.name!r}: modalities or labels differ"
                 )
+        baselines = [p.baseline for p in parts if p.baseline is not None]
         return WindowDataset(
             spec=first.spec,
             values={k: np.concatenate([p.values[k] for p in parts]) for k in first.values},
@@ -99,6 +139,7 @@ class WindowDataset:
             trials=np.concatenate([p.trials for p in parts]),
             t_end_s=np.concatenate([p.t_end_s for p in parts]),
             name=name or first.name,
+            baseline=BaselineWindows.concat(baselines) if baselines else None,
         )
 
     def summary(self) -> str:
@@ -123,6 +164,11 @@ class WindowDataset:
             "t_end_s": self.t_end_s,
             **{f"value__{k}": v for k, v in self.values.items()},
         }
+        if self.baseline is not None:
+            arrays["baseline__present"] = self.baseline.present
+            arrays["baseline__subjects"] = self.baseline.subjects.astype(str)
+            arrays["baseline__t_end_s"] = self.baseline.t_end_s
+            arrays.update({f"baseline__value__{k}": v for k, v in self.baseline.values.items()})
         np.savez_compressed(path, **arrays)
 
     @classmethod
@@ -132,6 +178,18 @@ class WindowDataset:
                 values = {
                     k[len("value__") :]: data[k] for k in data.files if k.startswith("value__")
                 }
+                baseline = None
+                if "baseline__present" in data.files:
+                    baseline = BaselineWindows(
+                        values={
+                            k[len("baseline__value__") :]: data[k]
+                            for k in data.files
+                            if k.startswith("baseline__value__")
+                        },
+                        present=data["baseline__present"],
+                        subjects=data["baseline__subjects"],
+                        t_end_s=data["baseline__t_end_s"],
+                    )
                 return cls(
                     spec=FeatureSpec.from_json(str(data["spec"])),
                     values=values,
@@ -141,6 +199,7 @@ class WindowDataset:
                     trials=data["trials"],
                     t_end_s=data["t_end_s"],
                     name=str(data["name"]),
+                    baseline=baseline,
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise DatasetError(f"{path}: not a cached window data set ({exc})") from None

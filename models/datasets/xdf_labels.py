@@ -30,9 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from helo.models.datasets.windows import WindowDataset, features_from_recording, window_ends
+from helo.models.datasets.windows import (
+    BaselineWindows,
+    WindowDataset,
+    features_from_recording,
+    window_ends,
+)
 from helo.models.errors import DatasetError
-from helo.models.features.adapt import AdaptOptions
+from helo.models.features.adapt import AdaptOptions, InputAdapter
 from helo.models.features.mapping import MappingError, StreamMapping, map_streams
 from helo.models.features.spec import FeatureSpec
 from helo.models.streams import LABELS_TYPE, StreamDescription
@@ -41,7 +46,8 @@ from helo.models.xdf import RecordedStream, read_recording
 log = logging.getLogger(__name__)
 
 
-_FIELDS = ("distribution", "duration_s", "offset_s", "trial", "subject")
+_FIELDS = ("distribution", "duration_s", "offset_s", "trial", "subject", "baseline")
+BASELINE_TRIAL = "baseline"  # a span with this trial name is a rest period too
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class LabelSpan:
     offset_s: float = 0.0
     trial: str | None = None
     subject: str | None = None
+    baseline: bool = False  # a rest period: seeds the participant's statistics, not trained on
 
     def bounds_s(self, timestamp_s: float) -> tuple[float, float]:
         """``(start, end)`` of the labelled span for a sample stamped ``timestamp_s``."""
@@ -64,29 +71,37 @@ class LabelSpan:
 
 
 def label_sample(
-    distribution: Mapping[str, float],
+    distribution: Mapping[str, float] | None,
     duration_s: float,
     offset_s: float = 0.0,
     trial: str | None = None,
     subject: str | None = None,
+    baseline: bool = False,
 ) -> str:
     """The JSON text of one EmotionLabels sample (what a label publisher pushes).
 
     The span it labels ends ``offset_s`` after the sample's timestamp and lasts
     ``duration_s``; push it when the span is over (``offset_s`` = 0) or say where
     it ended (e.g. ``offset_s`` = -2 for a span that ended 2 s before the push).
+    ``baseline=True`` (no distribution needed) marks a rest period: it seeds the
+    participant's normalisation statistics and is never trained on.
     Raises ``ValueError`` naming the argument that cannot make a valid sample.
     """
-    weights = _check_weights(distribution, ValueError)
+    if baseline and distribution is None:
+        weights = None
+    elif distribution is None:
+        raise ValueError("distribution is required unless baseline=True")
+    else:
+        weights = _check_weights(distribution, ValueError)
     if not _is_number(duration_s) or not duration_s > 0:
         raise ValueError(f"duration_s must be a number > 0, got {duration_s!r}")
     if not _is_number(offset_s):
         raise ValueError(f"offset_s must be a finite number, got {offset_s!r}")
-    sample: dict[str, Any] = {
-        "distribution": weights,
-        "duration_s": float(duration_s),
-        "offset_s": float(offset_s),
-    }
+    sample: dict[str, Any] = {"duration_s": float(duration_s), "offset_s": float(offset_s)}
+    if weights is not None:
+        sample["distribution"] = weights
+    if baseline:
+        sample["baseline"] = True
     for name, value in (("trial", trial), ("subject", subject)):
         if value is not None:
             if not isinstance(value, str) or not value:
@@ -110,10 +125,17 @@ def parse_label_sample(text: str, labels: Sequence[str]) -> LabelSpan:
     unknown = sorted(set(sample) - set(_FIELDS))
     if unknown:
         raise DatasetError(f"unknown field(s) {unknown}; the fields are {list(_FIELDS)}")
-    for key in ("distribution", "duration_s"):
+    baseline = sample.get("baseline", False)
+    if not isinstance(baseline, bool):
+        raise DatasetError(f"baseline must be true or false, got {baseline!r}")
+    baseline = baseline or sample.get("trial") == BASELINE_TRIAL
+    for key in ("duration_s",) if baseline else ("distribution", "duration_s"):
         if key not in sample:
             raise DatasetError(f"missing field {key!r}")
-    weights = _check_weights(sample["distribution"], DatasetError)
+    if baseline and "distribution" not in sample:
+        weights = dict.fromkeys(labels, 1.0)  # a rest has no label; never scored
+    else:
+        weights = _check_weights(sample["distribution"], DatasetError)
     duration_s, offset_s = sample["duration_s"], sample.get("offset_s", 0.0)
     if not _is_number(duration_s) or not duration_s > 0:
         raise DatasetError(f"duration_s must be a number > 0, got {duration_s!r}")
@@ -125,6 +147,7 @@ def parse_label_sample(text: str, labels: Sequence[str]) -> LabelSpan:
         offset_s=float(offset_s),
         trial=_optional_name(sample, "trial"),
         subject=_optional_name(sample, "subject"),
+        baseline=baseline,
     )
 
 
@@ -238,10 +261,16 @@ def _load_recording(
         for name, src in mapping.sources.items()
     }
     adapters = {name: src.adapter for name, src in mapping.sources.items()}
-    ends, span_of_window = _window_ends(path, spans, spec.max_window_s, hop_s)
+    labelled = [p for p in spans if not p.span.baseline]
+    if not labelled:
+        raise DatasetError(f"{path}: every {LABELS_TYPE} span is a baseline; nothing to train on")
+    ends, span_of_window = _window_ends(path, labelled, spec.max_window_s, hop_s)
     values, present = features_from_recording(spec, recorded, ends, adapters=adapters)
-    chosen = [spans[i] for i in span_of_window]
+    chosen = [labelled[i] for i in span_of_window]
     stem = path.stem
+    start = _recording_start(streams)
+    named = {p.span.subject or subject or stem for p in labelled}
+    rest_subject = named.pop() if len(named) == 1 else subject or stem  # a rest without a name
     dataset = WindowDataset(
         spec=spec,
         values=values,
@@ -249,10 +278,37 @@ def _load_recording(
         targets=np.array([p.span.distribution for p in chosen]),
         subjects=np.array([p.span.subject or subject or stem for p in chosen]),
         trials=np.array([p.span.trial or f"{stem}#{p.number}" for p in chosen]),
-        t_end_s=ends - _recording_start(streams),
+        t_end_s=ends - start,
         name="xdf",
+        baseline=_baseline_windows(spec, spans, recorded, adapters, hop_s, rest_subject, start),
     )
     return _drop_windows_without_data(path, dataset)
+
+
+def _baseline_windows(
+    spec: FeatureSpec,
+    spans: list[_PlacedSpan],
+    recorded: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    adapters: Mapping[str, InputAdapter],
+    hop_s: float,
+    subject: str,
+    start: float,
+) -> BaselineWindows | None:
+    """Windows of the rest spans (``"baseline": true``), which seed the participant's
+    normalisation statistics; None when the recording has none."""
+    rest = [p for p in spans if p.span.baseline]
+    ends = [window_ends(p.t_start, p.t_end, spec.max_window_s, hop_s) for p in rest]
+    owners = [np.full(len(e), i) for i, e in enumerate(ends)]
+    if not rest or not sum(len(e) for e in ends):
+        return None
+    all_ends, owner = np.concatenate(ends), np.concatenate(owners)
+    values, present = features_from_recording(spec, recorded, all_ends, adapters=adapters)
+    return BaselineWindows(
+        values=values,
+        present=present,
+        subjects=np.array([rest[i].span.subject or subject for i in owner]),
+        t_end_s=all_ends - start,
+    )
 
 
 def _place_spans(

@@ -31,6 +31,35 @@ FEATURE_KINDS = ("eeg_de", "gsr_stats", "ppg_stats", "face_stats", "precomputed"
 DEFAULT_EEG_BANDS_HZ: list[list[float]] = [[1, 4], [4, 8], [8, 14], [14, 31], [31, 49]]
 BAND_NAMES = ("delta", "theta", "alpha", "beta", "gamma")
 FACE_STATS = ("mean", "std", "max")
+NORMALISATIONS = ("global", "participant")
+
+
+@dataclass(frozen=True)
+class ParticipantNorm:
+    """How features are standardised to the person (``normalisation = "participant"``).
+
+    People differ more than emotions do, so each participant's features are z-scored
+    with that participant's own running statistics (:mod:`models.features.participant`),
+    weighted by seconds of signal so that any hop gives the same statistics: the
+    population statistics count as ``prior_s`` seconds (what the first windows lean
+    on), a value beyond ``clip`` standard deviations is clipped before it counts (a
+    glitch moves nothing), and predictions are flagged as calibrating until
+    ``warmup_s`` seconds of the participant were seen.
+    """
+
+    prior_s: float = 30.0
+    warmup_s: float = 60.0
+    clip: float = 4.0
+
+    def __post_init__(self) -> None:
+        for key in ("prior_s", "warmup_s", "clip"):
+            value = getattr(self, key)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise FeatureError(
+                    f"feature spec: participant_norm.{key} must be >= 0, got {value!r}"
+                )
+        if self.prior_s <= 0 or self.clip <= 0:
+            raise FeatureError("feature spec: participant_norm prior_s and clip must be > 0")
 
 
 @dataclass(frozen=True)
@@ -168,8 +197,15 @@ class FeatureSpec:
     labels: tuple[str, ...]
     hop_s: float = 0.25
     version: int = SPEC_VERSION
+    normalisation: str = "global"  # "global" | "participant"
+    participant_norm: ParticipantNorm = field(default_factory=ParticipantNorm)
 
     def __post_init__(self) -> None:
+        if self.normalisation not in NORMALISATIONS:
+            raise FeatureError(
+                f"feature spec: normalisation must be one of {NORMALISATIONS}, "
+                f"got {self.normalisation!r}"
+            )
         if not self.modalities:
             raise FeatureError("feature spec: no modalities")
         names = [m.name for m in self.modalities]
@@ -223,13 +259,26 @@ class FeatureSpec:
             mods.append(replace(mod, norm_mean=_floats(mean), norm_std=_floats(std)))
         return replace(self, modalities=tuple(mods))
 
+    @property
+    def per_participant(self) -> bool:
+        """Features standardised with the participant's own running statistics."""
+        return self.normalisation == "participant"
+
+    def with_normalisation(self, kind: str, settings: ParticipantNorm | None = None) -> FeatureSpec:
+        """A copy normalised the given way (``global`` or ``participant``)."""
+        return replace(self, normalisation=kind, participant_norm=settings or self.participant_norm)
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "version": self.version,
             "labels": list(self.labels),
             "hop_s": self.hop_s,
             "modalities": [m.to_dict() for m in self.modalities],
+            "normalisation": self.normalisation,
         }
+        if self.per_participant:
+            out["participant_norm"] = asdict(self.participant_norm)
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
@@ -248,6 +297,8 @@ class FeatureSpec:
             labels=tuple(str(x) for x in data["labels"]),
             hop_s=float(data.get("hop_s", 0.25)),
             version=int(data.get("version", SPEC_VERSION)),
+            normalisation=str(data.get("normalisation", "global")),
+            participant_norm=_participant_norm(data.get("participant_norm")),
         )
 
     @classmethod
@@ -272,6 +323,38 @@ class FeatureSpec:
             return cls.from_json(text)
         except FeatureError as exc:
             raise FeatureError(f"{path}: {exc}") from None
+
+
+def spec_difference(ours: FeatureSpec, theirs: FeatureSpec) -> str | None:
+    """Why a model of spec ``theirs`` cannot take the inputs of ``ours`` (None: it can):
+    the modalities, labels, channels, rates, windows, features and normalisation (its
+    population statistics included: a personal model keeps its base model's)."""
+    if ours.names != theirs.names:
+        return f"modalities {list(theirs.names)} instead of {list(ours.names)}"
+    if ours.labels != theirs.labels:
+        return f"labels {list(theirs.labels)} instead of {list(ours.labels)}"
+    if ours.normalisation != theirs.normalisation:
+        return f"{theirs.normalisation} normalisation instead of {ours.normalisation}"
+    for a, b in zip(ours.modalities, theirs.modalities, strict=True):
+        keys = ("feature", "channels", "srate_hz", "window_s", "feature_shape", "params")
+        for key in (*keys, "norm_mean", "norm_std"):
+            if getattr(a, key) != getattr(b, key):
+                return f"modality {a.name!r} differs in {key}"
+    return None
+
+
+def _participant_norm(data: Any) -> ParticipantNorm:
+    if data is None:
+        return ParticipantNorm()
+    if not isinstance(data, dict):
+        raise FeatureError("feature spec: participant_norm must be an object")
+    unknown = sorted(set(data) - set(ParticipantNorm.__dataclass_fields__))
+    if unknown:
+        raise FeatureError(f"feature spec: participant_norm has unknown field(s) {unknown}")
+    try:
+        return ParticipantNorm(**{k: float(v) for k, v in data.items()})
+    except (TypeError, ValueError) as exc:
+        raise FeatureError(f"feature spec: participant_norm: {exc}") from None
 
 
 def _positive(value: Any) -> bool:

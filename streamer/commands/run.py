@@ -79,7 +79,10 @@ def add_webcam_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--face-model", help="webcam: Face Landmarker .task file (default: shipped)")
 
 
-def device_options_from(args: argparse.Namespace, allow_missing: bool) -> DeviceOptions:
+def device_options_from(
+    args: argparse.Namespace, allow_missing: bool, rest_s: float = 0.0
+) -> DeviceOptions:
+    """``rest_s``: the session's baseline, which the synthetic device spends at rest."""
     return DeviceOptions(
         devices=parse_devices(args.device),
         camera=args.camera,
@@ -90,12 +93,13 @@ def device_options_from(args: argparse.Namespace, allow_missing: bool) -> Device
         faults=tuple(args.fault),
         style=getattr(args, "style", "") or "",
         allow_missing=allow_missing,
+        rest_s=rest_s,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     config = session_config_from(args)
-    options = device_options_from(args, config.allow_missing)
+    options = device_options_from(args, config.allow_missing, config.baseline_s)
     if args.gui:
         kind = "webcam" if "webcam" in options.devices else options.devices[0]
         return launch_app(args, kind=kind, config=config, devices=options, start=True)
@@ -104,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             config,
             streams={**devices.streams, **config.streams},
             truth_stream=config.truth_stream or devices.truth,
+            labels_stream=config.labels_stream or devices.labels,
         )
         session = LiveSession(config)
         with session:

@@ -32,6 +32,14 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     add_input_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no line per prediction on stdout")
     p.add_argument("--accelerator", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--baseline",
+        type=float,
+        dest="baseline_s",
+        metavar="SECONDS",
+        help="the first SECONDS are the participant at rest: they seed the participant's "
+        "statistics and predictions are flagged calibrating until they are over",
+    )
 
 
 def add_input_arguments(p: argparse.ArgumentParser) -> None:
@@ -106,6 +114,7 @@ def session_config_from(args: argparse.Namespace, **fixed: Any) -> SessionConfig
         "csv": getattr(args, "csv", None),
         "accelerator": getattr(args, "accelerator", None),
         "duration_s": getattr(args, "duration_s", None),
+        "baseline_s": getattr(args, "baseline_s", None),
         "streams": parse_stream_overrides(getattr(args, "stream", [])) or None,
         "lsl": False if getattr(args, "no_lsl", False) else None,
         "stdout": False if getattr(args, "quiet", False) else None,

@@ -45,6 +45,7 @@ _FLAG_KEYS = {  # flag attribute -> TrainConfig field
     "accelerator": "accelerator",
     "threads": "threads",
     "val_by": "val_by",
+    "normalisation": "normalisation",
 }
 
 
@@ -75,6 +76,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="share of training windows given a random subset of modalities",
     )
     p.add_argument("--val-by", choices=["subject", "trial"], help="validation split unit")
+    p.add_argument(
+        "--normalisation",
+        choices=["global", "participant"],
+        help="features z-scored with the training population's statistics, or with each "
+        "participant's own running statistics (docs/model.md)",
+    )
     p.add_argument("--accelerator", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, help="CPU threads for training")
     p.add_argument(
@@ -153,7 +160,7 @@ def load_data(
     spec: FeatureSpec | None,
     inputs: AdaptOptions | None = None,
 ) -> WindowDataset:
-    synthetic_keys = {"n_subjects", "trials_per_subject", "trial_s", "seed", "window_s"}
+    synthetic_keys = {"n_subjects", "trials_per_subject", "trial_s", "seed", "window_s", "rest_s"}
     synthetic = {k: v for k, v in data_cfg.items() if k in synthetic_keys}
     started = time.perf_counter()
     data = load_source(

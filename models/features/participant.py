@@ -1,0 +1,264 @@
+"""Feature normalisation: to the training population, or to the person.
+
+People differ more than emotions do (skin conductance level, EEG band power,
+resting face), so a model trained on some people starts from an offset on a new
+one. With ``normalisation = "participant"`` in the spec, each feature is z-scored
+with the participant's own running statistics, the same way in training, live and
+replay:
+
+- causal: a window is standardised with the statistics of its participant's windows
+  up to and including it, never later ones;
+- weighted by seconds of new signal (``min(time since the previous window,
+  window length)``), so that a hop of 0.25 s live and 1 s in training give the
+  same statistics for the same person;
+- seeded by the population statistics of the training data (the spec's ``norm_mean``
+  and ``norm_std``) counted as ``prior_s`` seconds, so the first window already has
+  a sensible scale, and by a baseline (a rest period) when there is one;
+- robust: a value beyond ``clip`` standard deviations is clipped before it counts
+  (a glitch or an electrode pop moves the statistics by at most that much).
+
+A window is *calibrating* while less than ``warmup_s`` seconds (or the session's
+baseline, if longer) of its participant were seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from helo.models.errors import FeatureError
+from helo.models.features.extract import normalize_values
+from helo.models.features.spec import FeatureSpec, ModalitySpec
+
+
+class RunningStats:
+    """Clipped, weighted running mean and variance of one modality's features
+    (West's weighted form of Welford's update), seeded with a prior."""
+
+    def __init__(self, mod: ModalitySpec, prior_weight: float, clip: float):
+        if not mod.is_normalized:
+            raise FeatureError(f"modality {mod.name!r}: the spec has no population statistics")
+        self.mean = np.asarray(mod.norm_mean, dtype=np.float64).copy()
+        std = np.asarray(mod.norm_std, dtype=np.float64)
+        self.weight = float(prior_weight)
+        self.m2 = self.weight * std**2
+        self.clip = clip
+        self.last_end: float | None = None
+
+    @property
+    def std(self) -> np.ndarray:
+        std = np.sqrt(self.m2 / self.weight)
+        return np.where(std > 1e-8 * (1.0 + np.abs(self.mean)), std, 1.0)
+
+    def update(self, x: np.ndarray, weight: float) -> None:
+        """Count one window's features ``x`` [F] with ``weight`` seconds."""
+        std = self.std
+        x = np.clip(x, self.mean - self.clip * std, self.mean + self.clip * std)
+        total = self.weight + weight
+        delta = x - self.mean
+        self.mean += (weight / total) * delta
+        self.m2 += weight * delta * (x - self.mean)
+        self.weight = total
+
+    def standardise(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mean) / self.std
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mean": self.mean.tolist(),
+            "m2": self.m2.tolist(),
+            "weight": self.weight,
+            "last_end": self.last_end,
+        }
+
+    def load(self, data: Mapping[str, Any]) -> None:
+        mean = np.asarray(data["mean"], dtype=np.float64)
+        if mean.shape != self.mean.shape:
+            raise FeatureError(
+                f"normalisation state has {mean.size} features, the model needs {self.mean.size}"
+            )
+        self.mean = mean
+        self.m2 = np.asarray(data["m2"], dtype=np.float64)
+        self.weight = float(data["weight"])
+        last = data.get("last_end")
+        self.last_end = None if last is None else float(last)
+
+
+@dataclass
+class NormalisedBatch:
+    """Standardised features of some windows and which of them are calibrating."""
+
+    values: dict[str, np.ndarray]
+    calibrating: np.ndarray  # [W] bool
+
+
+@dataclass
+class ParticipantState:
+    """Running statistics of one participant, per modality."""
+
+    spec: FeatureSpec
+    warmup_s: float
+    stats: dict[str, RunningStats] = field(init=False)
+    seen: float = 0.0  # seconds of this participant's signal counted so far
+    newest_end: float | None = None
+
+    def __post_init__(self) -> None:
+        settings = self.spec.participant_norm
+        self.stats = {
+            m.name: RunningStats(m, settings.prior_s, settings.clip) for m in self.spec.modalities
+        }
+
+    def count(self, t_end: float) -> bool:
+        """Count a window with data ending at ``t_end``; True while calibrating."""
+        window = self.spec.max_window_s
+        gap = window if self.newest_end is None else t_end - self.newest_end
+        self.seen += window if gap <= 0 else min(gap, window)
+        self.newest_end = t_end
+        return self.seen < self.warmup_s
+
+    def add(
+        self, t_end: float, values: Mapping[str, np.ndarray], present: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], bool]:
+        """Count one window (raw features per modality, ``present`` [M]) and return its
+        standardised features and whether it is calibrating."""
+        out = {}
+        for m, mod in enumerate(self.spec.modalities):
+            raw = np.asarray(values[mod.name], dtype=np.float64)
+            if not present[m]:
+                out[mod.name] = np.full(raw.shape, np.nan, dtype=np.float32)
+                continue
+            stats = self.stats[mod.name]
+            flat = raw.reshape(-1)
+            gap = mod.window_s if stats.last_end is None else t_end - stats.last_end
+            # a step back in time is another recording of the person: a fresh window
+            stats.update(flat, mod.window_s if gap <= 0 else min(gap, mod.window_s))
+            stats.last_end = t_end
+            out[mod.name] = stats.standardise(flat).reshape(raw.shape).astype(np.float32)
+        calibrating = self.count(t_end) if present.any() else self.seen < self.warmup_s
+        return out, calibrating
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seen_s": self.seen,
+            "newest_end": self.newest_end,
+            "modalities": {name: s.to_dict() for name, s in self.stats.items()},
+        }
+
+    def load(self, data: Mapping[str, Any]) -> None:
+        self.seen = float(data.get("seen_s", 0.0))
+        self.newest_end = data.get("newest_end")
+        for name, stats in data.get("modalities", {}).items():
+            if name in self.stats:
+                self.stats[name].load(stats)
+
+
+class FeatureNormaliser:
+    """Raw features -> model input, the way the spec says: the population's z-score
+    (``global``), or each participant's own running statistics (``participant``).
+
+    Live and replay hold one per session (the state lives as long as the session);
+    training builds one per participant sequence (:func:`normalise_sequences`).
+    """
+
+    def __init__(self, spec: FeatureSpec, baseline_s: float = 0.0):
+        if not spec.is_normalized:
+            raise FeatureError("the spec has no normalisation statistics")
+        self.spec = spec
+        self.baseline_s = float(baseline_s)
+        self.participants: dict[str, ParticipantState] = {}
+
+    @property
+    def warmup_s(self) -> float:
+        if not self.spec.per_participant:
+            return self.baseline_s
+        return max(self.spec.participant_norm.warmup_s, self.baseline_s)
+
+    def state(self, participant: str = "") -> ParticipantState:
+        if participant not in self.participants:
+            self.participants[participant] = ParticipantState(self.spec, self.warmup_s)
+        return self.participants[participant]
+
+    def apply(
+        self,
+        t_end: np.ndarray,
+        values: Mapping[str, np.ndarray],
+        present: np.ndarray,
+        participant: str = "",
+    ) -> NormalisedBatch:
+        """Standardise W windows of one participant, given in time order."""
+        n = len(present)
+        if not self.spec.per_participant:
+            state = self.state(participant)
+            out = {
+                m.name: np.where(
+                    present[:, i].reshape(-1, *[1] * len(m.feature_shape)),
+                    normalize_values(m, np.nan_to_num(values[m.name])),
+                    np.nan,
+                ).astype(np.float32)
+                for i, m in enumerate(self.spec.modalities)
+            }
+            calibrating = np.array(  # a baseline still flags the windows it spans
+                [
+                    state.count(float(t)) if p.any() else state.seen < self.warmup_s
+                    for t, p in zip(t_end, present, strict=True)
+                ],
+                dtype=bool,
+            )
+            return NormalisedBatch(out, calibrating)
+        state = self.state(participant)
+        out = {
+            m.name: np.full((n, *m.feature_shape), np.nan, np.float32) for m in self.spec.modalities
+        }
+        calibrating = np.zeros(n, dtype=bool)
+        for w in range(n):
+            row = {name: values[name][w] for name in out}
+            normalised, calibrating[w] = state.add(float(t_end[w]), row, present[w])
+            for name, vals in normalised.items():
+                out[name][w] = vals
+        return NormalisedBatch(out, calibrating)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "normalisation": self.spec.normalisation,
+            "baseline_s": self.baseline_s,
+            "participants": {p: s.to_dict() for p, s in self.participants.items()},
+        }
+
+    def load(self, data: Mapping[str, Any]) -> None:
+        """Continue from a saved state (a recording's sidecar)."""
+        self.baseline_s = float(data.get("baseline_s", self.baseline_s))
+        for participant, state in data.get("participants", {}).items():
+            self.state(participant).load(state)
+            self.participants[participant].warmup_s = self.warmup_s
+
+
+def normalise_sequences(
+    spec: FeatureSpec,
+    values: Mapping[str, np.ndarray],
+    present: np.ndarray,
+    t_end_s: np.ndarray,
+    subjects: np.ndarray,
+    seed: Mapping[str, tuple[np.ndarray, Mapping[str, np.ndarray], np.ndarray]] | None = None,
+) -> NormalisedBatch:
+    """Standardise a data set's windows as a session would have: per subject, in the
+    data set's order (time order within each recording, recordings one after the
+    other), each seeded first by its baseline windows (``seed[subject] = (t_end,
+    values, present)``) when it has some."""
+    n = len(present)
+    out = {m.name: np.full((n, *m.feature_shape), np.nan, np.float32) for m in spec.modalities}
+    calibrating = np.zeros(n, dtype=bool)
+    for subject in np.unique(subjects):
+        normaliser = FeatureNormaliser(spec)
+        if seed is not None and subject in seed:
+            normaliser.apply(*seed[subject])
+        rows = np.flatnonzero(subjects == subject)
+        batch = normaliser.apply(
+            t_end_s[rows], {k: np.asarray(v)[rows] for k, v in values.items()}, present[rows]
+        )
+        for name, vals in batch.values.items():
+            out[name][rows] = vals
+        calibrating[rows] = batch.calibrating
+    return NormalisedBatch(out, calibrating)

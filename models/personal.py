@@ -1,0 +1,286 @@
+"""A personal model: a trained checkpoint fine-tuned on a few labelled trials of one person.
+
+People differ more than emotions do; a handful of labelled trials of the person the
+monitor watches (calibration clips at the start of a session) carry what a model
+trained on other people cannot know. :func:`adapt_model` fine-tunes a copy of the
+model on them: which parameters move is a choice (``head``: the label attention and
+output layers; ``encoders``: the per-modality input encoders, where a person's
+feature shift enters; ``all``), measured in docs/model.md. With four or more trials,
+a quarter of them (at least one) is held out for early stopping; with fewer, a
+fixed, short schedule runs. The result is a checkpoint like any other, whose
+metadata says where it came from (base model and its weights' digest, participant,
+trials used), so a lab can always tell a personal model from the one it came from.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from helo.models.checkpoint import Checkpoint, EmotionModel, weights_digest
+from helo.models.datasets.windows import WindowDataset
+from helo.models.errors import HeloError
+from helo.models.helo import HeLo
+from helo.models.splits import holdout
+from helo.models.training import TrainConfig, fit_epochs, set_seeds, to_tensors, validation_kl
+
+MOVING = ("head", "encoders", "all")
+# Parameters of HeLo each choice fine-tunes (top-level module names).
+_HEAD = ("head", "label_attention", "token_projection", "label_embedding")
+_ENCODERS = ("encoders", "absent", "phys_projection")
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """How a personal model is made (saved in its metadata)."""
+
+    moving: str = "all"  # head | encoders | all
+    lr: float = 3e-4
+    epochs: int = 30
+    fixed_epochs: int = 8  # with fewer than 4 trials: no validation, this many epochs
+    patience: int = 5
+    batch_size: int = 64
+    weight_decay: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.moving not in MOVING:
+            raise HeloError(f"adapt: --train must be one of {MOVING}, got {self.moving!r}")
+        if not self.lr > 0 or self.epochs < 1 or self.fixed_epochs < 1:
+            raise HeloError("adapt: lr must be > 0 and epochs >= 1")
+
+
+@dataclass
+class AdaptResult:
+    model: EmotionModel
+    participant: str
+    trials: list[str]  # trials fine-tuned on
+    validation_trials: list[str]  # held out for early stopping
+    kl_before: float | None  # on the validation trials
+    kl_after: float | None
+    best_epoch: int
+    seconds: float
+    config: AdaptConfig
+
+    def provenance(self, base: Checkpoint) -> dict[str, Any]:
+        """What the personal checkpoint's metadata says about where it came from."""
+        return {
+            "base_model": str(base.path or ""),
+            "base_weights_sha256": weights_digest(base.model.state_dict()),
+            "participant": self.participant,
+            "trials": self.trials,
+            "validation_trials": self.validation_trials,
+            "kl_before": self.kl_before,
+            "kl_after": self.kl_after,
+            "best_epoch": self.best_epoch,
+            "seconds": round(self.seconds, 1),
+            "adapt_config": asdict(self.config),
+        }
+
+
+def check_compatible(base: Checkpoint, data: WindowDataset, where: str) -> None:
+    """Refuse, in one line, data a checkpoint was not trained for."""
+    if data.spec.names != base.spec.names:
+        raise HeloError(
+            f"{where}: modalities {list(data.spec.names)} differ from the model's "
+            f"{list(base.spec.names)}"
+        )
+    if data.spec.labels != base.spec.labels:
+        raise HeloError(
+            f"{where}: labels {list(data.spec.labels)} differ from the model's "
+            f"{list(base.spec.labels)}"
+        )
+    for mine, theirs in zip(data.spec.modalities, base.spec.modalities, strict=True):
+        if mine.feature_shape != theirs.feature_shape or mine.feature != theirs.feature:
+            raise HeloError(
+                f"{where}: modality {mine.name!r} gives {mine.feature} {list(mine.feature_shape)},"
+                f" the model takes {theirs.feature} {list(theirs.feature_shape)}"
+            )
+
+
+def adapt_model(
+    base: Checkpoint,
+    data: WindowDataset,
+    config: AdaptConfig = AdaptConfig(),
+    participant: str | None = None,
+    log: Callable[[str], None] | None = None,
+    rows: np.ndarray | None = None,
+) -> AdaptResult:
+    """Fine-tune a copy of ``base`` on one participant's labelled windows in ``data``
+    (only ``rows`` of them when given: the others still count for the participant's
+    normalisation statistics, as they would in the session)."""
+    started = time.perf_counter()
+    check_compatible(base, data, data.name or "data")
+    data = _one_participant(data, participant)
+    who = str(data.subjects[0])
+    inputs = to_tensors(data, base.spec, torch.device("cpu"))  # the whole sequence, in order
+    if rows is not None:
+        inputs = _rows(inputs, np.asarray(rows))
+        data = data.subset(np.asarray(rows))
+    trials = list(dict.fromkeys(data.trials.tolist()))
+    if len(trials) < 1:
+        raise HeloError(f"adapt: participant {who!r} has no labelled trial")
+    device = torch.device("cpu")
+    generator = set_seeds(config.seed)
+    model = copy.deepcopy(base.model).to(device)
+    if not isinstance(model, HeLo) and config.moving != "all":
+        raise HeloError(f"adapt: --train {config.moving} needs a HeLo model; use --train all")
+    _choose_moving(model, config.moving)
+    val_trials: list[str] = []
+    fit_rows = np.arange(len(data))
+    if len(trials) >= 4:
+        fit_rows, val_rows = holdout(data.trials, 0.25, seed=config.seed)
+        val_trials = list(dict.fromkeys(data.trials[val_rows].tolist()))
+    fit_t = _rows(inputs, fit_rows)
+    val_t = _rows(inputs, np.setdiff1d(np.arange(len(data)), fit_rows)) if val_trials else None
+    kl_before = validation_kl(model, val_t) if val_t is not None else None
+    train_config = TrainConfig(
+        model=base.kind,
+        epochs=config.epochs if val_t is not None else config.fixed_epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        patience=config.patience,
+        modality_dropout=0.5,
+        seed=config.seed,
+        calibrate=False,
+    )
+    _, best_epoch = fit_epochs(model, fit_t, val_t, train_config, generator, False, log)
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    kl_after = validation_kl(model, val_t) if val_t is not None else None
+    return AdaptResult(
+        model=model,
+        participant=who,
+        trials=[t for t in trials if t not in val_trials],
+        validation_trials=val_trials,
+        kl_before=kl_before,
+        kl_after=kl_after,
+        best_epoch=best_epoch,
+        seconds=time.perf_counter() - started,
+        config=config,
+    )
+
+
+def _one_participant(data: WindowDataset, participant: str | None) -> WindowDataset:
+    subjects = list(dict.fromkeys(data.subjects.tolist()))
+    if participant is not None:
+        if participant not in subjects:
+            raise HeloError(
+                f"adapt: participant {participant!r} is not in the data; it has {subjects[:8]}"
+            )
+        return data.subset(np.flatnonzero(data.subjects == participant))
+    if len(subjects) != 1:
+        raise HeloError(
+            f"adapt: the data hold {len(subjects)} participants ({', '.join(subjects[:5])}"
+            f"{', ...' if len(subjects) > 5 else ''}); choose one with --participant"
+        )
+    return data
+
+
+def _choose_moving(model: torch.nn.Module, moving: str) -> None:
+    """Freeze every parameter but those the choice moves."""
+    if moving == "all":
+        return
+    keep = _HEAD if moving == "head" else _ENCODERS
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name.split(".")[0] in keep)
+
+
+def _rows(tensors: Any, rows: np.ndarray) -> Any:
+    idx = torch.as_tensor(rows, dtype=torch.long)
+    feats, present, targets = tensors.batch(idx)
+    return replace(tensors, features=feats, present=present, targets=targets)
+
+
+@dataclass
+class PersonalRow:
+    """Personal adaptation with ``k`` labelled trials per test participant, pooled over
+    every participant: the subject-independent model and the personal one, scored on
+    the same remaining trials of each."""
+
+    k: int
+    n_windows: int
+    n_participants: int
+    base: dict[str, float]
+    personal: dict[str, float]
+    seconds_per_participant: float
+
+
+def personal_rows(
+    data: WindowDataset,
+    base_config: TrainConfig,
+    ks: tuple[int, ...] = (2, 4, 8),
+    n_folds: int = 4,
+    adapt_config: AdaptConfig = AdaptConfig(),
+    log: Callable[[str], None] | None = None,
+) -> list[PersonalRow]:
+    """For each subject fold: train on the other subjects, then for every test subject
+    and every ``k``: fine-tune on ``k`` of its trials (drawn with the seed) and score
+    both models on its trials not drawn. No trial is on both sides; a subject with
+    fewer than ``k + 1`` trials is left out of that ``k``."""
+    from helo.models.evaluation import folds_for, predict
+    from helo.models.metrics import evaluate_distributions
+    from helo.models.training import model_device, train_model
+
+    pooled: dict[int, dict[str, list]] = {
+        k: {"base": [], "personal": [], "targets": [], "seconds": [], "who": []} for k in ks
+    }
+    for f, (train_idx, test_idx) in enumerate(
+        folds_for(data, "subject", n_folds, base_config.seed)
+    ):
+        train_all = data.subset(train_idx)
+        fit_idx, val_idx = holdout(
+            train_all.subjects, base_config.val_fraction, base_config.seed + f
+        )
+        result = train_model(
+            train_all.subset(fit_idx), train_all.subset(val_idx), base_config, False
+        )
+        base = Checkpoint(result.model, result.spec, base_config.model)
+        device = model_device(result.model)
+        test = data.subset(test_idx)
+        for subject in np.unique(test.subjects):
+            own = test.subset(np.flatnonzero(test.subjects == subject))
+            base_pred = predict(result.model, result.spec, own, device)
+            trials = np.unique(own.trials)
+            rng = np.random.default_rng([base_config.seed, f, len(trials)])
+            order = rng.permutation(trials)
+            for k in ks:
+                if len(trials) <= k:
+                    continue
+                chosen = order[:k]
+                rest = ~np.isin(own.trials, chosen)
+                # Adapt on the chosen trials with the whole session's normalisation:
+                # the participant's statistics run over every window, as live.
+                adapted = adapt_model(base, own, adapt_config, rows=np.flatnonzero(~rest))
+                pred = predict(adapted.model, result.spec, own, device)
+                bucket = pooled[k]
+                bucket["base"].append(base_pred[rest])
+                bucket["personal"].append(pred[rest])
+                bucket["targets"].append(own.targets[rest])
+                bucket["seconds"].append(adapted.seconds)
+                bucket["who"].append(subject)
+        if log is not None:
+            log(f"personal adaptation: fold {f + 1}/{n_folds} done")
+    rows = []
+    for k, bucket in pooled.items():
+        if not bucket["targets"]:
+            continue
+        targets = np.concatenate(bucket["targets"])
+        rows.append(
+            PersonalRow(
+                k=k,
+                n_windows=len(targets),
+                n_participants=len(bucket["who"]),
+                base=evaluate_distributions(np.concatenate(bucket["base"]), targets),
+                personal=evaluate_distributions(np.concatenate(bucket["personal"]), targets),
+                seconds_per_participant=float(np.mean(bucket["seconds"])),
+            )
+        )
+    return rows

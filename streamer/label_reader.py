@@ -1,0 +1,76 @@
+"""The session's EmotionLabels stream: labelled trials as they end, for a personal model.
+
+A lab's stimulus software (or the synthetic device) pushes one JSON label per trial
+when it is over (:mod:`helo.models.datasets.xdf_labels` has the format). A live
+session reads them as they come, so that after a few labelled trials the app can
+make a personal model from the session itself (:mod:`helo.streamer.personal_session`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pylsl
+
+from helo.models.datasets.xdf_labels import LabelSpan, parse_label_sample
+from helo.models.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+
+class LabelReader:
+    """Pulls the label strings of one stream on its own thread; :meth:`spans` reads them."""
+
+    def __init__(self, info: pylsl.StreamInfo, labels: tuple[str, ...]):
+        self.info = info
+        self.labels = labels
+        self._inlet: pylsl.StreamInlet | None = None
+        self._spans: list[tuple[float, float, LabelSpan]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.refused = 0
+
+    def start(self) -> LabelReader:
+        self._inlet = pylsl.StreamInlet(
+            self.info, max_buflen=3600, recover=True, processing_flags=pylsl.proc_clocksync
+        )
+        self._inlet.open_stream(timeout=5.0)
+        self._thread = threading.Thread(target=self._run, name="lsl-labels", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        if self._inlet is not None:
+            self._inlet.close_stream()
+            self._inlet = None
+
+    def spans(self) -> list[tuple[float, float, LabelSpan]]:
+        """``(start, end, label)`` of every label so far, in LSL time."""
+        with self._lock:
+            return list(self._spans)
+
+    def _run(self) -> None:
+        inlet = self._inlet
+        assert inlet is not None
+        while not self._stop.is_set():
+            try:
+                sample, stamp = inlet.pull_sample(timeout=0.2)
+            except pylsl.LostError:
+                self._stop.wait(0.5)
+                continue
+            if sample is None or stamp is None:
+                continue
+            try:
+                span = parse_label_sample(str(sample[0]), self.labels)
+            except DatasetError as exc:
+                self.refused += 1
+                log.warning("%s: label refused: %s", self.info.name(), exc)
+                continue
+            start, end = span.bounds_s(stamp)
+            with self._lock:
+                self._spans.append((start, end, span))
