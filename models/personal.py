@@ -107,7 +107,7 @@ def check_compatible(base: Checkpoint, data: WindowDataset, where: str) -> None:
 def adapt_model(
     base: Checkpoint,
     data: WindowDataset,
-    config: AdaptConfig = AdaptConfig(),
+    config: AdaptConfig | None = None,
     participant: str | None = None,
     log: Callable[[str], None] | None = None,
     rows: np.ndarray | None = None,
@@ -116,6 +116,7 @@ def adapt_model(
     (only ``rows`` of them when given: the others still count for the participant's
     normalisation statistics, as they would in the session)."""
     started = time.perf_counter()
+    config = config or AdaptConfig()
     check_compatible(base, data, data.name or "data")
     data = _one_participant(data, participant)
     who = str(data.subjects[0])
@@ -206,6 +207,7 @@ class PersonalRow:
     the same remaining trials of each."""
 
     k: int
+    moving: str
     n_windows: int
     n_participants: int
     base: dict[str, float]
@@ -213,74 +215,90 @@ class PersonalRow:
     seconds_per_participant: float
 
 
+def personal_plans(ks: tuple[int, ...], compare_at: int = 4) -> list[tuple[int, AdaptConfig]]:
+    """Every ``k`` with the default adaptation, and at ``compare_at`` each choice of
+    which parameters move (the measurement behind the default)."""
+    plans = [(k, AdaptConfig()) for k in ks]
+    if compare_at in ks:
+        plans += [(compare_at, AdaptConfig(moving=m)) for m in MOVING if m != AdaptConfig.moving]
+    return plans
+
+
 def personal_rows(
     data: WindowDataset,
     base_config: TrainConfig,
     ks: tuple[int, ...] = (2, 4, 8),
     n_folds: int = 4,
-    adapt_config: AdaptConfig = AdaptConfig(),
     log: Callable[[str], None] | None = None,
 ) -> list[PersonalRow]:
     """For each subject fold: train on the other subjects, then for every test subject
-    and every ``k``: fine-tune on ``k`` of its trials (drawn with the seed) and score
-    both models on its trials not drawn. No trial is on both sides; a subject with
-    fewer than ``k + 1`` trials is left out of that ``k``."""
-    from helo.models.evaluation import folds_for, predict
-    from helo.models.metrics import evaluate_distributions
-    from helo.models.training import model_device, train_model
+    and every plan (k, what moves): fine-tune on ``k`` of its trials (drawn with the
+    seed) and score both models on its trials not drawn. No trial is on both sides; a
+    subject with fewer than ``k + 1`` trials is left out of that ``k``."""
+    from helo.models.evaluation import folds_for
+    from helo.models.training import train_model
 
-    pooled: dict[int, dict[str, list]] = {
-        k: {"base": [], "personal": [], "targets": [], "seconds": [], "who": []} for k in ks
-    }
-    for f, (train_idx, test_idx) in enumerate(
-        folds_for(data, "subject", n_folds, base_config.seed)
-    ):
+    plans = personal_plans(ks)
+    pooled: dict[tuple[int, str], dict[str, list]] = {}
+    folds = folds_for(data, "subject", n_folds, base_config.seed)
+    for f, (train_idx, test_idx) in enumerate(folds):
         train_all = data.subset(train_idx)
-        fit_idx, val_idx = holdout(
-            train_all.subjects, base_config.val_fraction, base_config.seed + f
-        )
-        result = train_model(
-            train_all.subset(fit_idx), train_all.subset(val_idx), base_config, False
-        )
+        seed = base_config.seed + f
+        fit_idx, val_idx = holdout(train_all.subjects, base_config.val_fraction, seed)
+        fit, val = train_all.subset(fit_idx), train_all.subset(val_idx)
+        result = train_model(fit, val, base_config, progress=False)
         base = Checkpoint(result.model, result.spec, base_config.model)
-        device = model_device(result.model)
         test = data.subset(test_idx)
         for subject in np.unique(test.subjects):
             own = test.subset(np.flatnonzero(test.subjects == subject))
-            base_pred = predict(result.model, result.spec, own, device)
-            trials = np.unique(own.trials)
-            rng = np.random.default_rng([base_config.seed, f, len(trials)])
-            order = rng.permutation(trials)
-            for k in ks:
-                if len(trials) <= k:
-                    continue
-                chosen = order[:k]
-                rest = ~np.isin(own.trials, chosen)
-                # Adapt on the chosen trials with the whole session's normalisation:
-                # the participant's statistics run over every window, as live.
-                adapted = adapt_model(base, own, adapt_config, rows=np.flatnonzero(~rest))
-                pred = predict(adapted.model, result.spec, own, device)
-                bucket = pooled[k]
-                bucket["base"].append(base_pred[rest])
-                bucket["personal"].append(pred[rest])
-                bucket["targets"].append(own.targets[rest])
-                bucket["seconds"].append(adapted.seconds)
-                bucket["who"].append(subject)
+            _adapt_subject(base, own, plans, [base_config.seed, f], pooled)
         if log is not None:
             log(f"personal adaptation: fold {f + 1}/{n_folds} done")
-    rows = []
-    for k, bucket in pooled.items():
-        if not bucket["targets"]:
+    return [_pooled_row(k, moving, bucket) for (k, moving), bucket in pooled.items()]
+
+
+def _adapt_subject(
+    base: Checkpoint,
+    own: WindowDataset,
+    plans: list[tuple[int, AdaptConfig]],
+    seed: list[int],
+    pooled: dict[tuple[int, str], dict[str, list]],
+) -> None:
+    """Every plan on one test subject; predictions of both models on its other trials."""
+    from helo.models.evaluation import predict
+
+    base_pred = predict(base.model, base.spec, own)
+    trials = np.unique(own.trials)
+    order = np.random.default_rng([*seed, len(trials)]).permutation(trials)
+    for k, config in plans:
+        if len(trials) <= k:
             continue
-        targets = np.concatenate(bucket["targets"])
-        rows.append(
-            PersonalRow(
-                k=k,
-                n_windows=len(targets),
-                n_participants=len(bucket["who"]),
-                base=evaluate_distributions(np.concatenate(bucket["base"]), targets),
-                personal=evaluate_distributions(np.concatenate(bucket["personal"]), targets),
-                seconds_per_participant=float(np.mean(bucket["seconds"])),
-            )
+        rest = ~np.isin(own.trials, order[:k])
+        # Fine-tuned on the chosen trials; the participant's statistics run over the
+        # whole session, in order, as live.
+        adapted = adapt_model(base, own, config, rows=np.flatnonzero(~rest))
+        pred = predict(adapted.model, base.spec, own)
+        bucket = pooled.setdefault(
+            (k, config.moving),
+            {"base": [], "personal": [], "targets": [], "seconds": [], "who": []},
         )
-    return rows
+        bucket["base"].append(base_pred[rest])
+        bucket["personal"].append(pred[rest])
+        bucket["targets"].append(own.targets[rest])
+        bucket["seconds"].append(adapted.seconds)
+        bucket["who"].append(own.subjects[0])
+
+
+def _pooled_row(k: int, moving: str, bucket: dict[str, list]) -> PersonalRow:
+    from helo.models.metrics import evaluate_distributions
+
+    targets = np.concatenate(bucket["targets"])
+    return PersonalRow(
+        k=k,
+        moving=moving,
+        n_windows=len(targets),
+        n_participants=len(bucket["who"]),
+        base=evaluate_distributions(np.concatenate(bucket["base"]), targets),
+        personal=evaluate_distributions(np.concatenate(bucket["personal"]), targets),
+        seconds_per_participant=float(np.mean(bucket["seconds"])),
+    )

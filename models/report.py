@@ -20,6 +20,7 @@ import torch
 from helo.models.datasets.windows import WindowDataset
 from helo.models.evaluation import cross_validate
 from helo.models.metrics import LOWER_IS_BETTER, METRICS, metrics_table
+from helo.models.personal import PersonalRow, personal_rows
 from helo.models.training import TrainConfig
 
 MEAN_ROW = "Training-mean distribution"
@@ -33,9 +34,31 @@ class Variant:
     options: dict[str, Any] = field(default_factory=dict)
     modalities: tuple[str, ...] | None = None  # None: all
     correlation_weight: float | None = None
+    normalisation: str | None = None  # None: the base config's
 
 
-def default_variants(modalities: tuple[str, ...]) -> list[Variant]:
+def other_normalisation(kind: str) -> str:
+    return "global" if kind == "participant" else "participant"
+
+
+ROW_SETS = ("all", "normalisation")
+
+
+def normalisation_variants(normalisation: str = "global") -> list[Variant]:
+    """HeLo and the MLP, each normalised both ways (``streamer report --rows
+    normalisation``: the participant-adaptation evidence without the ablations)."""
+    other = other_normalisation(normalisation)
+    return [
+        Variant(MEAN_ROW, "mean"),
+        Variant(MLP_ROW, "concat_mlp"),
+        Variant("HeLo", "helo"),
+        Variant(f"HeLo, {other} normalisation", "helo", normalisation=other),
+        Variant(f"{MLP_ROW}, {other} normalisation", "concat_mlp", normalisation=other),
+    ]
+
+
+def default_variants(modalities: tuple[str, ...], normalisation: str = "global") -> list[Variant]:
+    other = other_normalisation(normalisation)
     rows = [
         Variant(MEAN_ROW, "mean"),
         Variant(MLP_ROW, "concat_mlp"),
@@ -52,6 +75,8 @@ def default_variants(modalities: tuple[str, ...]) -> list[Variant]:
             {"use_label_correlation": False},
             correlation_weight=0.0,
         ),
+        Variant(f"HeLo, {other} normalisation", "helo", normalisation=other),
+        Variant(f"{MLP_ROW}, {other} normalisation", "concat_mlp", normalisation=other),
     ]
     if len(modalities) > 1:
         rows += [Variant(f"HeLo, {m} only", "helo", modalities=(m,)) for m in modalities]
@@ -67,6 +92,7 @@ class ReportResult:
     helo_subsets: dict[str, dict[str, float]]
     data_summary: str
     base_config: TrainConfig
+    personal: list[PersonalRow] = field(default_factory=list)
 
 
 def run_report(
@@ -77,8 +103,11 @@ def run_report(
     variants: list[Variant] | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    personal_ks: tuple[int, ...] = (2, 4, 8),
 ) -> ReportResult:
-    variants = variants or default_variants(data.spec.names)
+    """Every row by the same folds; then, with ``personal_ks``, HeLo personalised with
+    k labelled trials per test participant (:func:`models.personal.personal_rows`)."""
+    variants = variants or default_variants(data.spec.names, base.normalisation)
     rows, seconds, subsets = {}, {}, {}
     for variant in variants:
         options = (
@@ -89,6 +118,8 @@ def run_report(
         config = replace(base, model=variant.model, model_options=options)
         if variant.correlation_weight is not None:
             config = replace(config, correlation_weight=variant.correlation_weight)
+        if variant.normalisation is not None:
+            config = replace(config, normalisation=variant.normalisation)
         part = data.select_modalities(variant.modalities) if variant.modalities else data
         started = time.perf_counter()
         cv = cross_validate(
@@ -103,7 +134,18 @@ def run_report(
             + ", ".join(f"{m} {cv.metrics[m]:.4f}" for m in METRICS)
             + f" ({seconds[variant.name]:.0f} s)"
         )
-    return ReportResult(protocol, n_folds, rows, seconds, subsets, data.summary(), base)
+    personal = []
+    if personal_ks and base.model == "helo":
+        started = time.perf_counter()
+        personal = personal_rows(data, base, personal_ks, n_folds, log=log)
+        seconds["HeLo personalised (all k)"] = time.perf_counter() - started
+        for row in personal:
+            log(
+                f"HeLo personalised with {row.k} trials ({row.moving}): KL "
+                f"{row.base['kl']:.4f} -> "
+                f"{row.personal['kl']:.4f} on {row.n_windows} windows"
+            )
+    return ReportResult(protocol, n_folds, rows, seconds, subsets, data.summary(), base, personal)
 
 
 def improvement(metric: str, ours: float, theirs: float) -> float:
@@ -153,6 +195,8 @@ def render_markdown(result: ReportResult, title: str = "HeLo on the synthetic be
             metrics_table(result.helo_subsets, first="modalities present", extra=("n",)),
             "",
         ]
+    if result.personal:
+        lines += _personal_section(result.personal)
     lines += [
         "## Time",
         "",
@@ -164,6 +208,33 @@ def render_markdown(result: ReportResult, title: str = "HeLo on the synthetic be
         "",
     ]
     return "\n".join(lines)
+
+
+def _personal_section(rows: list[PersonalRow]) -> list[str]:
+    """HeLo trained on the other subjects, then fine-tuned on k labelled trials of each
+    test participant; both scored on that participant's remaining trials."""
+    lines = [
+        "## Personal adaptation (streamer adapt) with k labelled trials per test participant",
+        "",
+        "Each test participant's model is the fold's subject-independent HeLo fine-tuned "
+        "on k of their trials; both are scored on their remaining trials (no trial on "
+        "both sides), pooled over participants.",
+        "",
+        "| k | parameters moved | windows | participants | KL before | KL after | KL change "
+        "| Chebyshev before | Chebyshev after | intersection before | intersection after "
+        "| s per participant |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        change = improvement("kl", row.personal["kl"], row.base["kl"])
+        lines.append(
+            f"| {row.k} | {row.moving} | {row.n_windows} | {row.n_participants} | "
+            f"{row.base['kl']:.4f} | "
+            f"{row.personal['kl']:.4f} | {_percent(change)} % | {row.base['chebyshev']:.4f} | "
+            f"{row.personal['chebyshev']:.4f} | {row.base['intersection']:.4f} | "
+            f"{row.personal['intersection']:.4f} | {row.seconds_per_participant:.1f} |"
+        )
+    return [*lines, ""]
 
 
 def _percent(value: float) -> str:
@@ -216,4 +287,5 @@ def _config_line(config: TrainConfig) -> str:
             else ""
         )
         + (f", weight moving average {config.ema_decay}" if config.ema_decay else "")
+        + f", {config.normalisation} normalisation"
     )

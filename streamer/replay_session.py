@@ -92,14 +92,21 @@ class ReplaySession(Session):
         """The normalisation state the replay starts from: the live session's (from the
         recording's sidecar) when there is one, brought forward over the windows before
         ``--from``, so that a span replays as it does in a full replay."""
-        start = (read_sidecar(self.options.file) or {}).get("start") or {}
+        sidecar = read_sidecar(self.options.file) or {}
+        start, end = sidecar.get("start") or {}, sidecar.get("end") or {}
         baseline = self.config.baseline_s or float(start.get("baseline_s") or 0.0)
         normaliser = FeatureNormaliser(self.spec, baseline_s=baseline)
         state = start.get("normaliser")
         if state and start.get("normalisation") == self.spec.normalisation:
             normaliser.load(state)
+            if end.get("normaliser") and end.get("normalisation") == self.spec.normalisation:
+                normaliser.pin(end["normaliser"])
             log.info("%s: normalisation state of the live session loaded", self.options.file)
         if len(earlier) and (self.spec.per_participant or baseline > 0):
+            if not self.spec.per_participant or self.spec.participant_norm.freeze:
+                # settled statistics stop moving: only the calibration's windows matter
+                # (twice its length, for windows without data that count nothing)
+                earlier = earlier[earlier <= earlier[0] + 2 * normaliser.warmup_s]
             values, present = source.raw_features(earlier)
             normaliser.apply(earlier, values, present)
         return normaliser

@@ -32,7 +32,7 @@ from helo.models.features.spec import FeatureSpec, spec_difference
 from helo.models.streams import StreamDescription, describe_lsl, is_data_type
 from helo.streamer.clocks import Clock, WallClock
 from helo.streamer.config import SessionConfig
-from helo.streamer.demo import DEMO_CHECKPOINT
+from helo.streamer.demo import default_checkpoint
 from helo.streamer.label_reader import LabelReader
 from helo.streamer.lsl_reader import StreamHealth, StreamReader, full_info
 from helo.streamer.pipeline import Pipeline
@@ -159,7 +159,8 @@ class Session:
     # ------------------------------------------------------------------ assembly
 
     def _load_checkpoint(self) -> Checkpoint:
-        self.checkpoint = load_checkpoint(self.config.checkpoint or DEMO_CHECKPOINT)
+        path = self.config.checkpoint or default_checkpoint(self.config.baseline_s)
+        self.checkpoint = load_checkpoint(path)
         return self.checkpoint
 
     def _assemble(
@@ -224,11 +225,18 @@ class Session:
     def _new_normaliser(self) -> FeatureNormaliser:
         """The participant's normalisation state for this session, said in one line."""
         normaliser = FeatureNormaliser(self.spec, baseline_s=self.config.baseline_s)
-        if self.spec.per_participant:
+        if self.spec.per_participant and self.config.baseline_s > 0:
             log.info(
-                "the model normalises to the participant: calibrating for the first %.0f s%s",
+                "the model normalises to the participant: the first %.0f s are the baseline "
+                "(the participant at rest), predictions flagged calibrating until then",
                 normaliser.warmup_s,
-                " (the baseline)" if self.config.baseline_s >= normaliser.warmup_s else "",
+            )
+        elif self.spec.per_participant:
+            log.warning(
+                "the model normalises to the participant but the session has no baseline: "
+                "the first %.0f s, whatever the participant does, become the reference; "
+                "give a rest period with --baseline 60 (docs/model.md)",
+                normaliser.warmup_s,
             )
         elif self.config.baseline_s > 0:
             log.info(

@@ -22,9 +22,10 @@ DEMO_RECORDING = Path(__file__).parents[1] / "recordings" / "demo_synthetic_sess
 
 
 @pytest.fixture
-def window(qtbot):
+def window(qtbot, tmp_path, monkeypatch):
     from helo.ui.main_window import MainWindow
 
+    monkeypatch.setenv("HELO_PERSONAL_DIR", str(tmp_path / "personal"))
     win = MainWindow(timeline_s=30.0)
     qtbot.addWidget(win)
     win.show()
@@ -202,6 +203,40 @@ def test_a_bad_model_file_is_a_message_in_the_window(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: window.start_button.isEnabled(), timeout=20_000)
     assert str(bad) in window.message.text()
     assert "Traceback" not in window.message.text()
+
+
+def test_the_model_picker_lists_personal_models_and_a_replay_shows_calibration(
+    qtbot, tmp_path, monkeypatch
+):
+    """A personal model (made as ``streamer adapt`` makes them) is in the picker; a
+    participant model counts down its calibration while the replay warms it up."""
+    from helo.models.checkpoint import load_checkpoint, save_checkpoint
+    from helo.ui.main_window import MainWindow
+
+    folder = tmp_path / "personal"
+    monkeypatch.setenv("HELO_PERSONAL_DIR", str(folder))
+    demo = load_checkpoint(DEMO_CHECKPOINT)
+    spec = demo.spec.with_normalisation("participant")
+    provenance = {"personal": {"participant": "P07", "base_model": str(DEMO_CHECKPOINT)}}
+    personal = save_checkpoint(folder / "P07-demo.safetensors", demo.model, spec, provenance)
+    win = MainWindow(timeline_s=30.0)
+    qtbot.addWidget(win)
+    win.show()
+    items = [win.personal.model_box.itemText(i) for i in range(win.personal.model_box.count())]
+    assert str(personal) in items
+    assert not win.personal.personal_button.isEnabled()  # no session, no labelled trials
+    win.personal.model_box.setCurrentIndex(items.index(str(personal)))
+    assert win.model_edit.text() == str(personal)
+    win.source_box.setCurrentIndex(3)  # XDF recording
+    win.xdf_edit.setText(str(DEMO_RECORDING))
+    win.speed_box.setCurrentText("2x")
+    win.start_session()
+    qtbot.waitUntil(lambda: win.predictions >= 3, timeout=30_000)
+    assert win.last_record.calibrating
+    assert win.calibration_label.text().startswith("calibrating: ")
+    assert win.calibration_label.text().endswith("left of 60 s")
+    assert not win.personal.personal_button.isEnabled()  # a replay: no session to adapt
+    _stop_and_wait(qtbot, win)
 
 
 def test_a_missing_recording_is_a_message_in_the_window(qtbot, window, tmp_path):

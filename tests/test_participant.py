@@ -62,6 +62,7 @@ def test_statistics_do_not_depend_on_the_hop(fitted):
     """The same person seen at a hop of 0.25 s or 1 s: the same statistics (weights
     are seconds of new signal, not windows)."""
     _, spec = fitted
+    spec = replace(spec, participant_norm=ParticipantNorm(freeze=False))  # always running
     mod = spec.modality("gsr")
     spread = np.asarray(mod.norm_std)
     level = np.asarray(mod.norm_mean) + 3 * spread  # far from the population
@@ -75,6 +76,26 @@ def test_statistics_do_not_depend_on_the_hop(fitted):
     np.testing.assert_allclose(stats[0.25][0], stats[1.0][0], atol=0.02 * spread.max())
     np.testing.assert_allclose(stats[0.25][1], stats[1.0][1], rtol=0.05)
     assert np.all(np.abs(stats[1.0][0] - level) < 0.25 * spread)  # the prior has faded
+
+
+def test_frozen_statistics_are_those_of_the_calibration(fitted):
+    """The default: gathered over the warm-up (or the baseline), then a fixed reference."""
+    _, spec = fitted
+    spec = replace(spec, participant_norm=ParticipantNorm(warmup_s=20.0))
+    gsr = spec.select(["gsr"])
+    level = np.asarray(spec.modality("gsr").norm_mean)
+    for baseline_s, settles_at in ((0.0, 20.0), (40.0, 40.0)):
+        normaliser = FeatureNormaliser(gsr, baseline_s=baseline_s)
+        state = normaliser.state()
+        moved_after = []
+        for t in np.arange(5.0, 120.0, 1.0):
+            before = state.stats["gsr"].mean.copy()
+            seen = state.seen
+            normaliser.apply(np.array([t]), {"gsr": (level + t)[None]}, np.ones((1, 1), bool))
+            if not np.array_equal(before, state.stats["gsr"].mean):
+                moved_after.append(seen)
+        assert max(moved_after) < settles_at  # nothing counts once calibrated
+        assert min(moved_after) == 0.0
 
 
 def test_a_glitch_moves_the_statistics_by_at_most_the_clip(fitted):
@@ -143,17 +164,49 @@ def test_a_baseline_seeds_the_participants_statistics(fitted, tiny_dataset):
     )
 
 
-def test_participant_statistics_bring_subjects_together(fitted, tiny_dataset):
-    """What it is for: subjects' feature offsets shrink (per-subject means of the
-    normalised GSR features are closer across subjects than with the population's)."""
+def test_a_participants_offset_is_taken_out(fitted):
+    """What it is for: two people alike but for a constant offset of every feature (a
+    tonic skin conductance, a band power): against the population statistics they sit
+    apart; against their own calibrated statistics they nearly coincide."""
     spec, personal = fitted
-    data = tiny_dataset
-    spread = {}
-    for name, s in (("global", spec), ("participant", personal)):
-        values = model_inputs(data, s)["gsr"]
-        means = [
-            np.nanmean(values[data.subjects == who][10:], axis=0)
-            for who in np.unique(data.subjects)
-        ]
-        spread[name] = float(np.mean(np.std(means, axis=0)))
-    assert spread["participant"] < 0.8 * spread["global"], spread
+    gsr = personal.select(["gsr"])
+    mod = gsr.modality("gsr")
+    spread = np.asarray(mod.norm_std)
+    ends = np.arange(5.0, 200.0, 1.0)
+    swing = np.sin(2 * np.pi * ends / 30.0)[:, None] * spread * 0.5
+    person = np.asarray(mod.norm_mean) + swing
+    present = np.ones((len(ends), 1), dtype=bool)
+    apart = {}
+    for name, s in (("global", spec.select(["gsr"])), ("participant", gsr)):
+        a = FeatureNormaliser(s).apply(ends, {"gsr": person}, present).values["gsr"]
+        b = FeatureNormaliser(s).apply(ends, {"gsr": person + 2 * spread}, present).values["gsr"]
+        apart[name] = float(np.abs(a - b)[100:].mean())  # after the calibration
+    assert apart["global"] == pytest.approx(2.0, rel=1e-3)
+    assert apart["participant"] < 0.5 * apart["global"], apart
+
+
+def test_a_replay_takes_over_the_live_calibration_where_it_settled(fitted, tiny_dataset):
+    """A recording often lacks the first seconds a live session calibrated on (the
+    recorder subscribes late): from the window where the live statistics settled, the
+    replay uses them, so every settled window is normalised exactly as live."""
+    _, spec = fitted
+    spec = replace(spec, participant_norm=ParticipantNorm(warmup_s=15.0))
+    rows = np.flatnonzero(tiny_dataset.subjects == tiny_dataset.subjects[0])
+    ends = tiny_dataset.t_end_s[rows]
+    values = {k: v[rows] for k, v in tiny_dataset.values.items()}
+    present = tiny_dataset.present[rows]
+    live = FeatureNormaliser(spec)
+    live_out = live.apply(ends, values, present)
+    settled_at = live.state().settled_at
+    assert settled_at is not None
+    replay = FeatureNormaliser(spec)
+    replay.pin(json.loads(json.dumps(live.to_dict())))
+    late = 3  # the recording starts three windows late
+    out = replay.apply(ends[late:], {k: v[late:] for k, v in values.items()}, present[late:])
+    settled = ends[late:] >= settled_at
+    assert settled.any()
+    assert not out.calibrating[settled].any()
+    for name in spec.names:
+        np.testing.assert_array_equal(
+            out.values[name][settled], live_out.values[name][late:][settled]
+        )

@@ -14,9 +14,20 @@ def test_report_has_every_row_and_says_how_helo_compares(tiny_dataset):
         threads=2,
         model_options={"d_model": 16, "dropout": 0.1, "dropkey": 0.1},
     )
-    result = run_report(tiny_dataset, base, "subject", 2, progress=False, log=lambda _: None)
+    result = run_report(
+        tiny_dataset, base, "subject", 2, progress=False, log=lambda _: None, personal_ks=(1, 2, 3)
+    )
     names = [v.name for v in default_variants(tiny_dataset.spec.names)]
     assert list(result.rows) == names
+    assert {
+        "HeLo, participant normalisation",
+        "Concatenation MLP, participant normalisation",
+    } <= set(names)
+    # k = 3 leaves no trial to score on (3 per subject): no row rather than a wrong one
+    assert [row.k for row in result.personal] == [1, 2]
+    for row in result.personal:
+        assert row.n_participants == 4
+        assert 0.0 <= row.personal["kl"] < 10.0
     assert "HeLo as published (shared EEG encoder, T @ Phys)" in names
     assert {"HeLo, eeg only", "HeLo, face only", "Concatenation MLP"} <= set(names)
     for row in result.rows.values():
@@ -26,6 +37,8 @@ def test_report_has_every_row_and_says_how_helo_compares(tiny_dataset):
     assert "| HeLo as published (shared EEG encoder, T @ Phys) |" in text
     assert "## How much HeLo improves on each row" in text
     assert "HeLo is better than the concatenation MLP on " in text
+    assert "## Personal adaptation (streamer adapt) with k labelled trials" in text
+    assert "global normalisation" in text  # the training line says how it normalised
 
 
 def _rows(helo: dict[str, float], mlp: dict[str, float]) -> dict[str, dict[str, float]]:

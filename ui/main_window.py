@@ -23,6 +23,7 @@ from helo.models.streams import StreamDescription, describe_lsl
 from helo.streamer.config import ReplayOptions, SessionConfig
 from helo.streamer.worker import PredictionRecord
 from helo.ui.health import HealthTable
+from helo.ui.personal import PersonalPanel
 from helo.ui.plots import DistributionBars, SignalTraces, Timeline
 from helo.ui.runner import SessionRunner, SourceChoice
 from helo.ui.stream_map import StreamMapTable
@@ -180,11 +181,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def _build_session_controls(
         self, form: QtWidgets.QFormLayout, checkpoint: Path | None, record_dir: Path | None
     ) -> None:
-        self.model_edit = QtWidgets.QLineEdit(str(checkpoint or ""))
-        self.model_edit.setPlaceholderText("the demo model (synthetic)")
-        model_browse = QtWidgets.QPushButton("Browse...")
-        model_browse.clicked.connect(self._browse_model)
-        form.addRow("Model", _row(self.model_edit, model_browse))
+        self.personal = PersonalPanel(checkpoint)
+        self.model_edit = self.personal.model_edit
+        form.addRow("Model", self.personal)
 
         self.record_box = QtWidgets.QCheckBox("Record to XDF in")
         self.record_box.setChecked(record_dir is not None)
@@ -214,6 +213,9 @@ class MainWindow(QtWidgets.QMainWindow):
         form.addRow(self.health_table)
         self.latency_label = QtWidgets.QLabel("latency: -")
         form.addRow(self.latency_label)
+        self.calibration_label = QtWidgets.QLabel("")
+        self.calibration_label.setStyleSheet("color: #a05000; font-weight: bold")
+        form.addRow(self.calibration_label)
 
     def _build_views(self, timeline_s: float) -> None:
         self.bars = DistributionBars()
@@ -247,13 +249,6 @@ class MainWindow(QtWidgets.QMainWindow):
         )
         if path:
             self.xdf_edit.setText(path)
-
-    def _browse_model(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Model", "models", "HeLo checkpoint (*.safetensors)"
-        )
-        if path:
-            self.model_edit.setText(path)
 
     def discover_streams(self, wait_s: float = 1.0) -> None:
         """Find the streams on the network and read the chosen model's inputs, in a
@@ -400,7 +395,20 @@ class MainWindow(QtWidgets.QMainWindow):
             self.latencies_ms.append(record.latency_ms)
         note = "missing: " + ", ".join(record.missing) if record.missing else ""
         self.bars.show_distribution(record.distribution, note or "no modality present")
+        self.calibration_label.setText(self._calibration_text(record))
         self.timeline.add(record.t_end, record.distribution)
+
+    def _calibration_text(self, record: PredictionRecord) -> str:
+        """A countdown while the participant's statistics (or the baseline) settle."""
+        runner = self.runner
+        session = runner.session if runner is not None else None
+        normaliser = session.normaliser if session is not None else None
+        if not record.calibrating or normaliser is None:
+            return ""
+        seen = normaliser.state().seen
+        left = max(0.0, normaliser.warmup_s - seen)
+        what = "baseline (rest)" if normaliser.baseline_s >= normaliser.warmup_s else "calibrating"
+        return f"{what}: {left:.0f} s left of {normaliser.warmup_s:.0f} s"
 
     def _prepare_views(self) -> None:
         runner = self.runner
@@ -448,6 +456,7 @@ class MainWindow(QtWidgets.QMainWindow):
         )
 
     def _refresh_health(self) -> None:
+        self.personal.refresh(self.runner)
         if self.runner is None:
             return
         self.health_table.show_health(self.runner.health())

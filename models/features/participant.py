@@ -7,7 +7,9 @@ with the participant's own running statistics, the same way in training, live an
 replay:
 
 - causal: a window is standardised with the statistics of its participant's windows
-  up to and including it, never later ones;
+  up to and including it, never later ones; with ``freeze`` (the default) the
+  statistics are those of the calibration (the first ``warmup_s`` seconds, or the
+  baseline) from then on, a stable reference like a baseline correction;
 - weighted by seconds of new signal (``min(time since the previous window,
   window length)``), so that a hop of 0.25 s live and 1 s in training give the
   same statistics for the same person;
@@ -32,6 +34,10 @@ import numpy as np
 from helo.models.errors import FeatureError
 from helo.models.features.extract import normalize_values
 from helo.models.features.spec import FeatureSpec, ModalitySpec
+
+# A recorded window end can differ from the live one by the recording's clock
+# synchronisation (well under a millisecond): the same window within this.
+PIN_TOLERANCE_S = 5e-3
 
 
 class RunningStats:
@@ -104,6 +110,12 @@ class ParticipantState:
     stats: dict[str, RunningStats] = field(init=False)
     seen: float = 0.0  # seconds of this participant's signal counted so far
     newest_end: float | None = None
+    settled_at: float | None = None  # end of the first window after the calibration
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the statistics stop moving once the calibration is over."""
+        return self.spec.participant_norm.freeze
 
     def __post_init__(self) -> None:
         settings = self.spec.participant_norm
@@ -117,7 +129,10 @@ class ParticipantState:
         gap = window if self.newest_end is None else t_end - self.newest_end
         self.seen += window if gap <= 0 else min(gap, window)
         self.newest_end = t_end
-        return self.seen < self.warmup_s
+        calibrating = self.seen < self.warmup_s
+        if not calibrating and self.settled_at is None:
+            self.settled_at = t_end
+        return calibrating
 
     def add(
         self, t_end: float, values: Mapping[str, np.ndarray], present: np.ndarray
@@ -134,7 +149,9 @@ class ParticipantState:
             flat = raw.reshape(-1)
             gap = mod.window_s if stats.last_end is None else t_end - stats.last_end
             # a step back in time is another recording of the person: a fresh window
-            stats.update(flat, mod.window_s if gap <= 0 else min(gap, mod.window_s))
+            weight = mod.window_s if gap <= 0 else min(gap, mod.window_s)
+            if not (self.frozen and self.seen >= self.warmup_s):
+                stats.update(flat, weight)
             stats.last_end = t_end
             out[mod.name] = stats.standardise(flat).reshape(raw.shape).astype(np.float32)
         calibrating = self.count(t_end) if present.any() else self.seen < self.warmup_s
@@ -144,12 +161,14 @@ class ParticipantState:
         return {
             "seen_s": self.seen,
             "newest_end": self.newest_end,
+            "settled_at": self.settled_at,
             "modalities": {name: s.to_dict() for name, s in self.stats.items()},
         }
 
     def load(self, data: Mapping[str, Any]) -> None:
         self.seen = float(data.get("seen_s", 0.0))
         self.newest_end = data.get("newest_end")
+        self.settled_at = data.get("settled_at")
         for name, stats in data.get("modalities", {}).items():
             if name in self.stats:
                 self.stats[name].load(stats)
@@ -169,6 +188,9 @@ class FeatureNormaliser:
         self.spec = spec
         self.baseline_s = float(baseline_s)
         self.participants: dict[str, ParticipantState] = {}
+        # participant -> (window end, settled state): a live session's calibration,
+        # taken over exactly when a replay reaches that window (see :meth:`pin`)
+        self._pins: dict[str, tuple[float, Mapping[str, Any]]] = {}
 
     @property
     def warmup_s(self) -> float:
@@ -190,6 +212,9 @@ class FeatureNormaliser:
     ) -> NormalisedBatch:
         """Standardise W windows of one participant, given in time order."""
         n = len(present)
+        pin = self._pins.get(participant)
+        if pin is not None and n and t_end[-1] >= pin[0] - PIN_TOLERANCE_S:
+            return self._apply_across_pin(t_end, values, present, participant, pin)
         if not self.spec.per_participant:
             state = self.state(participant)
             out = {
@@ -226,6 +251,43 @@ class FeatureNormaliser:
             "baseline_s": self.baseline_s,
             "participants": {p: s.to_dict() for p, s in self.participants.items()},
         }
+
+    def _apply_across_pin(
+        self,
+        t_end: np.ndarray,
+        values: Mapping[str, np.ndarray],
+        present: np.ndarray,
+        participant: str,
+        pin: tuple[float, Mapping[str, Any]],
+    ) -> NormalisedBatch:
+        """The windows before the pinned one as usual; then the live session's settled
+        state, and the windows from there with it."""
+        first = int(np.searchsorted(t_end, pin[0] - PIN_TOLERANCE_S))
+        parts = []
+        for rows in (slice(0, first), slice(first, len(t_end))):
+            if rows.start == first:
+                del self._pins[participant]
+                self.state(participant).load(pin[1])
+            if rows.stop > rows.start:
+                part = {k: v[rows] for k, v in values.items()}
+                parts.append(self.apply(t_end[rows], part, present[rows], participant))
+        return NormalisedBatch(
+            {k: np.concatenate([p.values[k] for p in parts]) for k in parts[-1].values},
+            np.concatenate([p.calibrating for p in parts]),
+        )
+
+    def pin(self, data: Mapping[str, Any]) -> None:
+        """Take over a live session's settled statistics (its state at the end, from a
+        recording's sidecar) at the window where they settled: a replay's windows from
+        then on are normalised exactly as live, although the recording may lack the
+        first seconds the live session calibrated on. Only fixed statistics can be
+        taken over (``freeze``); running ones are recomputed from the recording."""
+        if self.spec.per_participant and not self.spec.participant_norm.freeze:
+            return
+        for participant, state in data.get("participants", {}).items():
+            settled_at = state.get("settled_at")
+            if settled_at is not None:
+                self._pins[participant] = (float(settled_at), state)
 
     def load(self, data: Mapping[str, Any]) -> None:
         """Continue from a saved state (a recording's sidecar)."""

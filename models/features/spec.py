@@ -39,19 +39,26 @@ class ParticipantNorm:
     """How features are standardised to the person (``normalisation = "participant"``).
 
     People differ more than emotions do, so each participant's features are z-scored
-    with that participant's own running statistics (:mod:`models.features.participant`),
-    weighted by seconds of signal so that any hop gives the same statistics: the
-    population statistics count as ``prior_s`` seconds (what the first windows lean
-    on), a value beyond ``clip`` standard deviations is clipped before it counts (a
-    glitch moves nothing), and predictions are flagged as calibrating until
-    ``warmup_s`` seconds of the participant were seen.
+    with that participant's own statistics (:mod:`models.features.participant`),
+    gathered while the participant calibrates: the first ``warmup_s`` seconds, or
+    the session's baseline (a rest) when that is longer. They are weighted by seconds
+    of signal, so that any hop gives the same statistics; the population statistics
+    count as ``prior_s`` seconds (what the first windows lean on); a value beyond
+    ``clip`` standard deviations is clipped before it counts (a glitch moves
+    nothing). With ``freeze`` (the default, measured better: docs/model.md) the
+    statistics stay as the calibration left them, so every later window is measured
+    against the same reference, as a baseline correction does; without it they keep
+    running over the whole session.
     """
 
-    prior_s: float = 30.0
+    prior_s: float = 5.0
     warmup_s: float = 60.0
     clip: float = 4.0
+    freeze: bool = True  # the statistics stop moving when the calibration is over
 
     def __post_init__(self) -> None:
+        if not isinstance(self.freeze, bool):
+            raise FeatureError("feature spec: participant_norm.freeze must be true or false")
         for key in ("prior_s", "warmup_s", "clip"):
             value = getattr(self, key)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
@@ -352,7 +359,8 @@ def _participant_norm(data: Any) -> ParticipantNorm:
     if unknown:
         raise FeatureError(f"feature spec: participant_norm has unknown field(s) {unknown}")
     try:
-        return ParticipantNorm(**{k: float(v) for k, v in data.items()})
+        values: dict[str, Any] = {k: v if k == "freeze" else float(v) for k, v in data.items()}
+        return ParticipantNorm(**values)
     except (TypeError, ValueError) as exc:
         raise FeatureError(f"feature spec: participant_norm: {exc}") from None
 

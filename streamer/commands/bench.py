@@ -36,10 +36,20 @@ from helo.models.datasets.synthetic_windows import synthetic_spec
 from helo.models.errors import HeloError
 from helo.models.features.spec import FeatureSpec
 from helo.models.report import machine_line
-from helo.streamer.bench import adaptation, compute, readers, runtime, webcam
+from helo.streamer.bench import adaptation, compute, personal, readers, runtime, webcam
 from helo.streamer.demo import DEMO_CHECKPOINT
 
-SECTIONS = ("features", "model", "adaptation", "latency", "replay", "readers", "webcam", "gui")
+SECTIONS = (
+    "features",
+    "model",
+    "adaptation",
+    "personal",
+    "latency",
+    "replay",
+    "readers",
+    "webcam",
+    "gui",
+)
 QUICK = ("features", "model")
 
 
@@ -162,6 +172,37 @@ def _adaptation(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict
         )
 
 
+def _personal(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> None:
+    if ckpt is None:
+        raise HeloError("bench personal: needs a checkpoint (its normalisation statistics)")
+    cost = personal.normalisation_cost(ckpt.spec, args.repeats)
+    lines = []
+    for key, what in (
+        ("participant_calibrating", "participant, calibrating"),
+        ("participant_settled", "participant, settled"),
+        ("global", "global z-score"),
+    ):
+        t = cost[key]
+        assert isinstance(t, dict)
+        lines.append(f"{what} p50 {1e3 * t['p50_ms']:.1f} µs, p99 {1e3 * t['p99_ms']:.1f} µs")
+    print(
+        f"normalisation of one window ({cost['features']} features, 4 modalities): "
+        + "; ".join(lines)
+    )
+    took = personal.adapt_time(ckpt)
+    change = (
+        f"; KL on {took['validation_trials']} held-out trials {took['kl_before']:.4f} -> "
+        f"{took['kl_after']:.4f}"
+        if took["kl_before"] is not None
+        else ""
+    )
+    print(
+        f"streamer adapt, one participant's 10-min session ({took['windows']} windows, "
+        f"{took['trials']} trials, --train {took['moving']}): {took['seconds']:.1f} s{change}"
+    )
+    results["personal"] = {"normalisation": cost, "adapt": took}
+
+
 def _latency(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> None:
     chunk_s = args.device_chunk_ms / 1e3
     runs = {"synthetic 32-ch EEG 256 Hz": None, "lab cap": adaptation.LAB_CAP}
@@ -261,6 +302,7 @@ RUNNERS: dict[str, Section] = {
     "features": _features,
     "model": _model,
     "adaptation": _adaptation,
+    "personal": _personal,
     "latency": _latency,
     "replay": _replay,
     "readers": _readers,

@@ -58,6 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="TOML training config for --protocol")
     p.add_argument("--spec", type=Path, help="spec for labelled XDF data (JSON or checkpoint)")
     p.add_argument("--model", choices=["helo", "concat_mlp", "mean"])
+    p.add_argument("--normalisation", choices=["global", "participant"])
     p.add_argument("--epochs", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")

@@ -50,14 +50,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    config = session_config_from(args, stdout=False)
     devices = DeviceOptions(
         devices=("lsl",) if args.source == "lsl" else ("synthetic",),
         camera=args.camera,
         video=args.video,
         loop_video=True,
+        rest_s=config.baseline_s,  # the synthetic participant rests through the baseline
     )
     replay = ReplayOptions(args.xdf or Path(), speed=parse_speed(args.speed))  # Path(): none yet
-    config = session_config_from(args, stdout=False)
     return launch_app(
         args, kind=args.source, config=config, devices=devices, replay=replay, start=args.start
     )

@@ -10,13 +10,20 @@ and the time taken. Default: the synthetic benchmark, subject-independent.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
 
 from helo.models.datasets.sources import SOURCE_HELP
+from helo.models.errors import HeloError
 from helo.models.evaluation import PROTOCOLS
-from helo.models.report import render_markdown, run_report
+from helo.models.report import (
+    ROW_SETS,
+    normalisation_variants,
+    render_markdown,
+    run_report,
+)
 from helo.streamer.commands import train as train_cmd
 from helo.streamer.commands.session_args import add_input_arguments, inputs_from
 from helo.streamer.demo import DEMO_TRAIN_CONFIG
@@ -48,6 +55,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--normalisation",
+        choices=["global", "participant"],
+        help="how the main rows normalise features (the other way is a row of its own)",
+    )
+    p.add_argument(
+        "--rows",
+        choices=ROW_SETS,
+        default="all",
+        help="all rows, or only those of the normalisation comparison (HeLo, the MLP, "
+        "each both ways, and the personal rows)",
+    )
+    p.add_argument(
+        "--personal-k",
+        default="2,4,8",
+        metavar="K,K,...",
+        help="personal adaptation rows with K labelled trials per test participant ('' for none)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(
         run=run,
@@ -71,7 +96,14 @@ def run(args: argparse.Namespace) -> int:
     configure_for_training(base.threads)
     data = train_cmd.load_data(source, data_cfg, train_cmd.load_spec(args.spec), inputs_from(args))
     result = run_report(
-        data, base, args.protocol, args.folds, progress=not args.no_progress, log=log.info
+        data,
+        base,
+        args.protocol,
+        args.folds,
+        progress=not args.no_progress,
+        log=log.info,
+        personal_ks=_ks(args.personal_k),
+        variants=normalisation_variants(base.normalisation) if args.rows != "all" else None,
     )
     title = "HeLo on the synthetic benchmark" if source == "synthetic" else f"HeLo on {source}"
     text = render_markdown(result, title)
@@ -88,8 +120,19 @@ def run(args: argparse.Namespace) -> int:
                     "helo_subsets": result.helo_subsets,
                     "protocol": result.protocol,
                     "folds": result.n_folds,
+                    "personal": [dataclasses.asdict(row) for row in result.personal],
                 },
                 indent=1,
             )
         )
     return 0
+
+
+def _ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(k) for k in text.split(",") if k.strip())
+    except ValueError:
+        raise HeloError(f"--personal-k {text!r}: expected numbers like 2,4,8") from None
+    if any(k < 1 for k in ks):
+        raise HeloError(f"--personal-k {text!r}: every k must be >= 1")
+    return ks

@@ -203,6 +203,13 @@ def run(args: argparse.Namespace) -> int:
             inputs,
         )
 
+    if train_cfg.normalisation == "participant" and data.baseline is None:
+        log.warning(
+            "participant normalisation without a baseline in the data: each participant's "
+            "first %.0f s become the reference, which measured worse than global "
+            "normalisation (docs/model.md); label a rest span as baseline",
+            60.0,
+        )
     groups = data.subjects if train_cfg.val_by == "subject" else data.trials
     fit_idx, val_idx = holdout(groups, train_cfg.val_fraction, seed=train_cfg.seed)
     train_part, val_part = data.subset(fit_idx), data.subset(val_idx)

@@ -1,0 +1,273 @@
+"""A participant-normalised model in a live session, its replay, training from its
+recording, and personal models: from the recording (``streamer adapt``) and from the
+running session (switched to without reopening a stream).
+
+One live session (~33 s, real time): the synthetic device rests 6 s (the baseline),
+then runs 4 labelled trials of 6.5 s, publishing an EmotionLabels sample at the end
+of each; LabRecorder records everything.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import session_config
+from safetensors import safe_open
+
+from helo.devices.synthetic import SyntheticDevice
+from helo.models.checkpoint import load_checkpoint, save_checkpoint
+from helo.models.datasets.synthetic import EmotionScript
+from helo.models.datasets.windows import WindowDataset
+from helo.models.datasets.xdf_labels import load_labelled_xdf
+from helo.models.evaluation import predict
+from helo.models.features.spec import ParticipantNorm, spec_difference
+from helo.models.xdf import read_recording
+from helo.streamer.cli import main
+from helo.streamer.demo import DEMO_CHECKPOINT
+from helo.streamer.personal_session import labelled_trials, make_personal_model
+from helo.streamer.replay import ReplaySource
+from helo.streamer.session import LiveSession
+from helo.streamer.sidecar import read_sidecar
+from helo.streamer.sinks import MemorySink, read_jsonl
+
+REST_S, TRIAL_S, TRIALS = 6.0, 6.5, 4
+SESSION_S = REST_S + TRIALS * TRIAL_S + 1.0
+WARMUP_S = 10.0
+
+
+@pytest.fixture(scope="module")
+def participant_checkpoint(tmp_path_factory) -> Path:
+    """The demo model's weights with participant normalisation (a 10 s warm-up): the
+    mechanics are what is tested here, not the accuracy."""
+    demo = load_checkpoint(DEMO_CHECKPOINT)
+    spec = demo.spec.with_normalisation("participant", ParticipantNorm(warmup_s=WARMUP_S))
+    path = tmp_path_factory.mktemp("models") / "participant.safetensors"
+    return save_checkpoint(path, demo.model, spec, demo.training)
+
+
+@pytest.fixture(scope="module")
+def session(participant_checkpoint, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("personal")
+    rng = np.random.default_rng(4)
+    script = EmotionScript.random_trials(TRIALS + 1, TRIAL_S, rng, rest_s=REST_S)
+    memory = MemorySink()
+    personal: dict = {}
+    device = SyntheticDevice(script, subject=7, source_prefix=f"test-{uuid.uuid4().hex[:8]}")
+    with device:
+        config = session_config(
+            device,
+            checkpoint=participant_checkpoint,
+            duration_s=SESSION_S - 5.0,  # windows end from 5 s on
+            record=out / "session.xdf",
+            labels_stream=f"{device.source_prefix}-labels",
+            baseline_s=REST_S,
+        )
+        live = LiveSession(config, subscribers=[memory])
+        with live:
+            thread = threading.Thread(target=live.run)
+            thread.start()
+            personal.update(_personal_model_midway(live, out))
+            thread.join(SESSION_S + 30)
+            trials = labelled_trials(live)
+    return {
+        "records": memory.records,
+        "xdf": out / "session.xdf",
+        "out": out,
+        "personal": personal,
+        "trials": trials,
+        "checkpoint": participant_checkpoint,
+    }
+
+
+def _personal_model_midway(live: LiveSession, out: Path) -> dict:
+    """Once 2 trials are labelled: a personal model from the session, switched to."""
+    deadline = time.monotonic() + SESSION_S
+    while time.monotonic() < deadline:
+        reader = live.label_reader
+        if reader is not None and sum(not s[2].baseline for s in reader.spans()) >= 2:
+            break
+        time.sleep(0.2)
+    path, result = make_personal_model(live, out=out / "midway.safetensors")
+    switched_at = live.now()
+    return {"path": path, "result": result, "switched_at": switched_at, "model": live.checkpoint}
+
+
+def test_predictions_are_flagged_calibrating_until_the_baseline_and_warm_up_are_over(session):
+    records = session["records"]
+    assert len(records) > 40
+    flags = np.array([r.calibrating for r in records])
+    assert flags[0]
+    assert not flags[-1]
+    settle = np.flatnonzero(~flags)[0]
+    assert (~flags[settle:]).all()  # once settled, it stays so
+    seen = records[settle].t_end - records[0].t_end + 5.0
+    assert WARMUP_S - 0.5 <= seen <= WARMUP_S + 1.0
+    for record in records:
+        assert record.distribution is None or np.isfinite(record.distribution).all()
+
+
+def test_the_recording_holds_the_labels_and_a_sidecar_with_the_session_state(session):
+    types = {s.description.type for s in read_recording(session["xdf"])}
+    assert {"EEG", "EmotionLabels", "EmotionDistribution"} <= types
+    sidecar = read_sidecar(session["xdf"])
+    assert sidecar["start"]["normalisation"] == "participant"
+    assert sidecar["start"]["baseline_s"] == REST_S
+    assert sidecar["end"]["normaliser"]["participants"][""]["seen_s"] > 20
+
+
+def test_a_personal_model_made_in_the_session_is_switched_to(session):
+    personal = session["personal"]
+    assert Path(personal["path"]).exists()
+    assert personal["model"].path == Path(personal["path"])
+    result = personal["result"]
+    assert result.participant == "sim7"
+    assert len(result.trials) >= 2
+    after = [r for r in session["records"] if r.t_end > personal["switched_at"] + 1.0]
+    assert after, "the session went on after the switch"
+    assert all(r.distribution is not None for r in after[-5:])
+    training = json.loads(safe_open(str(personal["path"]), "pt").metadata()["training"])
+    assert training["personal"]["source"] == "live session"
+    assert training["personal"]["base_model"].endswith("participant.safetensors")
+
+
+def test_training_windows_of_the_recording_normalise_as_its_replay(session, tmp_path):
+    """Training's path (features cut from the whole recording, participant statistics
+    by ``model_inputs``) and the replay's (ring buffers, the worker's normaliser) give
+    the same predictions for the same windows."""
+    ckpt = load_checkpoint(session["checkpoint"])
+    bare = tmp_path / "bare.xdf"  # without its sidecar: the replay computes it all
+    shutil.copy(session["xdf"], bare)
+    replayed = _replay(bare, tmp_path / "r.jsonl", session["checkpoint"])
+    ends = np.array([r["t_end_lsl"] for r in replayed])
+    source = ReplaySource(bare, ckpt.spec)
+    values, present = source.raw_features(ends)
+    data = WindowDataset(
+        spec=ckpt.spec,
+        values=values,
+        present=present,
+        targets=np.full((len(ends), 6), 1 / 6),
+        subjects=np.array(["p"] * len(ends)),
+        trials=np.array(["t"] * len(ends)),
+        t_end_s=ends,
+    )
+    trained_way = predict(ckpt.model, ckpt.spec, data)
+    replay_way = np.array([list(r["distribution"].values()) for r in replayed])
+    # Raw features agree to float32 precision (the replay's buffers hold float32);
+    # standardising by a participant's small rest spread magnifies that to ~1e-3 in a
+    # probability. A different normalisation path would be off by 1e-2 or more.
+    np.testing.assert_allclose(replay_way, trained_way, atol=4e-3)
+    assert np.median(np.abs(replay_way - trained_way)) < 5e-4
+    assert [r["calibrating"] for r in replayed][:3] == [True] * 3
+
+
+def test_replay_at_the_recorded_times_reproduces_the_live_predictions(session, tmp_path):
+    """With the sidecar's state and the live window ends, the replay's participant
+    statistics are the live ones from the window where they settled (the same
+    tolerance as the global model's replay test: the windows' samples differ at their
+    edges between liblsl's and pyxdf's clock synchronisation)."""
+    replayed = _replay(
+        session["xdf"], tmp_path / "r.jsonl", session["checkpoint"], "--times", "recorded"
+    )
+    switched = session["personal"]["switched_at"]
+    live = {round(r.t_end, 3): r for r in session["records"] if r.distribution is not None}
+    recorded = {s.description.type: s for s in read_recording(session["xdf"])}
+    starts = max(recorded[t].times[0] for t in ("EEG", "GSR", "PPG", "FaceBlendshapes"))
+    diffs = []
+    for row in replayed:
+        t = row["t_end_lsl"]
+        match = live.get(round(t, 3))
+        if match is None or t - 5.0 < starts or t > switched:  # after: the personal model
+            continue
+        assert row["calibrating"] == match.calibrating
+        if match.calibrating:  # recomputed from a recording that began late: close only
+            continue
+        diffs.append(
+            np.abs(np.array(list(row["distribution"].values())) - match.distribution).max()
+        )
+    assert len(diffs) >= 6
+    assert max(diffs) < 0.05
+    assert np.median(diffs) < 0.002
+
+
+def test_streamer_adapt_makes_a_personal_model_from_the_recording(session, tmp_path, capsys):
+    out = tmp_path / "p07.safetensors"
+    started = time.perf_counter()
+    code = main(
+        [
+            "adapt",
+            "--checkpoint",
+            str(session["checkpoint"]),
+            "--data",
+            f"xdf:{session['xdf']}",
+            "--hop",
+            "0.5",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    assert time.perf_counter() - started < 120
+    assert "personal model:" in capsys.readouterr().out
+    personal = load_checkpoint(out)
+    base = load_checkpoint(session["checkpoint"])
+    assert personal.spec == base.spec
+    provenance = personal.training["personal"]
+    assert provenance["participant"] == "sim7"
+    assert provenance["base_model"] == str(session["checkpoint"])
+    assert len(provenance["trials"]) + len(provenance["validation_trials"]) == TRIALS
+    assert provenance["base_weights_sha256"]
+    data = load_labelled_xdf([session["xdf"]], base.spec, hop_s=0.5)
+    assert data.baseline is not None  # the rest span seeds the statistics
+    moved = [
+        not np.array_equal(a.numpy(), b.numpy())
+        for a, b in zip(
+            personal.model.state_dict().values(), base.model.state_dict().values(), strict=True
+        )
+    ]
+    assert any(moved)
+
+
+def test_a_model_of_other_inputs_is_refused_in_one_line(session, tmp_path):
+    base = load_checkpoint(session["checkpoint"])
+    other_spec = replace(base.spec, labels=("a", "b", "c", "d", "e", "f"))
+    other = save_checkpoint(tmp_path / "other.safetensors", base.model, other_spec, {})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "helo.streamer.cli",
+            "adapt",
+            "--checkpoint",
+            str(other),
+            "--data",
+            f"xdf:{session['xdf']}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "labels" in result.stderr.strip().splitlines()[-1]
+    # a session refuses to switch to a model that normalises another way
+    global_spec = load_checkpoint(DEMO_CHECKPOINT).spec
+    assert spec_difference(base.spec, global_spec) == (
+        "global normalisation instead of participant"
+    )
+    assert spec_difference(base.spec, base.spec) is None
+
+
+def _replay(xdf: Path, out: Path, checkpoint: Path, *extra: str) -> list[dict]:
+    args = ["replay", str(xdf), "--checkpoint", str(checkpoint), "--output", str(out), "--quiet"]
+    assert main([*args, *extra]) == 0
+    return read_jsonl(out)
