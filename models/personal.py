@@ -26,9 +26,17 @@ import torch
 from helo.models.checkpoint import Checkpoint, EmotionModel, weights_digest
 from helo.models.datasets.windows import WindowDataset
 from helo.models.errors import HeloError
+from helo.models.features.spec import spec_difference
 from helo.models.helo import HeLo
 from helo.models.splits import holdout
-from helo.models.training import TrainConfig, fit_epochs, set_seeds, to_tensors, validation_kl
+from helo.models.training import (
+    Tensors,
+    TrainConfig,
+    fit_epochs,
+    set_seeds,
+    to_tensors,
+    validation_kl,
+)
 
 MOVING = ("head", "encoders", "all")
 # Parameters of HeLo each choice fine-tunes (top-level module names).
@@ -86,22 +94,9 @@ class AdaptResult:
 
 def check_compatible(base: Checkpoint, data: WindowDataset, where: str) -> None:
     """Refuse, in one line, data a checkpoint was not trained for."""
-    if data.spec.names != base.spec.names:
-        raise HeloError(
-            f"{where}: modalities {list(data.spec.names)} differ from the model's "
-            f"{list(base.spec.names)}"
-        )
-    if data.spec.labels != base.spec.labels:
-        raise HeloError(
-            f"{where}: labels {list(data.spec.labels)} differ from the model's "
-            f"{list(base.spec.labels)}"
-        )
-    for mine, theirs in zip(data.spec.modalities, base.spec.modalities, strict=True):
-        if mine.feature_shape != theirs.feature_shape or mine.feature != theirs.feature:
-            raise HeloError(
-                f"{where}: modality {mine.name!r} gives {mine.feature} {list(mine.feature_shape)},"
-                f" the model takes {theirs.feature} {list(theirs.feature_shape)}"
-            )
+    why = spec_difference(data.spec, base.spec, normalisation=False)
+    if why:
+        raise HeloError(f"{where}: the model takes other inputs: {why}")
 
 
 def adapt_model(
@@ -194,7 +189,7 @@ def _choose_moving(model: torch.nn.Module, moving: str) -> None:
         parameter.requires_grad_(name.split(".")[0] in keep)
 
 
-def _rows(tensors: Any, rows: np.ndarray) -> Any:
+def _rows(tensors: Tensors, rows: np.ndarray) -> Tensors:
     idx = torch.as_tensor(rows, dtype=torch.long)
     feats, present, targets = tensors.batch(idx)
     return replace(tensors, features=feats, present=present, targets=targets)

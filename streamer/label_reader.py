@@ -15,8 +15,57 @@ import pylsl
 
 from helo.models.datasets.xdf_labels import LabelSpan, parse_label_sample
 from helo.models.errors import DatasetError
+from helo.models.xdf import RecordedStream
 
 log = logging.getLogger(__name__)
+
+
+def _due(
+    reader: LabelReader | RecordedLabels, spans: list[tuple[float, float, LabelSpan]], until: float
+) -> float | None:
+    ended = [b for _, b, span in spans if span.baseline and b <= until]
+    pending = ended[reader._baselines_taken :]
+    return min(pending) if pending else None
+
+
+def _take_baselines(
+    reader: LabelReader | RecordedLabels,
+    spans: list[tuple[float, float, LabelSpan]],
+    until: float,
+) -> list[tuple[float, float]]:
+    ended = [(a, b) for a, b, span in spans if span.baseline and b <= until]
+    fresh = ended[reader._baselines_taken :]
+    reader._baselines_taken = len(ended)
+    return fresh
+
+
+class RecordedLabels:
+    """The label stream of a recording, read the way :class:`LabelReader` reads a live
+    one: a replay sees a label once virtual time has passed its end."""
+
+    def __init__(self, stream: RecordedStream, labels: tuple[str, ...]):
+        self._spans: list[tuple[float, float, LabelSpan]] = []
+        self._baselines_taken = 0
+        for stamp, text in zip(stream.times.tolist(), stream.samples[:, 0].tolist(), strict=True):
+            try:
+                span = parse_label_sample(str(text), labels)
+            except DatasetError as exc:
+                log.warning("%s: label refused: %s", stream.description.name, exc)
+                continue
+            start, end = span.bounds_s(stamp)
+            self._spans.append((start, end, span))
+
+    def spans(self) -> list[tuple[float, float, LabelSpan]]:
+        return list(self._spans)
+
+    def new_baselines(self, until: float) -> list[tuple[float, float]]:
+        return _take_baselines(self, self._spans, until)
+
+    def baseline_due(self, until: float) -> float | None:
+        return _due(self, self._spans, until)
+
+    def stop(self) -> None:
+        """Nothing to stop: the labels were read with the file."""
 
 
 class LabelReader:
@@ -27,6 +76,7 @@ class LabelReader:
         self.labels = labels
         self._inlet: pylsl.StreamInlet | None = None
         self._spans: list[tuple[float, float, LabelSpan]] = []
+        self._baselines_taken = 0  # baseline spans handed to the session so far
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -53,6 +103,17 @@ class LabelReader:
         """``(start, end, label)`` of every label so far, in LSL time."""
         with self._lock:
             return list(self._spans)
+
+    def new_baselines(self, until: float) -> list[tuple[float, float]]:
+        """``(start, end)`` of the baseline spans that arrived since the last call and
+        ended by ``until`` (the newest window end)."""
+        with self._lock:
+            return _take_baselines(self, self._spans, until)
+
+    def baseline_due(self, until: float) -> float | None:
+        """End of the first baseline span not yet taken that ended by ``until``."""
+        with self._lock:
+            return _due(self, self._spans, until)
 
     def _run(self) -> None:
         inlet = self._inlet

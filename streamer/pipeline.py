@@ -20,7 +20,7 @@ from helo.models.training import resolve_device
 from helo.streamer.clocks import Clock
 from helo.streamer.scheduler import MAX_WAIT_S, STALE_S, Feed, WindowScheduler, WindowSet
 from helo.streamer.window_log import WindowLog
-from helo.streamer.worker import InferenceWorker, Subscriber
+from helo.streamer.worker import Calibration, InferenceWorker, Subscriber
 
 
 class Pipeline:
@@ -49,6 +49,7 @@ class Pipeline:
         batch_offset: int = 0,
         normaliser: FeatureNormaliser | None = None,
         window_log: WindowLog | None = None,
+        calibration: Calibration | None = None,
     ):
         self.checkpoint = checkpoint
         self.predictor = Predictor(checkpoint, device=resolve_device(accelerator))
@@ -71,6 +72,7 @@ class Pipeline:
             max_batch=max(64, batch),
             normaliser=normaliser,
             window_log=window_log,
+            calibration=calibration,
         )
 
     def run(self, stop: threading.Event, duration_s: float | None = None) -> int:

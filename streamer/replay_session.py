@@ -21,13 +21,15 @@ import numpy as np
 
 from helo.models.errors import HeloError
 from helo.models.features.participant import FeatureNormaliser
-from helo.models.streams import TRUTH_TYPE
+from helo.models.streams import LABELS_TYPE, TRUTH_TYPE
 from helo.streamer.clocks import ReplayClock
 from helo.streamer.config import ReplayOptions, SessionConfig
+from helo.streamer.label_reader import RecordedLabels
 from helo.streamer.lsl_reader import StreamHealth
 from helo.streamer.replay import ReplaySource
 from helo.streamer.session import Session
 from helo.streamer.sidecar import read_sidecar
+from helo.streamer.window_log import WindowLog
 from helo.streamer.worker import Subscriber
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,11 @@ class ReplaySession(Session):
         hop = self.hop_s
         all_ends, first = self._window_ends(source, hop)
         self.ends = all_ends[first:]
+        labels = [s for s in source.streams if s.description.type.lower() == LABELS_TYPE.lower()]
+        if labels and labels[0].description.channel_format == "string":
+            self.label_reader = RecordedLabels(labels[0], spec.labels)
         self.normaliser = self._replay_normaliser(source, all_ends[:first])
+        self.window_log = WindowLog(spec)
         speed = self.options.speed
         source.seek(float(self.ends[0]))  # from the samples the first window needs
         clock = ReplayClock(
@@ -103,12 +109,21 @@ class ReplaySession(Session):
                 normaliser.pin(end["normaliser"])
             log.info("%s: normalisation state of the live session loaded", self.options.file)
         if len(earlier) and (self.spec.per_participant or baseline > 0):
+            reader = None if normaliser.pinned else self.label_reader
+            rests = reader.new_baselines(earlier[-1]) if reader is not None else []
             if not self.spec.per_participant or self.spec.participant_norm.freeze:
                 # settled statistics stop moving: only the calibration's windows matter
-                # (twice its length, for windows without data that count nothing)
-                earlier = earlier[earlier <= earlier[0] + 2 * normaliser.warmup_s]
+                # (twice its length, for windows without data that count nothing), and
+                # those of baseline spans the label stream marked
+                last = max([earlier[0] + 2 * normaliser.warmup_s, *(end for _, end in rests)])
+                earlier = earlier[earlier <= last]
             values, present = source.raw_features(earlier)
             normaliser.apply(earlier, values, present)
+            for start, end in rests:  # as the session did when each span arrived
+                inside = (earlier >= start + self.spec.max_window_s) & (earlier <= end)
+                if inside.any():
+                    part = {k: v[inside] for k, v in values.items()}
+                    normaliser.recalibrate(earlier[inside], part, present[inside])
         return normaliser
 
     def _window_ends(self, source: ReplaySource, hop_s: float) -> tuple[np.ndarray, int]:

@@ -33,7 +33,7 @@ from helo.models.streams import StreamDescription, describe_lsl, is_data_type
 from helo.streamer.clocks import Clock, WallClock
 from helo.streamer.config import SessionConfig
 from helo.streamer.demo import default_checkpoint
-from helo.streamer.label_reader import LabelReader
+from helo.streamer.label_reader import LabelReader, RecordedLabels
 from helo.streamer.lsl_reader import StreamHealth, StreamReader, full_info
 from helo.streamer.pipeline import Pipeline
 from helo.streamer.recorder import Recorder, new_recording_path, resolve_by_source_id
@@ -69,7 +69,7 @@ class Session:
         self.pipeline: Pipeline | None = None
         self.normaliser: FeatureNormaliser | None = None  # the participant's running state
         self.window_log: WindowLog | None = None  # raw features, for a personal model
-        self.label_reader: LabelReader | None = None  # the trials' labels, when streamed
+        self.label_reader: LabelReader | RecordedLabels | None = None  # the trials' labels
         self._stop = threading.Event()
 
     # ------------------------------------------------------------------ life cycle
@@ -206,7 +206,37 @@ class Session:
             batch_offset=batch_offset,
             normaliser=normaliser,
             window_log=self.window_log,
+            calibration=self,
         )
+
+    def baseline_due(self, until: float) -> float | None:
+        """End of a baseline span on the label stream not yet taken (by ``until``); none
+        when the normaliser follows a live session's calibration (a replay with the
+        recording's sidecar: the live session already recalibrated, when its label came)."""
+        if self.label_reader is None or (self.normaliser is not None and self.normaliser.pinned):
+            return None
+        return self.label_reader.baseline_due(until)
+
+    def take_baselines(self, until: float) -> None:
+        """A baseline span on the label stream (a rest the experimenter marked, pushed
+        when it ended) becomes the participant's calibration once the windows have
+        passed its end: the statistics are gathered again over the logged windows
+        inside it, and then stay. Live and replay alike (the replay reads the
+        recording's label stream)."""
+        if self.label_reader is None or self.window_log is None or self.normaliser is None:
+            return
+        for start, end in self.label_reader.new_baselines(until):
+            t_end, values, present = self.window_log.snapshot(start + self.spec.max_window_s, end)
+            if not len(t_end):
+                log.warning("baseline span of %.0f s holds no whole window; ignored", end - start)
+                continue
+            covered = self.normaliser.recalibrate(t_end, values, present)
+            log.info(
+                "baseline span from the label stream: the participant's statistics are now "
+                "those of its %d window(s) (%.0f s)",
+                len(t_end),
+                covered,
+            )
 
     def switch_model(self, checkpoint: Checkpoint) -> None:
         """Go on with another model of the same inputs (a personal model made from this
@@ -228,7 +258,11 @@ class Session:
         if self.spec.per_participant and self.config.baseline_s > 0:
             log.info(
                 "the model normalises to the participant: the first %.0f s are the baseline "
-                "(the participant at rest), predictions flagged calibrating until then",
+                "(the participant at rest)%s; predictions are flagged calibrating until %.0f s",
+                self.config.baseline_s,
+                ""
+                if self.config.baseline_s >= normaliser.warmup_s
+                else f", its statistics settle after {normaliser.warmup_s:.0f} s",
                 normaliser.warmup_s,
             )
         elif self.spec.per_participant:
@@ -327,32 +361,18 @@ class LiveSession(Session):
     def _start_truth(self) -> pylsl.StreamInfo | None:
         """Read the stream of true distributions the config names, if any (for displays;
         recorded with the session)."""
-        wanted = self.config.truth_stream
-        if not wanted:
-            return None
-        found = pylsl.resolve_byprop("source_id", wanted, 1, 5.0) or pylsl.resolve_byprop(
-            "name", wanted, 1, 1.0
-        )
-        if not found:
-            log.warning("truth stream %r not found; going on without it", wanted)
-            return None
-        self._truth_reader = StreamReader(found[0]).start()
-        return found[0]
+        found = _resolve_named(self.config.truth_stream, "truth")
+        if found is not None:
+            self._truth_reader = StreamReader(found).start()
+        return found
 
     def _start_labels(self) -> pylsl.StreamInfo | None:
         """Read the EmotionLabels stream the config names, if any: its trials make a
         personal model from the session (recorded with it)."""
-        wanted = self.config.labels_stream
-        if not wanted:
-            return None
-        found = pylsl.resolve_byprop("source_id", wanted, 1, 5.0) or pylsl.resolve_byprop(
-            "name", wanted, 1, 1.0
-        )
-        if not found:
-            log.warning("labels stream %r not found; going on without it", wanted)
-            return None
-        self.label_reader = LabelReader(found[0], self.spec.labels).start()
-        return found[0]
+        found = _resolve_named(self.config.labels_stream, "labels")
+        if found is not None:
+            self.label_reader = LabelReader(found, self.spec.labels).start()
+        return found
 
     def _start_recording(
         self, data_infos: list[pylsl.StreamInfo], extra: Sequence[pylsl.StreamInfo | None]
@@ -386,6 +406,19 @@ class LiveSession(Session):
         if self._truth_reader is None:
             return None
         return self._truth_reader.buffer.read_span(t_start, t_end)
+
+
+def _resolve_named(wanted: str | None, what: str) -> pylsl.StreamInfo | None:
+    """The stream with this source_id (or else name), when one is wanted and found."""
+    if not wanted:
+        return None
+    found = pylsl.resolve_byprop("source_id", wanted, 1, 5.0) or pylsl.resolve_byprop(
+        "name", wanted, 1, 1.0
+    )
+    if not found:
+        log.warning("%s stream %r not found; going on without it", what, wanted)
+        return None
+    return found[0]
 
 
 def run_until_signal(session_run: Callable[[], int], stop: Callable[[], None]) -> int:

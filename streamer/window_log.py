@@ -42,10 +42,13 @@ class WindowLog:
                 row = {name: np.array(v[w], dtype=np.float32) for name, v in values.items()}
                 self._rows.append((float(t_end[w]), row, np.array(present[w], dtype=bool)))
 
-    def snapshot(self) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
-        """``(t_end [N], values {name: [N, ...]}, present [N, M])`` of the logged windows."""
+    def snapshot(
+        self, t_start: float = -np.inf, t_stop: float = np.inf
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """``(t_end [N], values {name: [N, ...]}, present [N, M])`` of the logged windows
+        (those ending in ``[t_start, t_stop]``)."""
         with self._lock:
-            rows = list(self._rows)
+            rows = [r for r in self._rows if t_start <= r[0] <= t_stop]
         names = self.spec.names
         if not rows:
             empty = {

@@ -18,12 +18,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pylsl
 
 from helo.models.features.extract import FeatureBatch, extract_modality
-from helo.models.features.participant import FeatureNormaliser
+from helo.models.features.participant import FeatureNormaliser, NormalisedBatch
 from helo.models.inference import Predictor
 from helo.streamer.scheduler import WindowSet
 from helo.streamer.window_log import WindowLog
@@ -73,6 +74,16 @@ class PredictionRecord:
 
 
 Subscriber = Callable[[PredictionRecord], None]
+
+
+class Calibration(Protocol):
+    """Baseline spans a session's label stream marked (the session recalibrates)."""
+
+    def baseline_due(self, until: float) -> float | None: ...
+
+    def take_baselines(self, until: float) -> None: ...
+
+
 NOT_A_DISTRIBUTION = "the model's output was not a finite distribution"
 
 
@@ -98,12 +109,16 @@ class InferenceWorker:
         live: bool = True,
         normaliser: FeatureNormaliser | None = None,
         window_log: WindowLog | None = None,
+        calibration: Calibration | None = None,
     ):
         self.predictor = predictor
         self.spec = predictor.spec
         # The session's normalisation state: raw features -> model input, in window order.
         self.normaliser = normaliser or FeatureNormaliser(self.spec)
         self.window_log = window_log  # raw features kept for a personal model
+        # baseline spans on the session's label stream, which recalibrate the normaliser
+        # from the window where each takes effect
+        self.calibration = calibration
         self.subscribers = list(subscribers)
         self.max_batch = max_batch
         self.live = live
@@ -167,7 +182,7 @@ class InferenceWorker:
         t_end = np.array([ws.t_end for ws in batch])
         if self.window_log is not None:
             self.window_log.add(t_end, features.values, features.present)
-        normalised = self.normaliser.apply(t_end, features.values, features.present)
+        normalised = self._normalise(t_end, features.values, features.present)
         features.values = normalised.values
         predictor = self.predictor  # read once: a model switch lands between batches
         distributions = predictor.predict_features(features)
@@ -204,6 +219,28 @@ class InferenceWorker:
             self._deliver(record)
         self.handled += len(batch)
         self.batches += 1
+
+    def _normalise(
+        self, t_end: np.ndarray, values: dict[str, np.ndarray], present: np.ndarray
+    ) -> NormalisedBatch:
+        """Model input of a batch, in window order; a baseline span (a rest marked on the
+        label stream) recalibrates the normaliser from the first window ending at or
+        after its end, whatever the batching (so replays are identical)."""
+        due = self.calibration.baseline_due(float(t_end[-1])) if self.calibration else None
+        if due is None or self.calibration is None:
+            return self.normaliser.apply(t_end, values, present)
+        first = int(np.searchsorted(t_end, due - 1e-9))
+        parts = []
+        if first:
+            head = {k: v[:first] for k, v in values.items()}
+            parts.append(self.normaliser.apply(t_end[:first], head, present[:first]))
+        self.calibration.take_baselines(float(t_end[first]))
+        tail = {k: v[first:] for k, v in values.items()}
+        parts.append(self._normalise(t_end[first:], tail, present[first:]))
+        return NormalisedBatch(
+            {k: np.concatenate([p.values[k] for p in parts]) for k in values},
+            np.concatenate([p.calibrating for p in parts]),
+        )
 
     def _count_invalid(self) -> None:
         """A model output that is no finite distribution is never published: counted,

@@ -160,3 +160,38 @@ def test_user_errors_end_in_one_line_without_traceback(args, message, tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
     assert message in lines[0]
+
+
+def test_a_baseline_runs_the_participant_demo_model_and_says_so(tmp_path):
+    """``--baseline`` without ``--checkpoint``: the demo model normalised to the
+    participant, the synthetic participant resting, every prediction flagged while the
+    calibration lasts, and the terminal saying what is going on."""
+    out = tmp_path / "p.jsonl"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "helo.streamer.cli",
+            "run",
+            "--device",
+            "synthetic",
+            "--baseline",
+            "60",
+            "--duration",
+            "3",
+            "--quiet",
+            "--no-lsl",
+            "--jsonl",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "normalises to the participant: the first 60 s are the baseline" in proc.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows
+    assert all(row["calibrating"] for row in rows)
+    assert all(row["distribution"] is not None for row in rows[-3:])

@@ -257,6 +257,12 @@ def test_windows_per_condition_segment(wesad):
     assert sorted(set(wesad.subjects)) == ["S2", "S3"]
     assert wesad.spec.names == ("gsr", "ppg")
     assert wesad.spec.labels == PANAS_LABELS
+    # the protocol's baseline condition also seeds each participant's statistics
+    baseline = wesad.baseline
+    assert baseline is not None
+    for subject in ("S2", "S3"):
+        own = baseline.t_end_s[baseline.subjects == subject]
+        np.testing.assert_array_equal(own, wesad.t_end_s[wesad.trials == f"{subject}/baseline0"])
 
 
 def test_windows_lie_inside_their_segment(wesad):

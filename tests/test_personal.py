@@ -2,7 +2,7 @@
 recording, and personal models: from the recording (``streamer adapt``) and from the
 running session (switched to without reopening a stream).
 
-One live session (~33 s, real time): the synthetic device rests 6 s (the baseline),
+One live session (~35 s, real time): the synthetic device rests 8 s (the baseline),
 then runs 4 labelled trials of 6.5 s, publishing an EmotionLabels sample at the end
 of each; LabRecorder records everything.
 """
@@ -27,8 +27,9 @@ from safetensors import safe_open
 from helo.devices.synthetic import SyntheticDevice
 from helo.models.checkpoint import load_checkpoint, save_checkpoint
 from helo.models.datasets.synthetic import EmotionScript
-from helo.models.datasets.windows import WindowDataset
+from helo.models.datasets.windows import BaselineWindows, WindowDataset
 from helo.models.datasets.xdf_labels import load_labelled_xdf
+from helo.models.errors import HeloError
 from helo.models.evaluation import predict
 from helo.models.features.spec import ParticipantNorm, spec_difference
 from helo.models.xdf import read_recording
@@ -40,7 +41,7 @@ from helo.streamer.session import LiveSession
 from helo.streamer.sidecar import read_sidecar
 from helo.streamer.sinks import MemorySink, read_jsonl
 
-REST_S, TRIAL_S, TRIALS = 6.0, 6.5, 4
+REST_S, TRIAL_S, TRIALS = 8.0, 6.5, 4
 SESSION_S = REST_S + TRIALS * TRIAL_S + 1.0
 WARMUP_S = 10.0
 
@@ -102,7 +103,10 @@ def _personal_model_midway(live: LiveSession, out: Path) -> dict:
     return {"path": path, "result": result, "switched_at": switched_at, "model": live.checkpoint}
 
 
-def test_predictions_are_flagged_calibrating_until_the_baseline_and_warm_up_are_over(session):
+def test_the_rest_marked_on_the_label_stream_is_the_calibration(session):
+    """The session was told --baseline 8 and the model warms up over 10 s, but the
+    label stream marks the rest (0-8 s) when it ends: from then on the statistics are
+    those of the rest's windows and predictions are no longer flagged calibrating."""
     records = session["records"]
     assert len(records) > 40
     flags = np.array([r.calibrating for r in records])
@@ -111,9 +115,21 @@ def test_predictions_are_flagged_calibrating_until_the_baseline_and_warm_up_are_
     settle = np.flatnonzero(~flags)[0]
     assert (~flags[settle:]).all()  # once settled, it stays so
     seen = records[settle].t_end - records[0].t_end + 5.0
-    assert WARMUP_S - 0.5 <= seen <= WARMUP_S + 1.0
+    assert REST_S <= seen <= REST_S + 2.0  # the label arrives a window or a few late
     for record in records:
         assert record.distribution is None or np.isfinite(record.distribution).all()
+
+
+def test_a_replay_without_the_sidecar_recalibrates_on_the_recorded_rest(session, tmp_path):
+    bare = tmp_path / "bare.xdf"
+    shutil.copy(session["xdf"], bare)
+    rows = _replay(bare, tmp_path / "r.jsonl", session["checkpoint"])
+    ends = np.array([r["t_end_lsl"] for r in rows])
+    flags = np.array([r["calibrating"] for r in rows])
+    rest = next(s for s in read_recording(bare) if s.description.type == "EmotionLabels")
+    rest_end = float(rest.times[0])  # the first label is the rest, pushed when it ended
+    assert flags[ends < rest_end - 1e-6].all()
+    assert not flags[ends >= rest_end - 1e-6].any()  # from the first window after its end
 
 
 def test_the_recording_holds_the_labels_and_a_sidecar_with_the_session_state(session):
@@ -141,9 +157,10 @@ def test_a_personal_model_made_in_the_session_is_switched_to(session):
 
 
 def test_training_windows_of_the_recording_normalise_as_its_replay(session, tmp_path):
-    """Training's path (features cut from the whole recording, participant statistics
-    by ``model_inputs``) and the replay's (ring buffers, the worker's normaliser) give
-    the same predictions for the same windows."""
+    """Training's path (features cut from the whole recording, the rest span as the
+    data set's baseline, participant statistics by ``model_inputs``) and the replay's
+    (ring buffers, the worker's normaliser, the rest span read from the label stream)
+    give the same predictions for the same windows, from the end of the rest on."""
     ckpt = load_checkpoint(session["checkpoint"])
     bare = tmp_path / "bare.xdf"  # without its sidecar: the replay computes it all
     shutil.copy(session["xdf"], bare)
@@ -151,6 +168,9 @@ def test_training_windows_of_the_recording_normalise_as_its_replay(session, tmp_
     ends = np.array([r["t_end_lsl"] for r in replayed])
     source = ReplaySource(bare, ckpt.spec)
     values, present = source.raw_features(ends)
+    label = next(s for s in source.streams if s.description.type == "EmotionLabels")
+    rest_end = float(label.times[0])
+    rest = (ends >= ends[0]) & (ends <= rest_end + 1e-9)
     data = WindowDataset(
         spec=ckpt.spec,
         values=values,
@@ -159,15 +179,23 @@ def test_training_windows_of_the_recording_normalise_as_its_replay(session, tmp_
         subjects=np.array(["p"] * len(ends)),
         trials=np.array(["t"] * len(ends)),
         t_end_s=ends,
+        baseline=BaselineWindows(
+            {k: v[rest] for k, v in values.items()},
+            present[rest],
+            np.array(["p"] * rest.sum()),
+            ends[rest],
+        ),
     )
-    trained_way = predict(ckpt.model, ckpt.spec, data)
-    replay_way = np.array([list(r["distribution"].values()) for r in replayed])
+    after = ends >= rest_end - 1e-6
+    trained_way = predict(ckpt.model, ckpt.spec, data)[after]
+    replay_way = np.array([list(r["distribution"].values()) for r in replayed])[after]
+    assert len(replay_way) > 40
     # Raw features agree to float32 precision (the replay's buffers hold float32);
     # standardising by a participant's small rest spread magnifies that to ~1e-3 in a
     # probability. A different normalisation path would be off by 1e-2 or more.
     np.testing.assert_allclose(replay_way, trained_way, atol=4e-3)
     assert np.median(np.abs(replay_way - trained_way)) < 5e-4
-    assert [r["calibrating"] for r in replayed][:3] == [True] * 3
+    assert not any(r["calibrating"] for r, a in zip(replayed, after, strict=True) if a)
 
 
 def test_replay_at_the_recorded_times_reproduces_the_live_predictions(session, tmp_path):
@@ -259,6 +287,33 @@ def test_a_model_of_other_inputs_is_refused_in_one_line(session, tmp_path):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "labels" in result.stderr.strip().splitlines()[-1]
+    # a personal model whose inputs the recording's streams do not have: one line
+    eeg = base.spec.modality("eeg")
+    other_cap = replace(eeg, channels=tuple(f"X{i}" for i in range(len(eeg.channels))))
+    odd_spec = replace(base.spec, modalities=(other_cap, *base.spec.modalities[1:]))
+    odd = save_checkpoint(tmp_path / "odd.safetensors", base.model, odd_spec, {})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "helo.streamer.cli",
+            "replay",
+            str(session["xdf"]),
+            "--checkpoint",
+            str(odd),
+            "--quiet",
+            "--output",
+            str(tmp_path / "o.jsonl"),
+            "--max-interpolated",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "eeg" in result.stderr.strip().splitlines()[-1]
     # a session refuses to switch to a model that normalises another way
     global_spec = load_checkpoint(DEMO_CHECKPOINT).spec
     assert spec_difference(base.spec, global_spec) == (
@@ -271,3 +326,13 @@ def _replay(xdf: Path, out: Path, checkpoint: Path, *extra: str) -> list[dict]:
     args = ["replay", str(xdf), "--checkpoint", str(checkpoint), "--output", str(out), "--quiet"]
     assert main([*args, *extra]) == 0
     return read_jsonl(out)
+
+
+def test_adapt_needs_one_participant_and_names_the_choice(tiny_dataset, participant_checkpoint):
+    from helo.models.personal import adapt_model
+
+    base = load_checkpoint(participant_checkpoint)
+    with pytest.raises(HeloError, match=r"the data hold 4 participants .*choose one with"):
+        adapt_model(base, tiny_dataset)
+    with pytest.raises(HeloError, match="participant 'P99' is not in the data"):
+        adapt_model(base, tiny_dataset, participant="P99")

@@ -59,6 +59,9 @@ def test_files_hold_one_line_per_prediction(live_run):
     assert len(rows) == len(records)
     assert float(rows[-1]["t_end_lsl"]) == pytest.approx(records[-1].t_end, abs=1e-5)
     assert sum(float(rows[-1][label]) for label in EMOTIONS) == pytest.approx(1.0, abs=1e-4)
+    # the demo model normalises to its population and no baseline was given
+    assert {row["calibrating"] for row in rows} == {"0"}
+    assert {line["calibrating"] for line in lines} == {False}
 
 
 def test_predictions_are_published_with_labels_and_streams_are_healthy(live_run):

@@ -35,7 +35,12 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from helo.models.datasets.dmer import PANAS_LABELS
-from helo.models.datasets.windows import WindowDataset, features_from_recording, window_ends
+from helo.models.datasets.windows import (
+    BaselineWindows,
+    WindowDataset,
+    features_from_recording,
+    window_ends,
+)
 from helo.models.errors import DatasetError
 from helo.models.features.spec import FeatureSpec, ModalitySpec
 
@@ -195,6 +200,15 @@ def _load_subject(folder: Path, spec: FeatureSpec, hop_s: float) -> WindowDatase
         "ppg": _regular(signals["bvp"], BVP_SRATE_HZ),
     }
     values, present = features_from_recording(spec, streams, all_ends)
+    # The protocol's baseline condition (sitting, reading neutral magazines, before the
+    # others) seeds participant normalisation; it stays a labelled trial as well.
+    rest = np.flatnonzero(np.array(trials) == f"{subject}/baseline0")
+    baseline = BaselineWindows(
+        values={k: v[rest] for k, v in values.items()},
+        present=present[rest],
+        subjects=np.full(len(rest), subject),
+        t_end_s=all_ends[rest],
+    )
     return WindowDataset(
         spec=spec,
         values=values,
@@ -204,6 +218,7 @@ def _load_subject(folder: Path, spec: FeatureSpec, hop_s: float) -> WindowDatase
         trials=np.array(trials),
         t_end_s=all_ends,
         name="wesad",
+        baseline=baseline if len(rest) else None,
     )
 
 

@@ -191,6 +191,7 @@ class FeatureNormaliser:
         # participant -> (window end, settled state): a live session's calibration,
         # taken over exactly when a replay reaches that window (see :meth:`pin`)
         self._pins: dict[str, tuple[float, Mapping[str, Any]]] = {}
+        self.pinned = False  # follows a live session's calibration (no recalibrating)
 
     @property
     def warmup_s(self) -> float:
@@ -252,6 +253,30 @@ class FeatureNormaliser:
             "participants": {p: s.to_dict() for p, s in self.participants.items()},
         }
 
+    def recalibrate(
+        self,
+        t_end: np.ndarray,
+        values: Mapping[str, np.ndarray],
+        present: np.ndarray,
+        participant: str = "",
+    ) -> float:
+        """Make these windows (a baseline span a label stream marked, after the fact)
+        the participant's calibration: the statistics start again from the population
+        prior, count exactly these windows and stay so. Returns the seconds they cover."""
+        state = ParticipantState(self.spec, warmup_s=np.inf)
+        self.participants[participant] = state
+        if self.spec.per_participant:
+            for w in range(len(t_end)):
+                state.add(float(t_end[w]), {k: v[w] for k, v in values.items()}, present[w])
+        else:
+            for w in range(len(t_end)):
+                if present[w].any():
+                    state.count(float(t_end[w]))
+        covered = state.seen
+        state.warmup_s = covered  # calibrated: nothing more counts (frozen statistics)
+        state.settled_at = None  # the next window is the first after the calibration
+        return covered
+
     def _apply_across_pin(
         self,
         t_end: np.ndarray,
@@ -288,6 +313,7 @@ class FeatureNormaliser:
             settled_at = state.get("settled_at")
             if settled_at is not None:
                 self._pins[participant] = (float(settled_at), state)
+                self.pinned = True
 
     def load(self, data: Mapping[str, Any]) -> None:
         """Continue from a saved state (a recording's sidecar)."""
@@ -307,15 +333,16 @@ def normalise_sequences(
 ) -> NormalisedBatch:
     """Standardise a data set's windows as a session would have: per subject, in the
     data set's order (time order within each recording, recordings one after the
-    other), each seeded first by its baseline windows (``seed[subject] = (t_end,
-    values, present)``) when it has some."""
+    other), calibrated on its baseline windows (``seed[subject] = (t_end, values,
+    present)``) when it has some, as a session is by a baseline span on its label
+    stream, else on its first ``warmup_s`` seconds."""
     n = len(present)
     out = {m.name: np.full((n, *m.feature_shape), np.nan, np.float32) for m in spec.modalities}
     calibrating = np.zeros(n, dtype=bool)
     for subject in np.unique(subjects):
         normaliser = FeatureNormaliser(spec)
         if seed is not None and subject in seed:
-            normaliser.apply(*seed[subject])
+            normaliser.recalibrate(*seed[subject])  # the rest is the calibration, as live
         rows = np.flatnonzero(subjects == subject)
         batch = normaliser.apply(
             t_end_s[rows], {k: np.asarray(v)[rows] for k, v in values.items()}, present[rows]

@@ -332,19 +332,24 @@ class FeatureSpec:
             raise FeatureError(f"{path}: {exc}") from None
 
 
-def spec_difference(ours: FeatureSpec, theirs: FeatureSpec) -> str | None:
+def spec_difference(
+    ours: FeatureSpec, theirs: FeatureSpec, normalisation: bool = True
+) -> str | None:
     """Why a model of spec ``theirs`` cannot take the inputs of ``ours`` (None: it can):
-    the modalities, labels, channels, rates, windows, features and normalisation (its
-    population statistics included: a personal model keeps its base model's)."""
+    the modalities, labels, channels, rates, windows and features; with
+    ``normalisation``, also how features are normalised (the population statistics
+    included: a personal model keeps its base model's). Without it, whether data cut
+    with ``ours`` can train or test a model of ``theirs``."""
     if ours.names != theirs.names:
         return f"modalities {list(theirs.names)} instead of {list(ours.names)}"
     if ours.labels != theirs.labels:
         return f"labels {list(theirs.labels)} instead of {list(ours.labels)}"
-    if ours.normalisation != theirs.normalisation:
+    if normalisation and ours.normalisation != theirs.normalisation:
         return f"{theirs.normalisation} normalisation instead of {ours.normalisation}"
+    keys: tuple[str, ...] = ("feature", "channels", "srate_hz", "window_s", "feature_shape")
+    keys += ("params", "norm_mean", "norm_std") if normalisation else ("params",)
     for a, b in zip(ours.modalities, theirs.modalities, strict=True):
-        keys = ("feature", "channels", "srate_hz", "window_s", "feature_shape", "params")
-        for key in (*keys, "norm_mean", "norm_std"):
+        for key in keys:
             if getattr(a, key) != getattr(b, key):
                 return f"modality {a.name!r} differs in {key}"
     return None
