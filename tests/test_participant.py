@@ -210,3 +210,22 @@ def test_a_replay_takes_over_the_live_calibration_where_it_settled(fitted, tiny_
         np.testing.assert_array_equal(
             out.values[name][settled], live_out.values[name][late:][settled]
         )
+
+
+def test_a_pin_at_the_first_window_of_a_batch_is_taken_over_too(fitted, tiny_dataset):
+    """The live calibration settled exactly where a replay's batch starts."""
+    _, spec = fitted
+    rows = np.flatnonzero(tiny_dataset.subjects == tiny_dataset.subjects[0])
+    ends = tiny_dataset.t_end_s[rows]
+    values = {k: v[rows] for k, v in tiny_dataset.values.items()}
+    present = tiny_dataset.present[rows]
+    live = FeatureNormaliser(spec)
+    live.apply(ends, values, present)
+    settled_at = live.state().settled_at
+    at = int(np.searchsorted(ends, settled_at))
+    replay = FeatureNormaliser(spec)
+    replay.pin(live.to_dict())
+    replay.apply(ends[:at], {k: v[:at] for k, v in values.items()}, present[:at])
+    out = replay.apply(ends[at:], {k: v[at:] for k, v in values.items()}, present[at:])
+    assert not out.calibrating.any()
+    np.testing.assert_array_equal(replay.state().stats["gsr"].mean, live.state().stats["gsr"].mean)

@@ -289,8 +289,8 @@ class FeatureNormaliser:
         state, and the windows from there with it."""
         first = int(np.searchsorted(t_end, pin[0] - PIN_TOLERANCE_S))
         parts = []
-        for rows in (slice(0, first), slice(first, len(t_end))):
-            if rows.start == first:
+        for before, rows in ((True, slice(0, first)), (False, slice(first, len(t_end)))):
+            if not before:
                 del self._pins[participant]
                 self.state(participant).load(pin[1])
             if rows.stop > rows.start:
