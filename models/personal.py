@@ -246,13 +246,13 @@ def personal_rows(
         test = data.subset(test_idx)
         for subject in np.unique(test.subjects):
             own = test.subset(np.flatnonzero(test.subjects == subject))
-            _adapt_subject(base, own, plans, [base_config.seed, f], pooled)
+            adapt_subject(base, own, plans, [base_config.seed, f], pooled)
         if log is not None:
             log(f"personal adaptation: fold {f + 1}/{n_folds} done")
-    return [_pooled_row(k, moving, bucket) for (k, moving), bucket in pooled.items()]
+    return [pooled_row(k, moving, bucket) for (k, moving), bucket in pooled.items()]
 
 
-def _adapt_subject(
+def adapt_subject(
     base: Checkpoint,
     own: WindowDataset,
     plans: list[tuple[int, AdaptConfig]],
@@ -284,7 +284,7 @@ def _adapt_subject(
         bucket["who"].append(own.subjects[0])
 
 
-def _pooled_row(k: int, moving: str, bucket: dict[str, list]) -> PersonalRow:
+def pooled_row(k: int, moving: str, bucket: dict[str, list]) -> PersonalRow:
     from helo.models.metrics import evaluate_distributions
 
     targets = np.concatenate(bucket["targets"])

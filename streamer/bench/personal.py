@@ -5,7 +5,11 @@ per window, and how long ``streamer adapt`` takes for one participant.
   participant's running statistics (update and standardise), p50/p99, against the
   global z-score of the same window;
 - adapt: one simulated participant's 10-minute session (a 60 s rest, then 13 trials
-  of 40 s, windows every second) fine-tuned from the model, on this machine's CPU.
+  of 40 s, windows every second) fine-tuned from the model, on this machine's CPU;
+- personalisation: the model (trained on other people) fine-tuned on k = 2, 4, 8
+  labelled trials of each of 6 simulated participants it never saw (another seed),
+  both scored on each participant's remaining trials (at k = 4 also with only the
+  head or only the encoders moving).
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ from helo.models.checkpoint import Checkpoint
 from helo.models.datasets.synthetic_windows import SyntheticConfig, make_synthetic_dataset
 from helo.models.features.participant import FeatureNormaliser
 from helo.models.features.spec import FeatureSpec
-from helo.models.personal import AdaptConfig, adapt_model
+from helo.models.personal import (
+    AdaptConfig,
+    PersonalRow,
+    adapt_model,
+    adapt_subject,
+    personal_plans,
+    pooled_row,
+)
 from helo.streamer.bench.compute import percentiles
 
 
@@ -68,3 +79,16 @@ def adapt_time(ckpt: Checkpoint, config: AdaptConfig | None = None) -> dict:
         "kl_after": result.kl_after,
         "moving": result.config.moving,
     }
+
+
+def personal_accuracy(ckpt: Checkpoint, ks: tuple[int, ...] = (2, 4, 8)) -> list[PersonalRow]:
+    """Personal adaptation of ``ckpt`` on unseen simulated participants (see the module)."""
+    data = make_synthetic_dataset(
+        SyntheticConfig(n_subjects=6, trials_per_subject=12, trial_s=40.0, hop_s=1.0, seed=1)
+    )
+    plans = personal_plans(ks)
+    pooled: dict[tuple[int, str], dict[str, list]] = {}
+    for i, subject in enumerate(np.unique(data.subjects)):
+        own = data.subset(np.flatnonzero(data.subjects == subject))
+        adapt_subject(ckpt, own, plans, [0, i], pooled)
+    return [pooled_row(k, moving, bucket) for (k, moving), bucket in pooled.items()]

@@ -24,6 +24,7 @@ as a false best.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
@@ -200,7 +201,20 @@ def _personal(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) 
         f"streamer adapt, one participant's 10-min session ({took['windows']} windows, "
         f"{took['trials']} trials, --train {took['moving']}): {took['seconds']:.1f} s{change}"
     )
-    results["personal"] = {"normalisation": cost, "adapt": took}
+    rows = personal.personal_accuracy(ckpt)
+    print("personal models on 6 simulated participants the model never saw (remaining trials):")
+    for row in rows:
+        print(
+            f"  k={row.k} trials, {row.moving:>8}: KL {row.base['kl']:.4f} -> "
+            f"{row.personal['kl']:.4f} ({100 * (row.personal['kl'] / row.base['kl'] - 1):+.1f} %),"
+            f" Chebyshev {row.base['chebyshev']:.4f} -> {row.personal['chebyshev']:.4f}, "
+            f"{row.seconds_per_participant:.1f} s per participant"
+        )
+    results["personal"] = {
+        "normalisation": cost,
+        "adapt": took,
+        "accuracy": [dataclasses.asdict(row) for row in rows],
+    }
 
 
 def _latency(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> None:
