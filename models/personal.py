@@ -5,16 +5,19 @@ monitor watches (calibration clips at the start of a session) carry what a model
 trained on other people cannot know. :func:`adapt_model` fine-tunes a copy of the
 model on them: which parameters move is a choice (``head``: the label attention and
 output layers; ``encoders``: the per-modality input encoders, where a person's
-feature shift enters; ``all``), measured in docs/model.md. With four or more trials,
-a quarter of them (at least one) is held out for early stopping; with fewer, a
-fixed, short schedule runs. The result is a checkpoint like any other, whose
-metadata says where it came from (base model and its weights' digest, participant,
-trials used), so a lab can always tell a personal model from the one it came from.
+feature shift enters; ``all``), measured in docs/model.md. With two or more trials,
+a quarter of them (at least one) is held out for early stopping, and the base
+model's own weights are the first candidate, so the personal model is never worse
+than its base on those trials; with one, a fixed, short schedule runs. The result
+is a checkpoint like any other, whose metadata says where it came from (base model
+and its weights' digest, participant, trials used), so a lab can always tell a
+personal model from the one it came from.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -48,10 +51,10 @@ _ENCODERS = ("encoders", "absent", "phys_projection")
 class AdaptConfig:
     """How a personal model is made (saved in its metadata)."""
 
-    moving: str = "all"  # head | encoders | all
+    moving: str = "head"  # head | encoders | all (measured: docs/model.md)
     lr: float = 3e-4
     epochs: int = 30
-    fixed_epochs: int = 8  # with fewer than 4 trials: no validation, this many epochs
+    fixed_epochs: int = 8  # with one trial: no validation, this many epochs
     patience: int = 5
     batch_size: int = 64
     weight_decay: float = 1e-3
@@ -130,7 +133,7 @@ def adapt_model(
     _choose_moving(model, config.moving)
     val_trials: list[str] = []
     fit_rows = np.arange(len(data))
-    if len(trials) >= 4:
+    if len(trials) >= 2:
         fit_rows, val_rows = holdout(data.trials, 0.25, seed=config.seed)
         val_trials = list(dict.fromkeys(data.trials[val_rows].tolist()))
     fit_t = _rows(inputs, fit_rows)
@@ -147,7 +150,10 @@ def adapt_model(
         seed=config.seed,
         calibrate=False,
     )
-    _, best_epoch = fit_epochs(model, fit_t, val_t, train_config, generator, False, log)
+    # Never worse than the base on the held-out trials: its weights are the first
+    # candidate early stopping keeps.
+    initial = kl_before if kl_before is not None else math.inf
+    _, best_epoch = fit_epochs(model, fit_t, val_t, train_config, generator, False, log, initial)
     for parameter in model.parameters():
         parameter.requires_grad_(True)
     kl_after = validation_kl(model, val_t) if val_t is not None else None

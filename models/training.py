@@ -249,9 +249,11 @@ def fit_epochs(
     generator: torch.Generator,
     progress: bool,
     log: Callable[[str], None] | None,
+    initial_score: float = math.inf,
 ) -> tuple[list[dict[str, float]], int]:
     """Epochs with early stopping on the validation KL; leaves ``model`` with the best
-    weights kept, in eval mode. Returns the history and the best epoch."""
+    weights kept, in eval mode. Returns the history and the best epoch (0: no epoch beat
+    ``initial_score``, the starting weights' validation KL, so they are kept)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     # The weights judged and kept: the model's own, or their moving average, which
@@ -262,7 +264,7 @@ def fit_epochs(
     kept = ema.module if ema is not None else model
     step = _EpochStep(model, optimizer, ema, config, generator, len(train_t.present[0]))
     history: list[dict[str, float]] = []
-    best = (math.inf, 0, copy.deepcopy(kept.state_dict()))
+    best = (initial_score, 0, copy.deepcopy(kept.state_dict()))
     bar = None
     if progress:
         from tqdm import tqdm

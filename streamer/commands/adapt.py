@@ -5,8 +5,8 @@
 
 Fine-tunes a copy of the model (default: the demo model) on the participant's
 labelled windows (``xdf:`` recordings with an EmotionLabels stream, or one subject
-of any data source), holding out a quarter of the trials for early stopping when
-there are four or more; writes a checkpoint whose metadata names the base model,
+of any data source), holding out a quarter of the trials (at least one) for early
+stopping when there are two or more; writes a checkpoint whose metadata names the base model,
 the participant and the trials used. Without ``--out`` it goes to the personal
 models folder (``HELO_PERSONAL_DIR`` or ``~/.helo/personal``), where the desktop
 app's model picker lists it.
@@ -40,7 +40,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", type=Path, help="base model (default: the demo model)")
     p.add_argument("--data", required=True, help=f"labelled data: {SOURCE_HELP}")
     p.add_argument("--participant", help="which participant of the data (when it holds several)")
-    p.add_argument("--train", choices=MOVING, default="all", help="which parameters move")
+    p.add_argument(
+        "--train",
+        choices=MOVING,
+        default=AdaptConfig.moving,
+        help="which parameters move: the head (label attention and output layers, the "
+        "default), the per-modality encoders, or all",
+    )
     p.add_argument("--lr", type=float, default=AdaptConfig.lr)
     p.add_argument("--epochs", type=int, default=AdaptConfig.epochs)
     p.add_argument("--seed", type=int, default=0)
@@ -69,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         f"; KL on {len(result.validation_trials)} held-out trial(s) "
         f"{result.kl_before:.4f} -> {result.kl_after:.4f}"
         if result.kl_before is not None and result.kl_after is not None
-        else " (no trial held out: fewer than 4)"
+        else " (no trial held out: only one)"
     )
     print(
         f"participant {result.participant}: fine-tuned {args.train} on "
