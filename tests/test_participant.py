@@ -133,10 +133,7 @@ def test_windows_are_calibrating_until_the_warm_up_or_the_baseline_is_over(fitte
 
 def test_a_saved_state_continues_exactly(fitted, tiny_dataset):
     _, spec = fitted
-    rows = np.flatnonzero(tiny_dataset.subjects == tiny_dataset.subjects[0])
-    ends = tiny_dataset.t_end_s[rows]
-    values = {k: v[rows] for k, v in tiny_dataset.values.items()}
-    present = tiny_dataset.present[rows]
+    ends, values, present = _first_subject(tiny_dataset)
     whole = FeatureNormaliser(spec).apply(ends, values, present)
     first = FeatureNormaliser(spec)
     first.apply(ends[:10], {k: v[:10] for k, v in values.items()}, present[:10])
@@ -191,10 +188,7 @@ def test_a_replay_takes_over_the_live_calibration_where_it_settled(fitted, tiny_
     replay uses them, so every settled window is normalised exactly as live."""
     _, spec = fitted
     spec = replace(spec, participant_norm=ParticipantNorm(warmup_s=15.0))
-    rows = np.flatnonzero(tiny_dataset.subjects == tiny_dataset.subjects[0])
-    ends = tiny_dataset.t_end_s[rows]
-    values = {k: v[rows] for k, v in tiny_dataset.values.items()}
-    present = tiny_dataset.present[rows]
+    ends, values, present = _first_subject(tiny_dataset)
     live = FeatureNormaliser(spec)
     live_out = live.apply(ends, values, present)
     settled_at = live.state().settled_at
@@ -215,10 +209,7 @@ def test_a_replay_takes_over_the_live_calibration_where_it_settled(fitted, tiny_
 def test_a_pin_at_the_first_window_of_a_batch_is_taken_over_too(fitted, tiny_dataset):
     """The live calibration settled exactly where a replay's batch starts."""
     _, spec = fitted
-    rows = np.flatnonzero(tiny_dataset.subjects == tiny_dataset.subjects[0])
-    ends = tiny_dataset.t_end_s[rows]
-    values = {k: v[rows] for k, v in tiny_dataset.values.items()}
-    present = tiny_dataset.present[rows]
+    ends, values, present = _first_subject(tiny_dataset)
     live = FeatureNormaliser(spec)
     live.apply(ends, values, present)
     settled_at = live.state().settled_at
@@ -229,3 +220,9 @@ def test_a_pin_at_the_first_window_of_a_batch_is_taken_over_too(fitted, tiny_dat
     out = replay.apply(ends[at:], {k: v[at:] for k, v in values.items()}, present[at:])
     assert not out.calibrating.any()
     np.testing.assert_array_equal(replay.state().stats["gsr"].mean, live.state().stats["gsr"].mean)
+
+
+def _first_subject(data):
+    """One participant's windows in order: (ends, raw values, present)."""
+    rows = np.flatnonzero(data.subjects == data.subjects[0])
+    return data.t_end_s[rows], {k: v[rows] for k, v in data.values.items()}, data.present[rows]

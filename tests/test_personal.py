@@ -272,57 +272,44 @@ def test_a_model_of_other_inputs_is_refused_in_one_line(session, tmp_path):
     base = load_checkpoint(session["checkpoint"])
     other_spec = replace(base.spec, labels=("a", "b", "c", "d", "e", "f"))
     other = save_checkpoint(tmp_path / "other.safetensors", base.model, other_spec, {})
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "helo.streamer.cli",
-            "adapt",
-            "--checkpoint",
-            str(other),
-            "--data",
-            f"xdf:{session['xdf']}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    assert "labels" in result.stderr.strip().splitlines()[-1]
+    line = _cli_error("adapt", "--checkpoint", str(other), "--data", f"xdf:{session['xdf']}")
+    assert "labels" in line
     # a personal model whose inputs the recording's streams do not have: one line
     eeg = base.spec.modality("eeg")
     other_cap = replace(eeg, channels=tuple(f"X{i}" for i in range(len(eeg.channels))))
     odd_spec = replace(base.spec, modalities=(other_cap, *base.spec.modalities[1:]))
     odd = save_checkpoint(tmp_path / "odd.safetensors", base.model, odd_spec, {})
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "helo.streamer.cli",
-            "replay",
-            str(session["xdf"]),
-            "--checkpoint",
-            str(odd),
-            "--quiet",
-            "--output",
-            str(tmp_path / "o.jsonl"),
-            "--max-interpolated",
-            "0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    line = _cli_error(
+        "replay",
+        str(session["xdf"]),
+        "--checkpoint",
+        str(odd),
+        "--quiet",
+        "--output",
+        str(tmp_path / "o.jsonl"),
+        "--max-interpolated",
+        "0",
     )
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    assert "eeg" in result.stderr.strip().splitlines()[-1]
+    assert "eeg" in line
     # a session refuses to switch to a model that normalises another way
     global_spec = load_checkpoint(DEMO_CHECKPOINT).spec
     assert spec_difference(base.spec, global_spec) == (
         "global normalisation instead of participant"
     )
     assert spec_difference(base.spec, base.spec) is None
+
+
+def _cli_error(*args: str) -> str:
+    """The last line of a command that fails, checked to be no traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", "helo.streamer.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    return result.stderr.strip().splitlines()[-1]
 
 
 def _replay(xdf: Path, out: Path, checkpoint: Path, *extra: str) -> list[dict]:
