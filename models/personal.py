@@ -21,12 +21,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from helo.models.checkpoint import Checkpoint, EmotionModel, weights_digest
+from helo.models.checkpoint import Checkpoint, EmotionModel, save_checkpoint, weights_digest
 from helo.models.datasets.windows import WindowDataset
 from helo.models.errors import HeloError
 from helo.models.features.spec import spec_difference
@@ -93,6 +94,17 @@ class AdaptResult:
             "seconds": round(self.seconds, 1),
             "adapt_config": asdict(self.config),
         }
+
+
+def save_personal(path: str | Path, base: Checkpoint, result: AdaptResult, source: str) -> Path:
+    """Write the personal checkpoint: the base model's spec and training metadata, plus
+    where it came from (``source``: a recording, the live session)."""
+    training = {
+        **base.training,
+        "personal": {**result.provenance(base), "source": source},
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    return save_checkpoint(path, result.model, base.spec, training)
 
 
 def check_compatible(base: Checkpoint, data: WindowDataset, where: str) -> None:

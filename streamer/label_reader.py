@@ -20,12 +20,19 @@ from helo.models.xdf import RecordedStream
 log = logging.getLogger(__name__)
 
 
+def _pending(
+    reader: LabelReader | RecordedLabels, spans: list[tuple[float, float, LabelSpan]], until: float
+) -> list[tuple[float, float]]:
+    """``(start, end)`` of the baseline spans ended by ``until`` not yet taken."""
+    ended = [(a, b) for a, b, span in spans if span.baseline and b <= until]
+    return ended[reader._baselines_taken :]
+
+
 def _due(
     reader: LabelReader | RecordedLabels, spans: list[tuple[float, float, LabelSpan]], until: float
 ) -> float | None:
-    ended = [b for _, b, span in spans if span.baseline and b <= until]
-    pending = ended[reader._baselines_taken :]
-    return min(pending) if pending else None
+    pending = _pending(reader, spans, until)
+    return min(end for _, end in pending) if pending else None
 
 
 def _take_baselines(
@@ -33,9 +40,8 @@ def _take_baselines(
     spans: list[tuple[float, float, LabelSpan]],
     until: float,
 ) -> list[tuple[float, float]]:
-    ended = [(a, b) for a, b, span in spans if span.baseline and b <= until]
-    fresh = ended[reader._baselines_taken :]
-    reader._baselines_taken = len(ended)
+    fresh = _pending(reader, spans, until)
+    reader._baselines_taken += len(fresh)
     return fresh
 
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from helo.models.checkpoint import load_checkpoint, save_checkpoint
+from helo.models.checkpoint import load_checkpoint
 from helo.models.datasets.windows import WindowDataset
 from helo.models.datasets.xdf_labels import LabelSpan
 from helo.models.errors import HeloError
-from helo.models.personal import AdaptConfig, AdaptResult, adapt_model
+from helo.models.personal import AdaptConfig, AdaptResult, adapt_model, save_personal
 from helo.streamer.demo import personal_dir
 from helo.streamer.session import Session
 
@@ -94,12 +94,7 @@ def make_personal_model(
     result = adapt_model(base, trials.data, config or AdaptConfig(), rows=trials.rows)
     stem = Path(base.path or "model").stem
     path = out or personal_dir() / f"{trials.participant}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    training = {
-        **base.training,
-        "personal": {**result.provenance(base), "source": "live session"},
-        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    path = save_checkpoint(path, result.model, base.spec, training)
+    path = save_personal(path, base, result, source="live session")
     if switch:
         session.switch_model(load_checkpoint(path))
     return path, result

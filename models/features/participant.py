@@ -263,15 +263,9 @@ class FeatureNormaliser:
         """Make these windows (a baseline span a label stream marked, after the fact)
         the participant's calibration: the statistics start again from the population
         prior, count exactly these windows and stay so. Returns the seconds they cover."""
-        state = ParticipantState(self.spec, warmup_s=np.inf)
+        state = ParticipantState(self.spec, warmup_s=np.inf)  # everything counts
         self.participants[participant] = state
-        if self.spec.per_participant:
-            for w in range(len(t_end)):
-                state.add(float(t_end[w]), {k: v[w] for k, v in values.items()}, present[w])
-        else:
-            for w in range(len(t_end)):
-                if present[w].any():
-                    state.count(float(t_end[w]))
+        self.apply(t_end, values, present, participant)
         covered = state.seen
         state.warmup_s = covered  # calibrated: nothing more counts (frozen statistics)
         state.settled_at = None  # the next window is the first after the calibration

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 from pathlib import Path
 
-from helo.models.checkpoint import load_checkpoint, save_checkpoint
+from helo.models.checkpoint import load_checkpoint
 from helo.models.datasets.sources import SOURCE_HELP
-from helo.models.personal import MOVING, AdaptConfig, adapt_model
+from helo.models.personal import MOVING, AdaptConfig, adapt_model, save_personal
 from helo.streamer.commands import train as train_cmd
 from helo.streamer.commands.session_args import add_input_arguments, inputs_from
 from helo.streamer.demo import DEMO_CHECKPOINT, personal_dir
@@ -64,12 +63,7 @@ def run(args: argparse.Namespace) -> int:
     result = adapt_model(base, data, config, participant=args.participant, log=log.debug)
     stem = Path(base.path or "model").stem
     out = args.out or personal_dir() / f"{result.participant}-{stem}.safetensors"
-    training = {
-        **base.training,
-        "personal": result.provenance(base),
-        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    path = save_checkpoint(out, result.model, base.spec, training)
+    path = save_personal(out, base, result, source=args.data)
     print(f"personal model: {path}")
     change = (
         f"; KL on {len(result.validation_trials)} held-out trial(s) "
