@@ -6,9 +6,13 @@ overrides by source_id, so that the session reads these streams and no others), 
 stream carries a known true distribution, and stops everything it started.
 
 With the webcam, the face comes from the camera (or a video) and the synthetic device
-simulates only the physiology. A webcam that cannot be opened is an error, unless the
-model can go on without the face (``allow_missing``) and other streams exist, in which
-case it is a warning.
+simulates only the physiology. With ``--participants N`` (N >= 2) the synthetic device
+is a group of N simulated participants, each with its own streams; the handle then
+maps each participant to its streams (``participants``) instead of filling
+``streams``, ``truth`` and ``labels``. A group is simulated only: no webcam joins it.
+
+A webcam that cannot be opened is an error, unless the model can go on without the
+face (``allow_missing``) and other streams exist, in which case it is a warning.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ if TYPE_CHECKING:  # the webcam pulls in OpenCV and MediaPipe: imported when sta
 log = logging.getLogger(__name__)
 
 DEVICES = ("synthetic", "lsl", "webcam")
+MAX_PARTICIPANTS = 64  # a simulated group's size, at most
 
 
 class Device(Protocol):
@@ -49,6 +54,7 @@ class DeviceOptions:
     style: str = ""  # synthetic device: a lab's stream shape, "eeg_rate=500,eeg_unit=V"
     rest_s: float = 0.0  # synthetic device: the participant rests first (a session baseline)
     allow_missing: bool = True  # a webcam that fails is a warning when others stream
+    participants: int = 0  # synthetic device: 0 or 1 one participant, N >= 2 a group of N
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.devices) - set(DEVICES))
@@ -56,6 +62,16 @@ class DeviceOptions:
             raise HeloError(
                 f"--device: unknown device(s) {unknown or '(none given)'}; "
                 f"choose from {list(DEVICES)}"
+            )
+        if not 0 <= self.participants <= MAX_PARTICIPANTS:
+            raise HeloError(
+                f"--participants {self.participants}: give 0 to {MAX_PARTICIPANTS} "
+                "simulated participants (0 or 1: one)"
+            )
+        if self.participants >= 2 and "webcam" in self.devices:
+            raise HeloError(
+                f"--participants {self.participants}: a group is simulated only; "
+                "use --device synthetic without webcam"
             )
 
 
@@ -67,11 +83,15 @@ def parse_devices(text: str) -> tuple[str, ...]:
 @dataclass
 class StartedDevices:
     """What was started: the streams it offers (modality -> source_id), the source_id of
-    its true distribution (if any), the webcam (for a preview), and :meth:`stop`."""
+    its true distribution (if any), the webcam (for a preview), and :meth:`stop`. A
+    simulated group fills ``participants`` instead of ``streams``, ``truth`` and
+    ``labels``."""
 
     streams: dict[str, str] = field(default_factory=dict)
     truth: str | None = None
     labels: str | None = None  # source_id of its EmotionLabels stream (if any)
+    # participant -> modality, "truth" or "labels" -> source_id (a simulated group)
+    participants: dict[str, dict[str, str]] = field(default_factory=dict)
     webcam: WebcamDevice | None = None
     started: list[Device] = field(default_factory=list)
 
@@ -140,6 +160,15 @@ def _start_synthetic(options: DeviceOptions, handle: StartedDevices) -> None:
         style = StreamStyle.parse(options.style)
     except ValueError as exc:
         raise HeloError(f"--style {options.style!r}: {exc}") from None
+    if options.participants >= 2:
+        from helo.devices.synthetic_group import SyntheticGroup
+
+        group = SyntheticGroup(
+            options.participants, faults=faults, style=style, rest_s=options.rest_s
+        ).start()
+        handle.started.append(group)
+        handle.participants = group.participants
+        return
     simulated = (
         ("eeg", "gsr", "ppg") if "webcam" in options.devices else ("eeg", "gsr", "ppg", "face")
     )

@@ -194,8 +194,26 @@ _EXTRA_ELECTRODES = (
 )
 
 
+def _named(base: str, participant: str) -> str:
+    """A stream name with its participant last (``HeLo-synthetic-EEG-P01``), so that a
+    group's streams are told apart by name too; unchanged without a participant."""
+    return f"{base}-{participant}" if participant else base
+
+
+def _declare_participant(info: pylsl.StreamInfo, participant: str) -> pylsl.StreamInfo:
+    """Write whose body the stream measures into its description (``participant``), the
+    field a group session groups streams by."""
+    if participant:
+        info.desc().append_child_value("participant", participant)
+    return info
+
+
 def synthetic_stream_info(
-    modality: str, source_prefix: str, style: StreamStyle | None = None
+    modality: str,
+    source_prefix: str,
+    style: StreamStyle | None = None,
+    *,
+    participant: str = "",
 ) -> pylsl.StreamInfo:
     spec = SYNTHETIC_STREAMS[modality]
     style = style or StreamStyle()
@@ -206,7 +224,7 @@ def synthetic_stream_info(
     elif modality == "gsr":
         unit = style.gsr_unit
     info = pylsl.StreamInfo(
-        f"HeLo-synthetic-{spec.stream_type}",
+        _named(f"HeLo-synthetic-{spec.stream_type}", participant),
         spec.stream_type,
         len(channels),
         srate,
@@ -219,26 +237,29 @@ def synthetic_stream_info(
         # Frames can be dropped by a real camera: tell XDF readers not to de-jitter.
         declare_can_drop_samples(info)
     info.desc().append_child("acquisition").append_child_value("manufacturer", "HeLo synthetic")
-    return info
+    return _declare_participant(info, participant)
 
 
-def labels_stream_info(source_prefix: str) -> pylsl.StreamInfo:
+def labels_stream_info(source_prefix: str, *, participant: str = "") -> pylsl.StreamInfo:
     """The device's EmotionLabels stream: one JSON label per scripted trial, pushed when
     it ends (a rest as a baseline span), as a lab's stimulus software would, so that a
     recording of the device is training data for ``streamer adapt``."""
-    return pylsl.StreamInfo(
-        "HeLo-synthetic-labels",
+    info = pylsl.StreamInfo(
+        _named("HeLo-synthetic-labels", participant),
         LABELS_TYPE,
         1,
         pylsl.IRREGULAR_RATE,
         pylsl.cf_string,
         source_prefix + LABELS_SOURCE_SUFFIX,
     )
+    return _declare_participant(info, participant)
 
 
-def truth_stream_info(source_prefix: str, labels: tuple[str, ...] = EMOTIONS) -> pylsl.StreamInfo:
+def truth_stream_info(
+    source_prefix: str, labels: tuple[str, ...] = EMOTIONS, *, participant: str = ""
+) -> pylsl.StreamInfo:
     info = pylsl.StreamInfo(
-        "HeLo-synthetic-truth",
+        _named("HeLo-synthetic-truth", participant),
         TRUTH_TYPE,
         len(labels),
         TRUTH_RATE_HZ,
@@ -246,7 +267,7 @@ def truth_stream_info(source_prefix: str, labels: tuple[str, ...] = EMOTIONS) ->
         source_prefix + TRUTH_SOURCE_SUFFIX,
     )
     declare_channels(info, labels)
-    return info
+    return _declare_participant(info, participant)
 
 
 @dataclass(frozen=True)
@@ -288,6 +309,9 @@ class SyntheticDevice:
 
     ``script`` (default: a repeating tour of every emotion and their mixtures)
     drives the felt distribution; ``modalities`` picks which streams exist.
+    ``participant`` (e.g. "P01", for a member of a
+    :class:`~helo.devices.synthetic_group.SyntheticGroup`) ends every stream name and is
+    written into every stream's description; "" keeps the names of a lone device.
     """
 
     def __init__(
@@ -304,6 +328,7 @@ class SyntheticDevice:
         style: StreamStyle | None = None,
         labels: bool = True,
         rest_s: float = 0.0,
+        participant: str = "",
     ):
         self.script = script or EmotionScript.tour(rest_s=rest_s)
         self.style = style or StreamStyle()
@@ -328,12 +353,16 @@ class SyntheticDevice:
         self._labels_next = 0  # the next scripted span to label
         self._spans: list[tuple[float, float, str]] | None = None
         self.subject = subject
+        self.participant = participant
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.pushed: dict[str, int] = dict.fromkeys(modalities, 0)
 
     def infos(self) -> list[pylsl.StreamInfo]:
-        return [synthetic_stream_info(m, self.source_prefix, self.style) for m in self.modalities]
+        return [
+            synthetic_stream_info(m, self.source_prefix, self.style, participant=self.participant)
+            for m in self.modalities
+        ]
 
     def start_outlets(self) -> SyntheticDevice:
         """Create the outlets and fix session time 0, without the pushing thread (a caller
@@ -341,9 +370,11 @@ class SyntheticDevice:
         for modality, info in zip(self.modalities, self.infos(), strict=True):
             self._outlets[modality] = pylsl.StreamOutlet(info, chunk_size=0, max_buffered=600)
         if self.truth:
-            self._truth_outlet = pylsl.StreamOutlet(truth_stream_info(self.source_prefix))
+            info = truth_stream_info(self.source_prefix, participant=self.participant)
+            self._truth_outlet = pylsl.StreamOutlet(info)
         if self.labels:
-            self._labels_outlet = pylsl.StreamOutlet(labels_stream_info(self.source_prefix))
+            info = labels_stream_info(self.source_prefix, participant=self.participant)
+            self._labels_outlet = pylsl.StreamOutlet(info)
         self.t0 = pylsl.local_clock()
         return self
 

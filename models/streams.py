@@ -26,6 +26,9 @@ TRUTH_TYPE = "EmotionTruth"  # a known distribution (the synthetic device's), sa
 LABELS_TYPE = "EmotionLabels"  # JSON label spans that make a recording training data
 FACE_TYPE = "FaceBlendshapes"  # MediaPipe blendshape scores per video frame
 MARKERS_TYPE = "Markers"  # LSL's usual type for event markers
+GROUP_TYPE = "EmotionGroupSummary"  # a group's mean distribution and agreement
+# Header fields (under desc) that say whose body a stream measures, in the order read.
+PARTICIPANT_FIELDS = ("participant", "subject", "subject_id", "participant_id")
 TRUTH_SOURCE_SUFFIX = "-truth"  # source_id of a device's truth stream: <device prefix>-truth
 LABELS_SOURCE_SUFFIX = "-labels"  # and of its EmotionLabels stream
 # A sender's timestamps stepping this far (seconds) against their arrival jumped: its
@@ -34,7 +37,7 @@ CLOCK_JUMP_S = 5.0
 
 # Stream types that never feed a model, lower case (types compare case-insensitively).
 NOT_DATA_TYPES = frozenset(
-    t.lower() for t in (PREDICTION_TYPE, TRUTH_TYPE, LABELS_TYPE, MARKERS_TYPE)
+    t.lower() for t in (PREDICTION_TYPE, TRUTH_TYPE, LABELS_TYPE, MARKERS_TYPE, GROUP_TYPE)
 )
 
 # Header field of a stream whose samples can be dropped (a camera): its timestamps are
@@ -89,6 +92,7 @@ class StreamDescription:
     units: tuple[str, ...] = ()  # per channel, "" where the header gives none
     can_drop_samples: bool = False  # declared by the sender (a camera)
     hostname: str = ""
+    participant: str = ""  # whose body it measures, when its description says (desc field)
 
     @property
     def n_channels(self) -> int:
@@ -135,6 +139,9 @@ def describe_lsl(info: pylsl.StreamInfo) -> StreamDescription:
         units=tuple(units + [""] * missing),
         can_drop_samples=_truthy(info.desc().child_value(CAN_DROP_SAMPLES)),
         hostname=info.hostname(),
+        participant=next(
+            (v for f in PARTICIPANT_FIELDS if (v := info.desc().child_value(f).strip())), ""
+        ),
     )
 
 
@@ -154,6 +161,7 @@ def describe_xdf(info: Mapping[str, Any]) -> StreamDescription:
         units=tuple(xdf_field(ch, "unit") for ch in channels),
         can_drop_samples=isinstance(desc, Mapping) and _truthy(xdf_field(desc, CAN_DROP_SAMPLES)),
         hostname=xdf_field(info, "hostname"),
+        participant=next((v for f in PARTICIPANT_FIELDS if (v := xdf_field(desc, f))), ""),
     )
 
 

@@ -23,6 +23,12 @@ max_interpolated = 0.25   # share of the model's EEG channels that may be interp
 channels.eeg = "Fp1,Fp2,F3,F4,C3,C4,P3,P4"  # labels for a stream that has none
 units.eeg = "V"           # the stream's unit, when its description says none or wrong
 
+[participants.P01]        # a group session: who wears which stream (docs/groups.md)
+eeg = "EEG-P01"           # modality = stream name or source_id; also truth, labels
+gsr = "GSR-P01"
+[participants.P02]
+eeg = "EEG-P02"
+
 [outputs]
 stdout = true
 jsonl = "out/predictions.jsonl"
@@ -35,20 +41,25 @@ record = "recordings"     # record the session's streams and predictions to XDF 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from helo.models.errors import HeloError
 from helo.models.features.adapt import AdaptOptions
 from helo.models.features.channels import parse_channel_list
+from helo.streamer.grouping import GroupingRule, Selection
 from helo.streamer.lsl_reader import BUFFER_S
 from helo.streamer.scheduler import MAX_WAIT_S, STALE_S
 
-_SECTIONS = {"session", "streams", "inputs", "outputs"}
+_SECTIONS = {"session", "streams", "inputs", "outputs", "participants"}
 _INPUT_KEYS = {"montage", "max_interpolated", "channels", "units"}
+if TYPE_CHECKING:  # devices import the runtime; the config only reads what they started
+    from helo.devices.start import StartedDevices
+
 RESOLVE_TIMEOUT_S = 10.0
 
 
@@ -76,6 +87,15 @@ class SessionConfig:
     record: Path | None = None
     duration_s: float | None = None
     baseline_s: float = 0.0  # the first seconds are the participant's rest (calibrating)
+    # a group session: participant -> {modality | "truth" | "labels": stream name or id}
+    participants: dict[str, dict[str, str]] = field(default_factory=dict)
+    participants_select: str | None = None  # --participants auto|N|P01,P02 (None: one person)
+    participants_by: str | None = None  # --participants-by auto|config|desc|hostname|name:RE
+
+    @property
+    def group(self) -> bool:
+        """Whether the session follows a group (one prediction stream per participant)."""
+        return self.participants_select is not None or bool(self.participants)
 
     def __post_init__(self) -> None:
         for key in ("checkpoint", "jsonl", "csv", "record"):
@@ -96,10 +116,30 @@ class SessionConfig:
                 "session config: max_interpolated must be a share in [0, 1), got "
                 f"{self.inputs.max_interpolated!r}"
             )
+        self.selection = Selection.parse(self.participants_select)  # one-line errors, now
+        self.grouping_rule = GroupingRule.parse(self.participants_by)
         if self.accelerator not in ("auto", "cpu", "cuda"):
             raise HeloError(
                 f"session config: accelerator must be auto, cpu or cuda, got {self.accelerator!r}"
             )
+
+    def with_devices(self, devices: StartedDevices) -> SessionConfig:
+        """These settings reading the streams the devices started (by source_id: no
+        other stream on the network gets mixed in); a simulated group is grouped by
+        the device's own table of participants."""
+        if devices.participants:
+            return dataclasses.replace(
+                self,
+                participants={**devices.participants, **self.participants},
+                participants_select=self.participants_select or str(len(devices.participants)),
+                participants_by=self.participants_by or "config",
+            )
+        return dataclasses.replace(
+            self,
+            streams={**devices.streams, **self.streams},
+            truth_stream=self.truth_stream or devices.truth,
+            labels_stream=self.labels_stream or devices.labels,
+        )
 
 
 def load_session_config(path: Path | None, overrides: dict[str, Any]) -> SessionConfig:
@@ -120,6 +160,8 @@ def load_session_config(path: Path | None, overrides: dict[str, Any]) -> Session
         values.update(data.get("session", {}))
         values.update(data.get("outputs", {}))
         values["streams"] = {str(k): str(v) for k, v in data.get("streams", {}).items()}
+        if "participants" in data:
+            values["participants"] = _read_participants(path, data["participants"])
         _read_inputs(path, data.get("inputs", {}), inputs)
     for key, value in overrides.items():
         if value is None:
@@ -138,6 +180,16 @@ def load_session_config(path: Path | None, overrides: dict[str, Any]) -> Session
     if unknown:
         raise HeloError(f"session config: unknown setting(s) {unknown}")
     return SessionConfig(**values)
+
+
+def _read_participants(path: Path, section: Any) -> dict[str, dict[str, str]]:
+    """``[participants.P01] eeg = "..."`` tables -> ``{"P01": {"eeg": "..."}}``."""
+    if not isinstance(section, dict) or not all(isinstance(v, dict) for v in section.values()):
+        raise HeloError(
+            f"{path}: [participants] holds one table per participant: "
+            '[participants.P01] eeg = "stream name or source_id"'
+        )
+    return {str(p): {str(k): str(v) for k, v in t.items()} for p, t in section.items()}
 
 
 def _read_inputs(path: Path, section: dict[str, Any], inputs: dict[str, Any]) -> None:

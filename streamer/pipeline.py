@@ -50,6 +50,7 @@ class Pipeline:
         normaliser: FeatureNormaliser | None = None,
         window_log: WindowLog | None = None,
         calibration: Calibration | None = None,
+        groups: Mapping[str, Mapping[str, Feed]] | None = None,
     ):
         self.checkpoint = checkpoint
         self.predictor = Predictor(checkpoint, device=resolve_device(accelerator))
@@ -62,6 +63,7 @@ class Pipeline:
             stale_s=stale_s,
             start_s=start_s,
             ends=ends,
+            groups=groups,
         )
         self.batch = max(1, batch)
         self.batch_offset = batch_offset
@@ -77,22 +79,24 @@ class Pipeline:
 
     def run(self, stop: threading.Event, duration_s: float | None = None) -> int:
         """Cut and predict until ``stop`` is set, ``duration_s`` of clock time passed, or
-        the clock ends; returns the number of window sets handled."""
+        the clock ends; returns the number of window sets handled. A group's window
+        sets of one hop always go to the worker together (one batch for everyone)."""
         self.worker.start()
         started = None
         pending: list[WindowSet] = []
-        count = 0
+        count = hops = 0
         try:
-            for window_set in self.scheduler.windows():
-                started = window_set.t_end if started is None else started
-                pending.append(window_set)
-                count += 1
-                if (self.batch_offset + count) % self.batch == 0:
-                    self.worker.submit(pending if self.batch > 1 else pending[0])
+            for hop in self.scheduler.hops():
+                t_end = hop[0].t_end
+                started = t_end if started is None else started
+                pending.extend(hop)
+                count += len(hop)
+                hops += 1
+                if (self.batch_offset + hops) % self.batch == 0:
+                    fixed = self.batch > 1 or len(pending) > 1  # else: live, one window
+                    self.worker.submit(pending if fixed else pending[0])
                     pending = []
-                if stop.is_set() or (
-                    duration_s is not None and window_set.t_end - started >= duration_s
-                ):
+                if stop.is_set() or (duration_s is not None and t_end - started >= duration_s):
                     break
         finally:
             if pending:

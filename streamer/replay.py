@@ -105,15 +105,7 @@ class ReplaySource:
 
     def grid_ends(self, hop_s: float) -> np.ndarray:
         """Window ends every ``hop_s`` from the first full window to the last sample."""
-        first = self.start_s + self.spec.max_window_s
-        if first > self.end_s:
-            raise DatasetError(
-                f"{self.path}: {self.end_s - self.start_s:.2f} s of data is "
-                f"shorter than one {self.spec.max_window_s:g} s window"
-            )
-        # Up to the last sample, with a millisecond for clock-synchronised timestamps.
-        count = int(np.floor((self.end_s + 1e-3 - first) / hop_s)) + 1
-        return first + np.arange(count) * hop_s
+        return grid_ends(self.path, self.start_s, self.end_s, self.spec.max_window_s, hop_s)
 
     def republish(self, speed: float | None) -> None:
         """Re-publish the replayed streams on LSL, stamped in this machine's clock."""
@@ -181,6 +173,90 @@ class ReplaySource:
                     self._publish_offset + (stream.times[start:stop] - self.start_s) / self._speed
                 )
                 self._outlets[k].push_chunk(samples.astype(np.float32), stamps.tolist())
+
+
+def grid_ends(
+    path: Path, start_s: float, end_s: float, window_s: float, hop_s: float
+) -> np.ndarray:
+    """Window ends every ``hop_s`` from the first full window to the last sample."""
+    first = start_s + window_s
+    if first > end_s:
+        raise DatasetError(
+            f"{path}: {end_s - start_s:.2f} s of data is shorter than one {window_s:g} s window"
+        )
+    # Up to the last sample, with a millisecond for clock-synchronised timestamps.
+    count = int(np.floor((end_s + 1e-3 - first) / hop_s)) + 1
+    return first + np.arange(count) * hop_s
+
+
+class ReplayGroup:
+    """A group recording: one :class:`ReplaySource` per participant over the streams
+    the grouping gave them, advanced together on one clock (the file is read once)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        spec: FeatureSpec,
+        members: Mapping[str, Sequence[int]],
+        streams: Sequence[RecordedStream],
+        *,
+        overrides: Mapping[str, Mapping[str, str]] | None = None,
+        allow_missing: bool = True,
+        inputs: AdaptOptions | None = None,
+    ):
+        self.path = Path(path)
+        self.spec = spec
+        self.streams = list(streams)
+        self.sources: dict[str, ReplaySource] = {}
+        for participant, indices in members.items():
+            try:
+                self.sources[participant] = ReplaySource(
+                    path,
+                    spec,
+                    overrides=(overrides or {}).get(participant),
+                    allow_missing=allow_missing,
+                    streams=[self.streams[i] for i in indices],
+                    inputs=inputs,
+                )
+            except MappingError as exc:
+                raise MappingError(f"{participant}: {exc}") from None
+        self.start_s = min(s.start_s for s in self.sources.values())
+        self.end_s = max(s.end_s for s in self.sources.values())
+        self.missing = {
+            f"{p}/{m}": why for p, src in self.sources.items() for m, why in src.missing.items()
+        }
+
+    @property
+    def groups(self) -> dict[str, dict[str, Feed]]:
+        return {p: source.feeds for p, source in self.sources.items()}
+
+    def grid_ends(self, hop_s: float) -> np.ndarray:
+        return grid_ends(self.path, self.start_s, self.end_s, self.spec.max_window_s, hop_s)
+
+    def recorded_prediction_times(self) -> np.ndarray | None:
+        for stream in self.streams:
+            if stream.description.type.lower() == PREDICTION_TYPE.lower() and len(stream.times):
+                return stream.times
+        return None
+
+    def push_until(self, t: float) -> None:
+        for source in self.sources.values():
+            source.push_until(t)
+
+    def seek(self, t: float) -> None:
+        for source in self.sources.values():
+            source.seek(t)
+
+    def republish(self, speed: float | None) -> None:
+        for source in self.sources.values():
+            source.republish(speed)
+
+    def health(self, now: float) -> list[StreamHealth]:
+        return [h for source in self.sources.values() for h in source.health(now)]
+
+    def close(self) -> None:
+        for source in self.sources.values():
+            source.close()
 
 
 def _rate_of(times: np.ndarray) -> float:

@@ -21,12 +21,15 @@ import numpy as np
 
 from helo.models.errors import HeloError
 from helo.models.features.participant import FeatureNormaliser
+from helo.models.features.spec import FeatureSpec
 from helo.models.streams import LABELS_TYPE, TRUTH_TYPE
+from helo.models.xdf import RecordedStream, read_recording
 from helo.streamer.clocks import ReplayClock
 from helo.streamer.config import ReplayOptions, SessionConfig
+from helo.streamer.grouping import GroupingError, group_streams, participant_overrides
 from helo.streamer.label_reader import RecordedLabels
 from helo.streamer.lsl_reader import StreamHealth
-from helo.streamer.replay import ReplaySource
+from helo.streamer.replay import ReplayGroup, ReplaySource
 from helo.streamer.session import Session
 from helo.streamer.sidecar import read_sidecar
 from helo.streamer.window_log import WindowLog
@@ -49,19 +52,39 @@ class ReplaySession(Session):
     ):
         super().__init__(config, subscribers)
         self.options = options
-        self.source: ReplaySource | None = None
+        self.source: ReplaySource | ReplayGroup | None = None
         self.replay_clock: ReplayClock | None = None
         self.ends = np.empty(0)  # window ends of this replay (LSL seconds)
+        self.group: ReplayGroup | None = None  # a group recording's participants
 
     def _open(self) -> None:
         spec = self._load_checkpoint().spec
-        source = ReplaySource(
-            self.options.file,
-            spec,
-            overrides=self.config.streams,
-            allow_missing=self.config.allow_missing,
-            inputs=self.config.inputs,
-        )
+        streams = read_recording(self.options.file)
+        members = self._group_members(spec, streams)
+        source: ReplaySource | ReplayGroup
+        if members is not None:
+            source = ReplayGroup(
+                self.options.file,
+                spec,
+                members,
+                streams,
+                overrides={
+                    p: participant_overrides(self.config.participants, p, spec.names)
+                    for p in members
+                },
+                allow_missing=self.config.allow_missing,
+                inputs=self.config.inputs,
+            )
+            self.group = source
+        else:
+            source = ReplaySource(
+                self.options.file,
+                spec,
+                overrides=self.config.streams,
+                allow_missing=self.config.allow_missing,
+                inputs=self.config.inputs,
+                streams=streams,
+            )
         self.source = source
         self.descriptions = {s.description.name: s.description for s in source.streams}
         self.missing = dict(source.missing)
@@ -69,7 +92,7 @@ class ReplaySession(Session):
         all_ends, first = self._window_ends(source, hop)
         self.ends = all_ends[first:]
         labels = [s for s in source.streams if s.description.type.lower() == LABELS_TYPE.lower()]
-        if labels and labels[0].description.channel_format == "string":
+        if self.group is None and labels and labels[0].description.channel_format == "string":
             self.label_reader = RecordedLabels(labels[0], spec.labels)
         self.normaliser = self._replay_normaliser(source, all_ends[:first])
         self.window_log = WindowLog(spec)
@@ -86,15 +109,49 @@ class ReplaySession(Session):
         if self.options.republish:
             source.republish(speed)
         self._assemble(
-            source.feeds,
+            source.feeds if isinstance(source, ReplaySource) else {},
             clock,
             lsl_source_id="helo-replay-predictions",
             ends=self.ends,
             batch=REPLAY_BATCH if speed is None else 1,
             batch_offset=first,
+            groups=self.group.groups if self.group is not None else None,
         )
 
-    def _replay_normaliser(self, source: ReplaySource, earlier: np.ndarray) -> FeatureNormaliser:
+    def _group_members(
+        self, spec: FeatureSpec, streams: list[RecordedStream]
+    ) -> dict[str, list[int]] | None:
+        """The recording's participants (indices into ``streams``) when it is a group's:
+        the session says so (``--participants``), or its data streams name two or more
+        participants (a recorded group session); None for one person."""
+        wanted = {m.stream_type.lower() for m in spec.modalities}
+        kept = [
+            i
+            for i, s in enumerate(streams)
+            if (s.description.numeric and s.description.type.lower() in wanted)
+            or s.description.type.lower() in (TRUTH_TYPE.lower(), LABELS_TYPE.lower())
+        ]
+        descriptions = [streams[i].description for i in kept]
+        named = {d.participant for d in descriptions if d.type.lower() in wanted} - {""}
+        if not self.config.group and len(named) < 2:
+            return None
+        try:
+            grouping = group_streams(
+                descriptions,
+                rule=self.config.grouping_rule,
+                selection=self.config.selection,
+                configured=self.config.participants,
+                wanted_types=wanted,
+            )
+        except GroupingError as exc:
+            raise GroupingError(f"{self.options.file}: {exc}") from None
+        for line in grouping.table(descriptions):
+            log.info("%s", line)
+        return {p: [kept[i] for i in idx] for p, idx in grouping.members.items()}
+
+    def _replay_normaliser(
+        self, source: ReplaySource | ReplayGroup, earlier: np.ndarray
+    ) -> FeatureNormaliser:
         """The normalisation state the replay starts from: the live session's (from the
         recording's sidecar) when there is one, brought forward over the windows before
         ``--from``, so that a span replays as it does in a full replay."""
@@ -117,8 +174,10 @@ class ReplaySession(Session):
                 # those of baseline spans the label stream marked
                 last = max([earlier[0] + 2 * normaliser.warmup_s, *(end for _, end in rests)])
                 earlier = earlier[earlier <= last]
-            values, present = source.raw_features(earlier)
-            normaliser.apply(earlier, values, present)
+            sources = source.sources if isinstance(source, ReplayGroup) else {"": source}
+            for participant, own in sources.items():
+                values, present = own.raw_features(earlier)
+                normaliser.apply(earlier, values, present, participant)
             for start, end in rests:  # as the session did when each span arrived
                 inside = (earlier >= start + self.spec.max_window_s) & (earlier <= end)
                 if inside.any():
@@ -126,7 +185,9 @@ class ReplaySession(Session):
                     normaliser.recalibrate(earlier[inside], part, present[inside])
         return normaliser
 
-    def _window_ends(self, source: ReplaySource, hop_s: float) -> tuple[np.ndarray, int]:
+    def _window_ends(
+        self, source: ReplaySource | ReplayGroup, hop_s: float
+    ) -> tuple[np.ndarray, int]:
         """Every window end up to ``--to``, and the index of the first to replay (``--from``)."""
         path = self.options.file
         if self.options.times == "recorded":
@@ -187,10 +248,15 @@ class ReplaySession(Session):
     def _stream_health(self) -> list[StreamHealth]:
         return self.source.health(self.now()) if self.source is not None else []
 
-    def truth(self, t_start: float, t_end: float) -> tuple[np.ndarray, np.ndarray] | None:
+    def truth(
+        self, t_start: float, t_end: float, participant: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         if self.source is None:
             return None
-        for stream in self.source.streams:
+        streams = self.source.streams
+        if self.group is not None:
+            streams = self.group.sources[participant or self.participants[0]].streams
+        for stream in streams:
             if stream.description.type.lower() == TRUTH_TYPE.lower() and len(stream.times):
                 keep = (stream.times > t_start) & (stream.times <= t_end)
                 return stream.times[keep], stream.samples[keep]

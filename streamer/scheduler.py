@@ -60,10 +60,16 @@ class WindowSet:
     cut_at: float = 0.0  # clock time the windows were cut
     cut_wall: float = 0.0  # time.perf_counter() when cut (the monitor's own compute time)
     interpolated: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> channels
+    participant: str = ""  # whose windows (a group session)
 
 
 class WindowScheduler:
-    """Cuts :class:`WindowSet` s every ``hop_s`` from the feeds of the spec's modalities."""
+    """Cuts :class:`WindowSet` s every ``hop_s`` from the feeds of the spec's modalities.
+
+    A group session gives ``groups`` (participant -> feeds): every hop then cuts one
+    window set per participant, all ending at the same time, and hands them on
+    together (:meth:`hops`), so that one worker predicts the whole group in one batch.
+    """
 
     def __init__(
         self,
@@ -76,12 +82,15 @@ class WindowScheduler:
         stale_s: float = STALE_S,
         start_s: float | None = None,
         ends: Sequence[float] | np.ndarray | None = None,
+        groups: Mapping[str, Mapping[str, Feed]] | None = None,
     ):
-        unknown = sorted(set(feeds) - set(spec.names))
-        if unknown:
-            raise ValueError(f"feeds for modalities the spec does not have: {unknown}")
+        self.groups = {p: dict(f) for p, f in groups.items()} if groups else {"": dict(feeds)}
+        for group in self.groups.values():
+            unknown = sorted(set(group) - set(spec.names))
+            if unknown:
+                raise ValueError(f"feeds for modalities the spec does not have: {unknown}")
         self.spec = spec
-        self.feeds = dict(feeds)
+        self.feeds = next(iter(self.groups.values()))  # the (first) participant's, for views
         self.clock = clock
         self.hop_s = float(hop_s or spec.hop_s)
         self.max_wait_s = max_wait_s
@@ -125,8 +134,14 @@ class WindowScheduler:
         return origin + steps * self.hop_s
 
     def windows(self) -> Iterator[WindowSet]:
-        """Window sets, one per hop, until :meth:`stop` or the clock runs out. A clock
-        that can seek (a replay in the GUI) moves the next window end to where it lands."""
+        """Window sets one by one (in a group, each hop's participants in turn)."""
+        for hop in self.hops():
+            yield from hop
+
+    def hops(self) -> Iterator[list[WindowSet]]:
+        """Every hop's window sets (one per participant), until :meth:`stop` or the clock
+        runs out. A clock that can seek (a replay in the GUI) moves the next window end
+        to where it lands."""
         if self._ends is not None:
             t_end = self._ends[0] if self._ends else None
         else:
@@ -141,7 +156,9 @@ class WindowScheduler:
             self._wait_for_data(t_end)
             if self._stop.is_set():
                 return
-            yield self.cut(t_end)
+            index = self._index
+            yield [self.cut(t_end, participant, index) for participant in self.groups]
+            self._index = index + 1
             t_end = self._end_after(t_end)
 
     def _ready(self, feed: Feed, t_end: float) -> bool:
@@ -158,21 +175,23 @@ class WindowScheduler:
         if not self.clock.waits_for_data:
             return  # a replay pushed everything up to t_end before the clock got there
         deadline = t_end + self.max_wait_s
-        for feed in self.feeds.values():
+        for feed in (f for group in self.groups.values() for f in group.values()):
             while not self._ready(feed, t_end) and not self._stop.is_set():
                 left = deadline - self.clock.now()
                 if left <= 0:
                     return
                 feed.buffer.wait_for(t_end, min(left, 0.05))
 
-    def cut(self, t_end: float) -> WindowSet:
-        """The windows ending at ``t_end`` (does not wait)."""
+    def cut(self, t_end: float, participant: str = "", index: int | None = None) -> WindowSet:
+        """The windows of ``participant`` ending at ``t_end`` (does not wait); the next
+        index unless one is given (a hop's participants share theirs)."""
+        feeds = self.groups[participant]
         windows: dict[str, np.ndarray | None] = {}
         reasons: dict[str, str] = {}
         newest_in = None
         interpolated: dict[str, tuple[str, ...]] = {}
         for mod in self.spec.modalities:
-            feed = self.feeds.get(mod.name)
+            feed = feeds.get(mod.name)
             if feed is None:
                 windows[mod.name], reasons[mod.name] = None, f"{mod.name}: no stream"
                 continue
@@ -197,8 +216,10 @@ class WindowScheduler:
             if len(times):
                 newest = float(times[-1])
                 newest_in = newest if newest_in is None else max(newest_in, newest)
-        window_set = WindowSet(
-            self._index,
+        if index is None:
+            index, self._index = self._index, self._index + 1
+        return WindowSet(
+            index,
             t_end,
             windows,
             reasons,
@@ -206,6 +227,5 @@ class WindowScheduler:
             self.clock.now(),
             time.perf_counter(),
             interpolated,
+            participant,
         )
-        self._index += 1
-        return window_set

@@ -29,10 +29,18 @@ from helo.models.errors import HeloError
 from helo.models.features.mapping import MappingError, StreamMapping, map_streams
 from helo.models.features.participant import FeatureNormaliser
 from helo.models.features.spec import FeatureSpec, spec_difference
-from helo.models.streams import StreamDescription, describe_lsl, is_data_type
+from helo.models.streams import (
+    LABELS_TYPE,
+    TRUTH_TYPE,
+    StreamDescription,
+    describe_lsl,
+    is_data_type,
+)
 from helo.streamer.clocks import Clock, WallClock
 from helo.streamer.config import SessionConfig
 from helo.streamer.demo import default_checkpoint
+from helo.streamer.group_streams import ParticipantStreams, map_participants
+from helo.streamer.grouping import GroupingError
 from helo.streamer.label_reader import LabelReader, RecordedLabels
 from helo.streamer.lsl_reader import StreamHealth, StreamReader, full_info
 from helo.streamer.pipeline import Pipeline
@@ -41,8 +49,10 @@ from helo.streamer.scheduler import Feed
 from helo.streamer.sidecar import write_sidecar
 from helo.streamer.sinks import (
     CalibrationNotice,
+    GroupSummarySink,
     LatencyStats,
     LslSink,
+    Outputs,
     close_quietly,
     open_sinks,
 )
@@ -65,11 +75,15 @@ class Session:
         self.descriptions: dict[str, StreamDescription] = {}  # stream name -> header
         self.missing: dict[str, str] = {}  # modality -> why no stream feeds it
         self.sinks: list[Subscriber] = []
+        self.outputs: Outputs | None = None
         self.lsl_sink: LslSink | None = None
         self.pipeline: Pipeline | None = None
         self.normaliser: FeatureNormaliser | None = None  # the participant's running state
         self.window_log: WindowLog | None = None  # raw features, for a personal model
         self.label_reader: LabelReader | RecordedLabels | None = None  # the trials' labels
+        self.participants: list[str] = []  # a group session's members; [] for one person
+        self.group_feeds: dict[str, dict[str, Feed]] = {}  # participant -> modality -> feed
+        self.group_summary: GroupSummarySink | None = None
         self._stop = threading.Event()
 
     # ------------------------------------------------------------------ life cycle
@@ -147,13 +161,17 @@ class Session:
         if self.pipeline is None:
             return health
         notes: dict[str, list[str]] = {}
-        for name, feed in self.pipeline.scheduler.feeds.items():
-            lines = feed.adapter.describe()
-            notes.setdefault(feed.stream_name, []).extend(f"{name}: {line}" for line in lines)
+        for group in self.pipeline.scheduler.groups.values():
+            for name, feed in group.items():
+                lines = feed.adapter.describe()
+                notes.setdefault(feed.stream_name, []).extend(f"{name}: {line}" for line in lines)
         return [dataclasses.replace(h, adapted=tuple(notes.get(h.name, ()))) for h in health]
 
-    def truth(self, t_start: float, t_end: float) -> tuple[np.ndarray, np.ndarray] | None:
-        """The true distribution over ``(t_start, t_end]`` when the source has one."""
+    def truth(
+        self, t_start: float, t_end: float, participant: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The true distribution over ``(t_start, t_end]`` when the source has one (in a
+        group, the participant's; default the first)."""
         return None
 
     # ------------------------------------------------------------------ assembly
@@ -172,9 +190,16 @@ class Session:
         ends: Sequence[float] | np.ndarray | None = None,
         batch: int = 1,
         batch_offset: int = 0,
+        groups: Mapping[str, Mapping[str, Feed]] | None = None,
     ) -> None:
-        """Outputs and pipeline over ``feeds`` and ``clock``: the one wiring place."""
+        """Outputs and pipeline over ``feeds`` (a group: ``groups``, participant ->
+        feeds) and ``clock``: the one wiring place."""
         assert self.checkpoint is not None
+        if groups:
+            self.group_feeds = {p: dict(f) for p, f in groups.items()}
+            self.participants = list(groups)
+            feeds = next(iter(groups.values()), {})
+            self.window_log = None  # personal models are made per person, not per group
         self.feeds, self.clock = dict(feeds), clock
         normaliser = self.normaliser or self._new_normaliser()
         self.normaliser = normaliser
@@ -185,8 +210,10 @@ class Session:
             self.hop_s,
             model_name=model_name,
             lsl_source_id=lsl_source_id,
+            participants=self.participants,
         )
-        self.sinks, self.lsl_sink = outputs.sinks, outputs.lsl
+        self.outputs = outputs
+        self.sinks, self.lsl_sink, self.group_summary = outputs.sinks, outputs.lsl, outputs.group
         self.pipeline = Pipeline(
             self.checkpoint,
             feeds,
@@ -207,6 +234,7 @@ class Session:
             normaliser=normaliser,
             window_log=self.window_log,
             calibration=self,
+            groups=self.group_feeds or None,
         )
 
     def baseline_due(self, until: float) -> float | None:
@@ -285,6 +313,7 @@ class Session:
         assert self.checkpoint is not None
         return {
             "model": str(self.checkpoint.path or ""),
+            "participants": self.participants,
             "normalisation": self.spec.normalisation,
             "baseline_s": self.config.baseline_s,
             "normaliser": self.normaliser.to_dict() if self.normaliser is not None else None,
@@ -299,9 +328,13 @@ class LiveSession(Session):
         self.readers: dict[int, StreamReader] = {}
         self.recorder: Recorder | None = None
         self._truth_reader: StreamReader | None = None
+        self._truth_readers: dict[str, StreamReader] = {}  # a group's, per participant
         self._start_state: dict = {}
 
     def _open(self) -> None:
+        if self.config.group:
+            self._open_group()
+            return
         config = self.config
         spec = self._load_checkpoint().spec
         infos, descriptions, mapping = self._find_streams(spec)
@@ -321,6 +354,75 @@ class LiveSession(Session):
         labels = self._start_labels()
         if config.record is not None:
             self._start_recording([infos[i] for i in self.readers], [truth, labels])
+
+    def _open_group(self) -> None:
+        """A group: every participant's streams read, one scheduler hop and one model
+        batch for everyone, an outlet per participant and the group summary."""
+        config = self.config
+        spec = self._load_checkpoint().spec
+        infos, descriptions, found = self._find_group_streams(spec)
+        groups: dict[str, dict[str, Feed]] = {}
+        for participant, sources in found.sources.items():
+            groups[participant] = {}
+            for name, source in sources.items():
+                if source.stream not in self.readers:
+                    self.readers[source.stream] = StreamReader(
+                        infos[source.stream], buffer_s=config.buffer_s
+                    )
+                groups[participant][name] = Feed(self.readers[source.stream].buffer, source.adapter)
+        self.descriptions = {d.name: d for d in descriptions}
+        self.missing = {
+            f"{p}/{m}": why for p, missing in found.missing.items() for m, why in missing.items()
+        }
+        self._assemble({}, WallClock(), lsl_source_id=f"helo-{id(self):x}", groups=groups)
+        for reader in self.readers.values():
+            reader.start()
+        for participant, index in found.truth.items():
+            self._truth_readers[participant] = StreamReader(infos[index]).start()
+        extra = [infos[i] for i in [*found.truth.values(), *found.labels.values()]]
+        if config.record is not None:
+            self._start_recording([infos[i] for i in self.readers], extra)
+
+    def _find_group_streams(
+        self, spec: FeatureSpec
+    ) -> tuple[list[pylsl.StreamInfo], list[StreamDescription], ParticipantStreams]:
+        """Resolve until every participant asked for has every modality, or the timeout
+        passes; then the table of who gets which streams, or a one-line error."""
+        config = self.config
+        deadline = time.monotonic() + config.resolve_timeout_s
+        wanted = {m.stream_type.lower() for m in spec.modalities}
+        wanted |= {TRUTH_TYPE.lower(), LABELS_TYPE.lower()}
+        named = {v for entries in config.participants.values() for v in entries.values()}
+        headers: dict[str, pylsl.StreamInfo] = {}
+        while True:
+            infos = []
+            for info in pylsl.resolve_streams(wait_time=1.0):
+                if info.type().lower() not in wanted and not named & {
+                    info.name(),
+                    info.source_id(),
+                }:
+                    continue
+                if info.uid() not in headers:
+                    try:
+                        headers[info.uid()] = full_info(info, timeout_s=2.0)
+                    except Exception:  # it vanished since it answered (a device stopping)
+                        log.debug("no header from %s; left out", info.name())
+                        continue
+                infos.append(info)
+            descriptions = [describe_lsl(headers[i.uid()]) for i in infos]
+            late = time.monotonic() > deadline
+            try:
+                found = map_participants(spec, descriptions, config)
+            except GroupingError as exc:
+                if late:
+                    raise GroupingError(f"{exc} (waited {config.resolve_timeout_s:g} s)") from None
+                continue
+            if found.errors or found.complete or late:
+                break
+        found.raise_for_errors(spec, descriptions, allow_missing=config.allow_missing)
+        for line in found.lines(descriptions):
+            log.info("%s", line)
+        return infos, descriptions, found
 
     def _find_streams(
         self, spec: FeatureSpec
@@ -378,8 +480,8 @@ class LiveSession(Session):
         self, data_infos: list[pylsl.StreamInfo], extra: Sequence[pylsl.StreamInfo | None]
     ) -> None:
         infos = list(data_infos) + [info for info in extra if info is not None]
-        if self.lsl_sink is not None:
-            infos.append(resolve_by_source_id(self.lsl_sink.info.source_id()))
+        outlets = self.outputs.outlets if self.outputs is not None else []
+        infos += [resolve_by_source_id(info.source_id()) for info in outlets]
         folder = self.config.record
         assert folder is not None
         path = folder if folder.suffix == ".xdf" else new_recording_path(folder)
@@ -393,7 +495,7 @@ class LiveSession(Session):
             write_sidecar(
                 self.recorder.path, {"start": self._start_state, "end": self.session_state()}
             )
-        for reader in [*self.readers.values(), self._truth_reader]:
+        for reader in [*self.readers.values(), self._truth_reader, *self._truth_readers.values()]:
             if reader is not None and reader.running:
                 reader.stop()
         if self.label_reader is not None:
@@ -402,10 +504,15 @@ class LiveSession(Session):
     def _stream_health(self) -> list[StreamHealth]:
         return [reader.health() for reader in self.readers.values()]
 
-    def truth(self, t_start: float, t_end: float) -> tuple[np.ndarray, np.ndarray] | None:
-        if self._truth_reader is None:
+    def truth(
+        self, t_start: float, t_end: float, participant: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        reader = self._truth_reader
+        if self.participants:
+            reader = self._truth_readers.get(participant or self.participants[0])
+        if reader is None:
             return None
-        return self._truth_reader.buffer.read_span(t_start, t_end)
+        return reader.buffer.read_span(t_start, t_end)
 
 
 def _resolve_named(wanted: str | None, what: str) -> pylsl.StreamInfo | None:

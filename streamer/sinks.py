@@ -6,6 +6,10 @@ label, labels in the channel description) stamps each prediction with its
 window-end LSL time, so LabRecorder records predictions on the same clock as the
 raw data. Windows without any modality produce no prediction and no sample.
 
+A group session opens one outlet per participant (its name and source_id end with
+the participant, its description carries it) and a group summary outlet beside
+them (:class:`GroupSummarySink`); files hold everyone, with a participant column.
+
 :func:`open_sinks` opens the outputs a :class:`~helo.streamer.config.SessionConfig`
 asks for, the same for a live session, a replay and the desktop app.
 """
@@ -13,6 +17,7 @@ asks for, the same for a live session, a replay and the desktop app.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import sys
@@ -25,8 +30,9 @@ import numpy as np
 import pylsl
 
 from helo.models.errors import HeloError
-from helo.models.streams import PREDICTION_TYPE, declare_channels
+from helo.models.streams import GROUP_TYPE, PREDICTION_TYPE, declare_channels
 from helo.streamer.config import SessionConfig
+from helo.streamer.group import GroupState, group_state
 from helo.streamer.worker import PredictionRecord, Subscriber
 
 log = logging.getLogger(__name__)
@@ -44,9 +50,10 @@ class StdoutSink:
         return self._stream or sys.stdout
 
     def __call__(self, record: PredictionRecord) -> None:
+        who = f"{record.participant:>4s} " if record.participant else ""
         if record.distribution is None:
             why = "; ".join(record.missing.values())
-            self.stream.write(f"t={record.t_end:.2f}  no prediction ({why})\n")
+            self.stream.write(f"{who}t={record.t_end:.2f}  no prediction ({why})\n")
         else:
             order = np.argsort(record.distribution)[::-1][: self.top]
             parts = [
@@ -62,7 +69,7 @@ class StdoutSink:
             )
             flag = "  (calibrating)" if record.calibrating else ""
             self.stream.write(
-                f"t={record.t_end:.2f}  " + " | ".join(parts) + f"  [{mods}] {lat}{flag}\n"
+                f"{who}t={record.t_end:.2f}  " + " | ".join(parts) + f"  [{mods}] {lat}{flag}\n"
             )
         self.stream.flush()
 
@@ -93,8 +100,9 @@ class JsonlSink:
 
 class CsvSink:
     """``index, t_end_lsl, <one column per label>, present, missing, latency_ms,
-    compute_ms, interpolated, calibrating`` per row (``eeg:O1 O2`` for interpolated
-    channels; calibrating 1 while the participant's statistics settle)."""
+    compute_ms, interpolated, calibrating, participant`` per row (``eeg:O1 O2`` for
+    interpolated channels; calibrating 1 while the participant's statistics settle;
+    participant empty in a one-person session)."""
 
     def __init__(self, path: str | Path, labels: tuple[str, ...]):
         self.path = Path(path)
@@ -115,6 +123,7 @@ class CsvSink:
                     "compute_ms",
                     "interpolated",
                     "calibrating",
+                    "participant",
                 ]
             )
             self._file.flush()
@@ -137,6 +146,7 @@ class CsvSink:
                 f"{record.compute_ms:.3f}",
                 "; ".join(f"{m}:{' '.join(c)}" for m, c in record.interpolated.items()),
                 int(record.calibrating),
+                record.participant,
             ]
         )
         self._file.flush()
@@ -156,11 +166,17 @@ class LslSink:
         name: str = "HeLo",
         source_id: str = "helo-predictions",
         model_name: str = "",
+        participant: str | None = None,
     ):
+        """``participant``: publish only that participant's predictions (a group
+        session's outlet of one member); None: every record."""
         info = pylsl.StreamInfo(
             name, PREDICTION_TYPE, len(labels), 1.0 / hop_s, pylsl.cf_float32, source_id
         )
         declare_channels(info, labels, units="probability", kind="EmotionProbability")
+        if participant:
+            info.desc().append_child_value("participant", participant)
+        self.participant = participant
         meta = info.desc().append_child("helo")
         meta.append_child_value("model", model_name)
         meta.append_child_value("hop_s", f"{hop_s:g}")
@@ -169,6 +185,8 @@ class LslSink:
         self.outlet = pylsl.StreamOutlet(info)
 
     def __call__(self, record: PredictionRecord) -> None:
+        if self.participant is not None and record.participant != self.participant:
+            return
         if record.distribution is not None:
             self.outlet.push_sample(
                 record.distribution.astype(np.float32).tolist(), timestamp=record.t_end
@@ -176,6 +194,71 @@ class LslSink:
 
     def close(self) -> None:
         del self.outlet
+
+
+class GroupSummarySink:
+    """The group at every hop: the mean distribution of the participants with a
+    prediction, their agreement (mean pairwise Jensen-Shannon similarity,
+    :mod:`helo.streamer.group`) and the share predicted, on an LSL outlet of type
+    ``EmotionGroupSummary`` (channels: the labels, ``agreement``, ``share_predicted``).
+
+    A hop's records arrive together (one batch); the state is made when every
+    participant's record of that window is in, or when a later window's arrives. A hop
+    with fewer than two predictions has no agreement and publishes no sample (never a
+    made-up value); :attr:`latest` keeps the last state for displays.
+    """
+
+    name = "group summary"
+
+    def __init__(
+        self,
+        participants: Sequence[str],
+        labels: tuple[str, ...],
+        hop_s: float,
+        *,
+        name: str = "HeLo-group",
+        source_id: str = "helo-group",
+        lsl: bool = True,
+    ):
+        self.participants = list(participants)
+        self.labels = labels
+        self.latest: GroupState | None = None
+        self.published = 0
+        self._index: int | None = None
+        self._pending: dict[str, np.ndarray | None] = {}
+        self._t_end = 0.0
+        self.info: pylsl.StreamInfo | None = None
+        self.outlet: pylsl.StreamOutlet | None = None
+        if lsl:
+            info = pylsl.StreamInfo(
+                name, GROUP_TYPE, len(labels) + 2, 1.0 / hop_s, pylsl.cf_float32, source_id
+            )
+            declare_channels(info, [*labels, "agreement", "share_predicted"], units="probability")
+            info.desc().append_child_value("participants", ",".join(self.participants))
+            self.info, self.outlet = info, pylsl.StreamOutlet(info)
+
+    def __call__(self, record: PredictionRecord) -> None:
+        if self._index is not None and record.index != self._index:
+            self._flush()
+        self._index, self._t_end = record.index, record.t_end
+        self._pending[record.participant] = record.distribution
+        if len(self._pending) == len(self.participants):
+            self._flush()
+
+    def _flush(self) -> None:
+        distributions = [self._pending.get(p) for p in self.participants]
+        state = group_state(self._t_end, distributions, len(self.participants))
+        self.latest = state
+        self._pending, self._index = {}, None
+        if self.outlet is not None and state.mean is not None and state.agreement is not None:
+            sample = [*state.mean.tolist(), state.agreement, state.predicted / state.participants]
+            self.outlet.push_sample(np.asarray(sample, np.float32).tolist(), state.t_end)
+            self.published += 1
+
+    def close(self) -> None:
+        if self._pending:
+            self._flush()
+        self.outlet = None
 
 
 class MemorySink:
@@ -227,26 +310,34 @@ class LatencyStats:
 
 
 class CalibrationNotice:
-    """Says in the terminal when the participant's calibration (warm-up or baseline)
-    is over, once: a researcher sees from when the predictions are settled."""
+    """Says in the terminal when a participant's calibration (warm-up or baseline)
+    is over, once per participant: a researcher sees from when the predictions are
+    settled."""
 
     name = "calibration notice"
 
     def __init__(self, warmup_s: float):
         self.warmup_s = warmup_s
-        self.started_at: float | None = None
-        self.done = warmup_s <= 0
+        self.started_at: dict[str, float] = {}
+        self.settled: set[str] = set()
+
+    @property
+    def done(self) -> bool:
+        return self.warmup_s <= 0 or (
+            bool(self.started_at) and self.settled >= set(self.started_at)
+        )
 
     def __call__(self, record: PredictionRecord) -> None:
-        if self.done:
+        who = record.participant
+        if self.warmup_s <= 0 or who in self.settled:
             return
-        if self.started_at is None:
-            self.started_at = record.t_end
+        started = self.started_at.setdefault(who, record.t_end)
         if not record.calibrating:
-            self.done = True
+            self.settled.add(who)
             log.info(
-                "calibration over after %.0f s: the participant's statistics are settled",
-                record.t_end - self.started_at + 0.0,
+                "%scalibration over after %.0f s: the participant's statistics are settled",
+                f"{who}: " if who else "",
+                record.t_end - started + 0.0,
             )
 
 
@@ -256,6 +347,14 @@ class Outputs:
 
     sinks: list[Subscriber]
     lsl: LslSink | None = None
+    lsl_by_participant: dict[str, LslSink] = field(default_factory=dict)
+    group: GroupSummarySink | None = None
+
+    @property
+    def outlets(self) -> list[pylsl.StreamInfo]:
+        """Every outlet the session opened (what a recording of it holds)."""
+        found = [s.info for s in (self.lsl, *self.lsl_by_participant.values()) if s is not None]
+        return found + ([self.group.info] if self.group and self.group.info else [])
 
 
 def open_sinks(
@@ -265,11 +364,15 @@ def open_sinks(
     *,
     model_name: str,
     lsl_source_id: str,
+    participants: Sequence[str] = (),
 ) -> Outputs:
-    """The outputs ``config`` asks for: stdout, JSONL, CSV, the LSL outlet. A file that
-    cannot be opened is a one-line error, and what was already opened is closed."""
+    """The outputs ``config`` asks for: stdout, JSONL, CSV, the LSL outlet (a group:
+    one per participant and the group summary). A file that cannot be opened is a
+    one-line error, and what was already opened is closed."""
     sinks: list[Subscriber] = []
     lsl = None
+    if participants:
+        return _open_group_sinks(config, labels, hop_s, model_name, lsl_source_id, participants)
     try:
         if config.stdout:
             sinks.append(StdoutSink())
@@ -286,6 +389,52 @@ def open_sinks(
         close_quietly(sinks)
         raise HeloError(f"{exc.filename}: cannot open output ({exc.strerror})") from None
     return Outputs(sinks, lsl)
+
+
+def _open_group_sinks(
+    config: SessionConfig,
+    labels: tuple[str, ...],
+    hop_s: float,
+    model_name: str,
+    lsl_source_id: str,
+    participants: Sequence[str],
+) -> Outputs:
+    """A group's outputs: the files and terminal for everyone, an outlet per participant
+    (``<lsl_name>-P01``, source_id ``<id>-P01``) and the group summary outlet."""
+    alone = open_sinks(
+        dataclasses.replace(config, lsl=False),
+        labels,
+        hop_s,
+        model_name=model_name,
+        lsl_source_id=lsl_source_id,
+    )
+    outputs = Outputs(alone.sinks)
+    try:
+        if config.lsl:
+            for p in participants:
+                sink = LslSink(
+                    labels,
+                    hop_s,
+                    name=f"{config.lsl_name}-{p}",
+                    source_id=f"{lsl_source_id}-{p}",
+                    model_name=model_name,
+                    participant=p,
+                )
+                outputs.lsl_by_participant[p] = sink
+                outputs.sinks.append(sink)
+        outputs.group = GroupSummarySink(
+            participants,
+            labels,
+            hop_s,
+            name=f"{config.lsl_name}-group",
+            source_id=f"{lsl_source_id}-group",
+            lsl=config.lsl,
+        )
+        outputs.sinks.append(outputs.group)
+    except BaseException:
+        close_quietly(outputs.sinks)
+        raise
+    return outputs
 
 
 def close_quietly(sinks: Sequence[Subscriber]) -> None:

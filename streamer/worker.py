@@ -48,6 +48,7 @@ class PredictionRecord:
     compute_ms: float = 0.0  # cut -> emitted, the monitor's own share
     interpolated: dict[str, tuple[str, ...]] = field(default_factory=dict)  # eeg -> channels
     calibrating: bool = False  # the participant's statistics (or baseline) are not settled
+    participant: str = ""  # whose windows (a group session); "" in a one-person session
 
     @property
     def dominant(self) -> str | None:
@@ -70,6 +71,7 @@ class PredictionRecord:
             "compute_ms": round(self.compute_ms, 3),
             "interpolated": {k: list(v) for k, v in self.interpolated.items()},
             "calibrating": self.calibrating,
+            "participant": self.participant,
         }
 
 
@@ -179,10 +181,7 @@ class InferenceWorker:
 
     def _handle(self, batch: list[WindowSet]) -> None:
         features = self.features(batch)
-        t_end = np.array([ws.t_end for ws in batch])
-        if self.window_log is not None:
-            self.window_log.add(t_end, features.values, features.present)
-        normalised = self._normalise(t_end, features.values, features.present)
+        normalised = self._prepare(batch, features)
         features.values = normalised.values
         predictor = self.predictor  # read once: a model switch lands between batches
         distributions = predictor.predict_features(features)
@@ -215,26 +214,57 @@ class InferenceWorker:
                 compute_ms=(now_wall - window_set.cut_wall) * 1e3,
                 interpolated={n: c for n, c in window_set.interpolated.items() if n in present},
                 calibrating=bool(normalised.calibrating[i]),
+                participant=window_set.participant,
             )
             self._deliver(record)
         self.handled += len(batch)
         self.batches += 1
 
+    def _prepare(self, batch: list[WindowSet], features: FeatureBatch) -> NormalisedBatch:
+        """Model input of a batch: each participant's windows normalised with their own
+        state, in time order (a group's hop holds one window per participant); the
+        window log and the label stream's baselines are a one-person session's."""
+        t_end = np.array([ws.t_end for ws in batch])
+        who = [ws.participant for ws in batch]
+        if len(set(who)) == 1:
+            if self.window_log is not None and not who[0]:
+                self.window_log.add(t_end, features.values, features.present)
+            return self._normalise(t_end, features.values, features.present, who[0])
+        out = {k: np.empty_like(v) for k, v in features.values.items()}
+        calibrating = np.zeros(len(batch), dtype=bool)
+        for participant in dict.fromkeys(who):
+            rows = np.flatnonzero(np.array(who) == participant)
+            part = self._normalise(
+                t_end[rows],
+                {k: v[rows] for k, v in features.values.items()},
+                features.present[rows],
+                participant,
+            )
+            for k, v in part.values.items():
+                out[k][rows] = v
+            calibrating[rows] = part.calibrating
+        return NormalisedBatch(out, calibrating)
+
     def _normalise(
-        self, t_end: np.ndarray, values: dict[str, np.ndarray], present: np.ndarray
+        self,
+        t_end: np.ndarray,
+        values: dict[str, np.ndarray],
+        present: np.ndarray,
+        participant: str = "",
     ) -> NormalisedBatch:
         """Model input of a batch, in window order; a baseline span (a rest marked on the
         label stream) recalibrates the normaliser from the first window ending at or
         after its end, whatever the batching (so replays are identical)."""
-        due = self.calibration.baseline_due(float(t_end[-1])) if self.calibration else None
-        if due is None or self.calibration is None:
-            return self.normaliser.apply(t_end, values, present)
+        calibration = None if participant else self.calibration
+        due = calibration.baseline_due(float(t_end[-1])) if calibration else None
+        if due is None or calibration is None:
+            return self.normaliser.apply(t_end, values, present, participant)
         first = int(np.searchsorted(t_end, due - 1e-9))
         parts = []
         if first:
             head = {k: v[:first] for k, v in values.items()}
             parts.append(self.normaliser.apply(t_end[:first], head, present[:first]))
-        self.calibration.take_baselines(float(t_end[first]))
+        calibration.take_baselines(float(t_end[first]))
         tail = {k: v[first:] for k, v in values.items()}
         parts.append(self._normalise(t_end[first:], tail, present[first:]))
         return NormalisedBatch(

@@ -11,10 +11,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # LSL on loopback only: resolve streams of this machine, never a lab's network.
 # liblsl reads this file when first used, so it is set before anything imports pylsl.
 # (With the machine scope alone, the LabRecorder bindings cannot subscribe to streams
-# of their own process; naming this machine as the known peer fixes that.)
+# of their own process; naming this machine as the known peer fixes that.) A known
+# peer is asked on the ports of the port range only: group tests open more than the
+# 16 outlets the default range of 32 ports holds, so the range is wider.
 _LSL_CFG = Path(tempfile.gettempdir()) / "helo-tests-lsl_api.cfg"
 _LSL_CFG.write_text(
-    "[multicast]\nResolveScope = machine\n[lab]\nKnownPeers = {127.0.0.1}\n[log]\nlevel = -2\n"
+    "[multicast]\nResolveScope = machine\n[lab]\nKnownPeers = {127.0.0.1}\n"
+    "[ports]\nPortRange = 512\n[log]\nlevel = -2\n"
 )
 os.environ.setdefault("LSLAPICFG", str(_LSL_CFG))
 

@@ -5,6 +5,10 @@ from the runtime's worker thread through a Qt signal (queued onto the GUI
 thread); everything else the window draws, it reads on a timer from the
 session's ring buffers and health snapshots, so the GUI thread never waits for
 the runtime, and the runtime never waits for drawing.
+
+A group session (records with a ``participant``) adds the participant grid above
+the plots, which then become the detail view of the participant selected in the
+grid; a one-person session (participant ``""``) never shows the grid.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from helo.models.features.spec import FeatureSpec
 from helo.models.streams import StreamDescription, describe_lsl
 from helo.streamer.config import ReplayOptions, SessionConfig
 from helo.streamer.worker import PredictionRecord
+from helo.ui.group_view import GroupGrid, ParticipantHistory
 from helo.ui.health import HealthTable
 from helo.ui.personal import PersonalPanel
 from helo.ui.plots import DistributionBars, SignalTraces, Timeline
@@ -226,10 +231,17 @@ class MainWindow(QtWidgets.QMainWindow):
         top = _row(self.bars, self.preview)
         self.timeline = Timeline(timeline_s)
         self.traces = SignalTraces()
+        # A group session: the participants above, the plots below show the selected one.
+        self.group = GroupGrid()
+        self.group.hide()
+        self.group.selected.connect(self._show_participant)
+        self.group_history = ParticipantHistory(timeline_s)
+        self._group_mode = False
         splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        for widget, stretch in ((top, 3), (self.timeline, 2), (self.traces, 3)):
+        for widget, stretch in ((self.group, 4), (top, 3), (self.timeline, 2), (self.traces, 3)):
             splitter.addWidget(widget)
             splitter.setStretchFactor(splitter.count() - 1, stretch)
+        self.views = splitter
         self.setCentralWidget(splitter)
         self.statusBar().showMessage("ready: pick a source and press Start")
 
@@ -309,6 +321,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.runner is not None and self.runner.running:
             self.runner.seek(seconds)
             self.timeline.restart()
+            self.group_history.clear()
 
     def eeg_channels(self) -> int | list[str]:
         labels = [x.strip() for x in self.eeg_edit.text().split(",") if x.strip()]
@@ -351,6 +364,7 @@ class MainWindow(QtWidgets.QMainWindow):
         model = self.model_edit.text().strip()
         record = Path(self.record_edit.text().strip()) if self.record_box.isChecked() else None
         self.predictions, self.latencies_ms, self.last_record = 0, [], None
+        self._leave_group_mode()
         self.runner = SessionRunner(
             self.choice(),
             checkpoint=Path(model) if model else None,
@@ -389,14 +403,63 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_prediction(self, record: PredictionRecord) -> None:
         if not self._views_ready:
             self._prepare_views()
+        self._adopt_labels(record.labels)
         self.predictions += 1
         self.last_record = record
         if record.latency_ms is not None:
             self.latencies_ms.append(record.latency_ms)
+        if record.participant:
+            self._add_group_record(record)
+            if record.participant != self.group.selected_participant:
+                return  # on its tile only
+        self._show_detail(record)
+        self.timeline.add(record.t_end, record.distribution)
+
+    def _show_detail(self, record: PredictionRecord) -> None:
+        """The bars and the calibration line for ``record`` (a group: the selected
+        participant's, named in the headline)."""
         note = "missing: " + ", ".join(record.missing) if record.missing else ""
         self.bars.show_distribution(record.distribution, note or "no modality present")
+        if record.participant:
+            self.bars.headline.setText(f"{record.participant}:  {self.bars.headline.text()}")
         self.calibration_label.setText(self._calibration_text(record))
-        self.timeline.add(record.t_end, record.distribution)
+
+    def _adopt_labels(self, labels: tuple[str, ...]) -> None:
+        """Labels from the records when no session gave them (records fed directly)."""
+        if tuple(labels) != self.bars.labels:
+            self.bars.set_labels(labels)
+            self.timeline.set_labels(labels)
+            self.group.set_labels(labels)
+
+    def _add_group_record(self, record: PredictionRecord) -> None:
+        """Every record goes to the grid and the per-participant history; the first one
+        shows the grid and selects its participant for the detail view."""
+        if not self._group_mode:
+            self._group_mode = True
+            self.group.show()
+            height = sum(self.views.sizes()) or self.views.height()
+            self.views.setSizes([int(height * f) for f in (0.4, 0.2, 0.15, 0.25)])
+        if self.group.selected_participant is None:
+            self.group.select(record.participant)  # nothing to show yet: the caller shows it
+        self.group.add(record)
+        self.group_history.add(record)
+
+    def _show_participant(self, participant: str) -> None:
+        """A tile was clicked: the detail view switches to that participant, with the
+        history kept for them (the timeline shows their last ``span_s`` seconds at once)."""
+        self.timeline.restart()
+        for t_end, values in self.group_history.of(participant):
+            self.timeline.add(t_end, values)
+        latest = self.group.latest(participant)
+        if latest is not None:
+            self._show_detail(latest)
+
+    def _leave_group_mode(self) -> None:
+        """A new session starts as a one-person one until a participant shows up."""
+        self._group_mode = False
+        self.group.hide()
+        self.group.clear()
+        self.group_history.clear()
 
     def _calibration_text(self, record: PredictionRecord) -> str:
         """A countdown while the participant's statistics (or the baseline) settle."""
@@ -416,6 +479,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.bars.set_labels(runner.labels)
         self.timeline.set_labels(runner.labels)
+        self.group.set_labels(runner.labels)
         self.traces.set_traces(runner.traces, self.eeg_channels())
         self.preview.setVisible(runner.webcam is not None)
         self._views_ready = True
@@ -425,8 +489,15 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ drawing
 
     def redraw(self) -> None:
+        if self._group_mode:
+            self.group.redraw()
         runner = self.runner
-        if runner is None or not runner.ready.is_set():
+        if runner is None:  # records fed without a session (tests, the group benchmark)
+            if self.last_record is not None:
+                self.timeline.redraw(self.last_record.t_end)
+                self.stats.frames += 1
+            return
+        if not runner.ready.is_set():
             return
         if not self._views_ready:
             self._prepare_views()

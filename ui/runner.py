@@ -195,13 +195,7 @@ class SessionRunner:
                 raise HeloError("replay: choose an XDF file")
             return ReplaySession(self.config, src.replay, [self._on_prediction])
         self.devices = start_devices(devices_for(src.kind, src.devices))
-        config = dataclasses.replace(
-            self.config,
-            streams={**self.devices.streams, **self.config.streams},
-            truth_stream=self.config.truth_stream or self.devices.truth,
-            labels_stream=self.config.labels_stream or self.devices.labels,
-        )
-        return LiveSession(config, [self._on_prediction])
+        return LiveSession(self.config.with_devices(self.devices), [self._on_prediction])
 
     def _close(self) -> None:
         if self.session is not None:

@@ -12,7 +12,6 @@ completed. ``--gui`` shows the same session in the desktop app.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -80,10 +79,12 @@ def add_webcam_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def device_options_from(
-    args: argparse.Namespace, allow_missing: bool, rest_s: float = 0.0
+    args: argparse.Namespace, allow_missing: bool, rest_s: float = 0.0, participants: int = 0
 ) -> DeviceOptions:
-    """``rest_s``: the session's baseline, which the synthetic device spends at rest."""
+    """``rest_s``: the session's baseline, which the synthetic device spends at rest;
+    ``participants``: how many people it simulates (a group from 2)."""
     return DeviceOptions(
+        participants=participants,
         devices=parse_devices(args.device),
         camera=args.camera,
         video=args.video,
@@ -99,17 +100,14 @@ def device_options_from(
 
 def run(args: argparse.Namespace) -> int:
     config = session_config_from(args)
-    options = device_options_from(args, config.allow_missing, config.baseline_s)
+    simulated = "synthetic" in parse_devices(args.device)
+    count = config.selection.count if simulated and config.selection.count else 0
+    options = device_options_from(args, config.allow_missing, config.baseline_s, count)
     if args.gui:
         kind = "webcam" if "webcam" in options.devices else options.devices[0]
         return launch_app(args, kind=kind, config=config, devices=options, start=True)
     with start_devices(options) as devices:
-        config = dataclasses.replace(
-            config,
-            streams={**devices.streams, **config.streams},
-            truth_stream=config.truth_stream or devices.truth,
-            labels_stream=config.labels_stream or devices.labels,
-        )
+        config = config.with_devices(devices)
         session = LiveSession(config)
         with session:
             run_until_signal(session.run, session.stop)

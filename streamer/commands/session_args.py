@@ -30,6 +30,20 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
         help="which stream feeds a modality (name, source_id or type)",
     )
     add_input_arguments(p)
+    p.add_argument(
+        "--participants",
+        dest="participants_select",
+        metavar="auto|N|P01,P02",
+        help="a group session: follow every participant found (auto), exactly N, or these; "
+        "one prediction stream per participant and a group summary (docs/groups.md)",
+    )
+    p.add_argument(
+        "--participants-by",
+        dest="participants_by",
+        metavar="RULE",
+        help="how streams are grouped into participants: auto (default), config, desc, "
+        r'hostname or name:REGEX (e.g. name:"(P\d+)")',
+    )
     p.add_argument("--quiet", action="store_true", help="no line per prediction on stdout")
     p.add_argument("--accelerator", choices=["auto", "cpu", "cuda"])
     p.add_argument(
@@ -115,6 +129,8 @@ def session_config_from(args: argparse.Namespace, **fixed: Any) -> SessionConfig
         "accelerator": getattr(args, "accelerator", None),
         "duration_s": getattr(args, "duration_s", None),
         "baseline_s": getattr(args, "baseline_s", None),
+        "participants_select": getattr(args, "participants_select", None),
+        "participants_by": getattr(args, "participants_by", None),
         "streams": parse_stream_overrides(getattr(args, "stream", [])) or None,
         "lsl": False if getattr(args, "no_lsl", False) else None,
         "stdout": False if getattr(args, "quiet", False) else None,
