@@ -234,10 +234,14 @@ class ReplayGroup:
         return grid_ends(self.path, self.start_s, self.end_s, self.spec.max_window_s, hop_s)
 
     def recorded_prediction_times(self) -> np.ndarray | None:
-        for stream in self.streams:
-            if stream.description.type.lower() == PREDICTION_TYPE.lower() and len(stream.times):
-                return stream.times
-        return None
+        """Every window end any participant's recorded predictions have (one may lack
+        some: a participant without a prediction sends no sample)."""
+        times = [
+            s.times
+            for s in self.streams
+            if s.description.type.lower() == PREDICTION_TYPE.lower() and len(s.times)
+        ]
+        return np.unique(np.round(np.concatenate(times), 6)) if times else None
 
     def push_until(self, t: float) -> None:
         for source in self.sources.values():

@@ -408,6 +408,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_record = record
         if record.latency_ms is not None:
             self.latencies_ms.append(record.latency_ms)
+            if len(self.latencies_ms) > 20_000:  # a long session: the recent ones suffice
+                del self.latencies_ms[:10_000]
         if record.participant:
             self._add_group_record(record)
             if record.participant != self.group.selected_participant:
@@ -468,7 +470,7 @@ class MainWindow(QtWidgets.QMainWindow):
         normaliser = session.normaliser if session is not None else None
         if not record.calibrating or normaliser is None:
             return ""
-        seen = normaliser.state().seen
+        seen = normaliser.state(record.participant).seen
         left = max(0.0, normaliser.warmup_s - seen)
         what = "baseline (rest)" if normaliser.baseline_s >= normaliser.warmup_s else "calibrating"
         return f"{what}: {left:.0f} s left of {normaliser.warmup_s:.0f} s"
@@ -502,7 +504,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self._views_ready:
             self._prepare_views()
         now = runner.now()
-        self.timeline.redraw(now, runner.truth(now - self.timeline.span_s, now))
+        who = self.group.selected_participant if self._group_mode else None
+        self.timeline.redraw(now, runner.truth(now - self.timeline.span_s, now, who))
         self.traces.redraw(now)
         position = runner.position()
         if position is not None:
@@ -532,7 +535,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.health_table.show_health(self.runner.health())
         if self.latencies_ms:
-            recent = np.asarray(self.latencies_ms[-200:])
+            recent = np.asarray(self.latencies_ms[-200 * max(1, len(self.group.participants)) :])
             self.latency_label.setText(
                 f"latency (newest sample -> prediction): p50 {np.median(recent):.1f} ms, "
                 f"p99 {np.percentile(recent, 99):.1f} ms; redraw {self.stats.fps():.0f}/s, "

@@ -162,9 +162,14 @@ class SessionRunner:
     def health(self) -> list[StreamHealth]:
         return self.session.health() if self.session is not None and self.ready.is_set() else []
 
-    def truth(self, t_start: float, t_end: float) -> tuple[np.ndarray, np.ndarray] | None:
-        """The true distribution over ``(t_start, t_end]``, when the source has one."""
-        return self.session.truth(t_start, t_end) if self.session is not None else None
+    def truth(
+        self, t_start: float, t_end: float, participant: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The true distribution over ``(t_start, t_end]``, when the source has one (a
+        group: the participant's)."""
+        if self.session is None:
+            return None
+        return self.session.truth(t_start, t_end, participant)
 
     # ------------------------------------------------------------------ thread
 

@@ -10,7 +10,10 @@
   interpolated electrodes lose (docs/inputs.md);
 - ``latency``, ``replay``, ``readers``, ``webcam``, ``gui``: the runtime (live latency
   for our own device and for the lab cap), the webcam device and the desktop app
-  (see docs/performance.md).
+  (see docs/performance.md);
+- ``group``: one monitor for 1, 4, 8, 16 participants (``--participants``): latency,
+  CPU per participant, compute per hop; and the app's participant grid at the
+  largest count (redraws/s, longest stall).
 
 The measuring lives in :mod:`helo.streamer.bench`; this module picks the sections and
 prints their figures, one function per section.
@@ -37,7 +40,7 @@ from helo.models.datasets.synthetic_windows import synthetic_spec
 from helo.models.errors import HeloError
 from helo.models.features.spec import FeatureSpec
 from helo.models.report import machine_line
-from helo.streamer.bench import adaptation, compute, personal, readers, runtime, webcam
+from helo.streamer.bench import adaptation, compute, group, personal, readers, runtime, webcam
 from helo.streamer.demo import DEMO_CHECKPOINT
 
 SECTIONS = (
@@ -50,6 +53,7 @@ SECTIONS = (
     "readers",
     "webcam",
     "gui",
+    "group",
 )
 QUICK = ("features", "model")
 
@@ -84,6 +88,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=20.0,
         help="live runs: the synthetic device pushes every this many ms (default 20)",
+    )
+    p.add_argument(
+        "--participants",
+        default="1,4,8,16",
+        help="group section: participant counts to run, comma-separated (default 1,4,8,16)",
     )
     p.add_argument("--checkpoint", type=Path, help="model to time (default: the demo model)")
     p.add_argument("--repeats", type=int, default=300, help="timed runs for per-window figures")
@@ -311,6 +320,43 @@ def _gui(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> No
     )
 
 
+def _group(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> None:
+    try:
+        counts = [int(n) for n in args.participants.split(",") if n.strip()]
+    except ValueError:
+        raise HeloError(
+            f"--participants {args.participants!r}: give counts like 1,4,8,16"
+        ) from None
+    if not counts or min(counts) < 1 or max(counts) > 64:
+        raise HeloError(f"--participants {args.participants!r}: counts from 1 to 64")
+    figures = group.group_latency(
+        counts, args.seconds, args.checkpoint, device_chunk_s=args.device_chunk_ms / 1e3
+    )
+    results["group"] = figures
+    for n, fig in figures.items():
+        print(
+            f"group of {n} ({fig['seconds']:.0f} s, hop 0.25 s, devices in another process "
+            f"pushing every {args.device_chunk_ms:g} ms): latency p50 "
+            f"{fig.get('latency_p50_ms', float('nan')):.1f} ms, p99 "
+            f"{fig.get('latency_p99_ms', float('nan')):.1f} ms; compute per hop p50 "
+            f"{fig.get('compute_per_hop_p50_ms', float('nan')):.1f} ms "
+            f"({fig.get('compute_per_participant_p50_ms', float('nan')):.2f} ms per participant); "
+            f"process CPU {100 * fig['process_cpu_share']:.0f} % "
+            f"({100 * fig['cpu_share_per_participant']:.1f} % per participant); "
+            f"{'kept up' if fig['kept_up'] else 'FELL BEHIND'} "
+            f"({fig['hops_handled']}/{fig['hops_due']} hops)"
+        )
+    from helo.streamer.bench.group_gui import bench_group_gui
+
+    largest = max(counts)
+    gui = bench_group_gui(largest, min(args.seconds, 30.0))
+    results["group_gui"] = gui
+    print(
+        f"app grid of {largest} participants: {gui['redraws_per_s']:.1f} redraws/s, longest "
+        f"stall {gui['max_stall_ms']:.0f} ms ({gui['stalls_over_50ms']} over 50 ms)"
+    )
+
+
 Section = Callable[[argparse.Namespace, "Checkpoint | None", dict], None]
 RUNNERS: dict[str, Section] = {
     "features": _features,
@@ -322,4 +368,5 @@ RUNNERS: dict[str, Section] = {
     "readers": _readers,
     "webcam": _webcam,
     "gui": _gui,
+    "group": _group,
 }

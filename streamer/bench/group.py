@@ -1,0 +1,138 @@
+"""Group figures of ``streamer bench --only group``: one monitor for N participants.
+
+The simulated group runs in its own process (in a lab each participant's amplifier
+and camera are other machines; here they share the two cores, so the figures are
+pessimistic), pushing every ``device_chunk_s`` like an amplifier sending packets.
+The monitor follows all N with one scheduler hop and one batched model call per hop.
+Per participant count: latency (newest sample in the window -> prediction emitted,
+LSL clock) p50/p99 after the windows are full, the monitor process's CPU (share of
+one core, and per participant), its own compute per hop (cut -> last prediction
+emitted), and whether it kept up (hops handled vs hops due).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+_DEVICE_CODE = (
+    "import sys, time\n"
+    "from helo.devices.synthetic_group import SyntheticGroup\n"
+    "g = SyntheticGroup(int(sys.argv[1]), source_prefix=sys.argv[2], "
+    "chunk_s=float(sys.argv[3]), labels=False).start()\n"
+    "print('ready', flush=True)\n"
+    "cpu = time.process_time(); time.sleep(float(sys.argv[4]))\n"
+    "print('cpu', (time.process_time() - cpu) / float(sys.argv[4]), flush=True)\n"
+    "g.stop()\n"
+)
+
+
+def group_latency(
+    participants: Sequence[int] = (1, 4, 8, 16),
+    seconds: float = 30.0,
+    checkpoint: Path | None = None,
+    device_chunk_s: float = 0.02,
+    warmup_s: float = 6.0,
+) -> dict:
+    """The figures above for each participant count, one after the other."""
+    return {
+        str(n): _one_group(n, seconds, checkpoint, device_chunk_s, warmup_s) for n in participants
+    }
+
+
+def _one_group(
+    n: int, seconds: float, checkpoint: Path | None, device_chunk_s: float, warmup_s: float
+) -> dict:
+    from helo.devices.synthetic_group import participant_name
+    from helo.streamer.config import SessionConfig
+    from helo.streamer.session import LiveSession
+    from helo.streamer.sinks import MemorySink
+
+    prefix = f"bench-grp-{uuid.uuid4().hex[:6]}"
+    total_s = seconds + warmup_s
+    device = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _DEVICE_CODE,
+            str(n),
+            prefix,
+            str(device_chunk_s),
+            str(total_s + 30),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert device.stdout is not None
+        if device.stdout.readline().strip() != "ready":
+            raise RuntimeError("the simulated group did not start")
+        names = [participant_name(i + 1) for i in range(n)]
+        tables = {p: {m: f"{prefix}-{p}-{m}" for m in ("eeg", "gsr", "ppg", "face")} for p in names}
+        memory = MemorySink()
+        config = SessionConfig(
+            checkpoint=checkpoint,
+            participants=tables,
+            participants_select=str(n),
+            participants_by="config",
+            stdout=False,
+            lsl=True,
+            hop_s=0.25,
+            duration_s=total_s,
+        )
+        with LiveSession(config, [memory]) as session:
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            count = session.run()
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+            worker = session.pipeline.worker if session.pipeline else None
+    finally:
+        device.terminate()
+        try:
+            device.wait(10)
+        except subprocess.TimeoutExpired:
+            device.kill()
+    records = memory.records
+    first = records[0].t_end if records else 0.0
+    steady = [r for r in records if r.t_end >= first + warmup_s]
+    latency = np.array([r.latency_ms for r in steady if r.latency_ms is not None])
+    per_hop: dict[int, float] = {}
+    for r in steady:
+        per_hop[r.index] = max(per_hop.get(r.index, 0.0), r.compute_ms)
+    compute = np.array(list(per_hop.values()))
+    hops_due = int(wall / 0.25)
+    hops = count // max(n, 1)
+    out = {
+        "participants": n,
+        "seconds": round(wall, 1),
+        "predictions": sum(r.distribution is not None for r in steady),
+        "windows": len(steady),
+        "hops_handled": hops,
+        "hops_due": hops_due,
+        "kept_up": bool(
+            hops >= 0.95 * hops_due and (latency.size == 0 or np.percentile(latency, 99) < 250)
+        ),
+        "process_cpu_share": round(cpu / wall, 3),
+        "cpu_share_per_participant": round(cpu / wall / n, 4),
+        "model_batches": worker.batches if worker else 0,
+        "device_chunk_s": device_chunk_s,
+    }
+    if latency.size:
+        out.update(
+            latency_p50_ms=round(float(np.percentile(latency, 50)), 1),
+            latency_p99_ms=round(float(np.percentile(latency, 99)), 1),
+            latency_max_ms=round(float(latency.max()), 1),
+        )
+    if compute.size:
+        out.update(
+            compute_per_hop_p50_ms=round(float(np.percentile(compute, 50)), 2),
+            compute_per_hop_p99_ms=round(float(np.percentile(compute, 99)), 2),
+            compute_per_participant_p50_ms=round(float(np.percentile(compute, 50)) / n, 2),
+        )
+    return out
