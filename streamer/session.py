@@ -394,9 +394,13 @@ class LiveSession(Session):
         wanted |= {TRUTH_TYPE.lower(), LABELS_TYPE.lower()}
         named = {v for entries in config.participants.values() for v in entries.values()}
         headers: dict[str, pylsl.StreamInfo] = {}
+        seen: dict[str, pylsl.StreamInfo] = {}  # uid -> resolved info, kept across rounds
         while True:
             infos = []
-            for info in pylsl.resolve_streams(wait_time=1.0):
+            # A large group answers a resolve with dozens of datagrams, and some get lost:
+            # a stream that answered once is kept, so every round can only add streams.
+            seen.update((i.uid(), i) for i in pylsl.resolve_streams(wait_time=1.0))
+            for info in seen.values():
                 if info.type().lower() not in wanted and not named & {
                     info.name(),
                     info.source_id(),

@@ -42,11 +42,11 @@ def group_latency(
 ) -> dict:
     """The figures above for each participant count, one after the other."""
     return {
-        str(n): _one_group(n, seconds, checkpoint, device_chunk_s, warmup_s) for n in participants
+        str(n): one_group(n, seconds, checkpoint, device_chunk_s, warmup_s) for n in participants
     }
 
 
-def _one_group(
+def one_group(
     n: int, seconds: float, checkpoint: Path | None, device_chunk_s: float, warmup_s: float
 ) -> dict:
     from helo.devices.synthetic_group import participant_name
