@@ -406,12 +406,8 @@ class LiveSession(Session):
                     info.source_id(),
                 }:
                     continue
-                if info.uid() not in headers:
-                    try:
-                        headers[info.uid()] = full_info(info, timeout_s=2.0)
-                    except Exception:  # it vanished since it answered (a device stopping)
-                        log.debug("no header from %s; left out", info.name())
-                        continue
+                if not _fetch_header(info, headers):
+                    continue
                 infos.append(info)
             descriptions = [describe_lsl(headers[i.uid()]) for i in infos]
             late = time.monotonic() > deadline
@@ -445,8 +441,8 @@ class LiveSession(Session):
                     continue
                 if kind not in wanted and not named & {info.name(), info.source_id(), kind}:
                     continue  # cannot feed this model: do not open it
-                if info.uid() not in headers:
-                    headers[info.uid()] = full_info(info)
+                if not _fetch_header(info, headers):
+                    continue
                 infos.append(info)  # the resolved info: it knows where the stream is
             descriptions = [describe_lsl(headers[i.uid()]) for i in infos]
             mapping = map_streams(spec, descriptions, config.streams, config.inputs)
@@ -517,6 +513,19 @@ class LiveSession(Session):
         if reader is None:
             return None
         return reader.buffer.read_span(t_start, t_end)
+
+
+def _fetch_header(info: pylsl.StreamInfo, headers: dict[str, pylsl.StreamInfo]) -> bool:
+    """The stream's full header into ``headers`` (once per stream); False when it cannot
+    be had: the stream vanished since it answered the resolve (a device stopping)."""
+    if info.uid() in headers:
+        return True
+    try:
+        headers[info.uid()] = full_info(info, timeout_s=2.0)
+    except Exception:  # pylsl's TimeoutError, LostError
+        log.debug("no header from %s; left out", info.name())
+        return False
+    return True
 
 
 def _resolve_named(wanted: str | None, what: str) -> pylsl.StreamInfo | None:

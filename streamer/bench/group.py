@@ -12,6 +12,8 @@ emitted), and whether it kept up (hops handled vs hops due).
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
@@ -46,9 +48,23 @@ def group_latency(
     }
 
 
+def grid_speed(participants: int, seconds: float) -> dict:
+    """The app's participant grid (``helo.ui.group_bench``) in its own process, offscreen
+    unless a display is set: redraws per second and the longest event-loop stall."""
+    env = dict(os.environ)
+    if not env.get("DISPLAY"):
+        env["QT_QPA_PLATFORM"] = "offscreen"
+    command = [sys.executable, "-m", "helo.ui.group_bench", str(participants), str(seconds)]
+    done = subprocess.run(
+        command, check=True, timeout=seconds + 120, env=env, capture_output=True, text=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def one_group(
     n: int, seconds: float, checkpoint: Path | None, device_chunk_s: float, warmup_s: float
 ) -> dict:
+    """One participant count's figures (see the module docstring)."""
     from helo.devices.synthetic_group import participant_name
     from helo.streamer.config import SessionConfig
     from helo.streamer.session import LiveSession
@@ -56,16 +72,9 @@ def one_group(
 
     prefix = f"bench-grp-{uuid.uuid4().hex[:6]}"
     total_s = seconds + warmup_s
+    arguments = [str(n), prefix, str(device_chunk_s), str(total_s + 30)]
     device = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            _DEVICE_CODE,
-            str(n),
-            prefix,
-            str(device_chunk_s),
-            str(total_s + 30),
-        ],
+        [sys.executable, "-c", _DEVICE_CODE, *arguments],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -98,7 +107,21 @@ def one_group(
             device.wait(10)
         except subprocess.TimeoutExpired:
             device.kill()
-    records = memory.records
+    out = {
+        "participants": n,
+        "seconds": round(wall, 1),
+        "hops_handled": count // max(n, 1),
+        "hops_due": int(wall / 0.25),
+        "process_cpu_share": round(cpu / wall, 3),
+        "cpu_share_per_participant": round(cpu / wall / n, 4),
+        "model_batches": worker.batches if worker else 0,
+        "device_chunk_s": device_chunk_s,
+    }
+    return {**out, **_latency_figures(memory.records, n, warmup_s, out)}
+
+
+def _latency_figures(records: list, n: int, warmup_s: float, out: dict) -> dict:
+    """Latency and compute percentiles of the records after the warm-up; kept up?"""
     first = records[0].t_end if records else 0.0
     steady = [r for r in records if r.t_end >= first + warmup_s]
     latency = np.array([r.latency_ms for r in steady if r.latency_ms is not None])
@@ -106,33 +129,22 @@ def one_group(
     for r in steady:
         per_hop[r.index] = max(per_hop.get(r.index, 0.0), r.compute_ms)
     compute = np.array(list(per_hop.values()))
-    hops_due = int(wall / 0.25)
-    hops = count // max(n, 1)
-    out = {
-        "participants": n,
-        "seconds": round(wall, 1),
+    behind = latency.size > 0 and np.percentile(latency, 99) >= 250
+    figures: dict = {
         "predictions": sum(r.distribution is not None for r in steady),
         "windows": len(steady),
-        "hops_handled": hops,
-        "hops_due": hops_due,
-        "kept_up": bool(
-            hops >= 0.95 * hops_due and (latency.size == 0 or np.percentile(latency, 99) < 250)
-        ),
-        "process_cpu_share": round(cpu / wall, 3),
-        "cpu_share_per_participant": round(cpu / wall / n, 4),
-        "model_batches": worker.batches if worker else 0,
-        "device_chunk_s": device_chunk_s,
+        "kept_up": bool(out["hops_handled"] >= 0.95 * out["hops_due"] and not behind),
     }
     if latency.size:
-        out.update(
+        figures.update(
             latency_p50_ms=round(float(np.percentile(latency, 50)), 1),
             latency_p99_ms=round(float(np.percentile(latency, 99)), 1),
             latency_max_ms=round(float(latency.max()), 1),
         )
     if compute.size:
-        out.update(
+        figures.update(
             compute_per_hop_p50_ms=round(float(np.percentile(compute, 50)), 2),
             compute_per_hop_p99_ms=round(float(np.percentile(compute, 99)), 2),
             compute_per_participant_p50_ms=round(float(np.percentile(compute, 50)) / n, 2),
         )
-    return out
+    return figures

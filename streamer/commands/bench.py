@@ -346,10 +346,8 @@ def _group(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> 
             f"({fig['hops_handled']}/{fig['hops_due']} hops)",
             flush=True,
         )
-    from helo.streamer.bench.group_gui import bench_group_gui
-
     largest = max(counts)
-    gui = bench_group_gui(largest, min(args.seconds, 30.0))
+    gui = group.grid_speed(largest, min(args.seconds, 30.0))
     results["group_gui"] = gui
     print(
         f"app grid of {largest} participants: {gui['redraws_per_s']:.1f} redraws/s, longest "

@@ -5,7 +5,7 @@ No session runs: a background thread emits, every hop (0.25 s), one made-up reco
 participant through the window's ``bridge.prediction`` signal, as the runtime's worker
 does, and the window's own redraw timer and :class:`FrameStats` do the rest. So the
 figures are the GUI's cost alone (grid, bars, timeline; no signal traces, which need a
-session's buffers). Run as ``python -m helo.streamer.bench.group_gui [N] [SECONDS]``.
+session's buffers). Run as ``python -m helo.ui.group_bench [N] [SECONDS]``.
 """
 
 from __future__ import annotations
