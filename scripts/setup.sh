@@ -20,6 +20,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
             "$VENV/bin/python" -m pip install -q "torch==${HELO_CPU_TORCH:-2.13.0}"
         fi
     fi
-    "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    "$VENV/bin/python" -m pip install -q -e ".[dev,scale]"
     touch "$stamp"
 fi

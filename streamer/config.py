@@ -75,6 +75,7 @@ class SessionConfig:
     buffer_s: float = BUFFER_S
     allow_missing: bool = True
     accelerator: str = "auto"
+    threads: int | None = None  # CPU threads for batched inference (None: every core)
     streams: dict[str, str] = field(default_factory=dict)
     inputs: AdaptOptions = field(default_factory=AdaptOptions)
     truth_stream: str | None = None  # source_id or name of a stream of true distributions

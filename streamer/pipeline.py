@@ -51,9 +51,10 @@ class Pipeline:
         window_log: WindowLog | None = None,
         calibration: Calibration | None = None,
         groups: Mapping[str, Mapping[str, Feed]] | None = None,
+        threads: int | None = None,
     ):
         self.checkpoint = checkpoint
-        self.predictor = Predictor(checkpoint, device=resolve_device(accelerator))
+        self.predictor = Predictor(checkpoint, device=resolve_device(accelerator), workers=threads)
         self.scheduler = WindowScheduler(
             checkpoint.spec,
             feeds,

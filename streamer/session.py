@@ -235,6 +235,7 @@ class Session:
             window_log=self.window_log,
             calibration=self,
             groups=self.group_feeds or None,
+            threads=self.config.threads,
         )
 
     def baseline_due(self, until: float) -> float | None:
