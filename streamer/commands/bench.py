@@ -11,6 +11,8 @@
 - ``latency``, ``replay``, ``readers``, ``webcam``, ``gui``: the runtime (live latency
   for our own device and for the lab cap), the webcam device and the desktop app
   (see docs/performance.md);
+- ``study``: a study of ``--study-recordings`` recordings replayed sequentially and with
+  Ray (1 and 2 workers): wall times, speed-up, Ray's overhead per recording;
 - ``group``: one monitor for 1, 4, 8, 16 participants (``--participants``): latency,
   CPU per participant, compute per hop; and the app's participant grid at the
   largest count (redraws/s, longest stall).
@@ -40,7 +42,16 @@ from helo.models.datasets.synthetic_windows import synthetic_spec
 from helo.models.errors import HeloError
 from helo.models.features.spec import FeatureSpec
 from helo.models.report import machine_line
-from helo.streamer.bench import adaptation, compute, group, personal, readers, runtime, webcam
+from helo.streamer.bench import (
+    adaptation,
+    compute,
+    group,
+    personal,
+    readers,
+    runtime,
+    study,
+    webcam,
+)
 from helo.streamer.demo import DEMO_CHECKPOINT
 
 SECTIONS = (
@@ -54,6 +65,7 @@ SECTIONS = (
     "webcam",
     "gui",
     "group",
+    "study",
 )
 QUICK = ("features", "model")
 
@@ -94,6 +106,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="1,4,8,16",
         help="group section: participant counts to run, comma-separated (default 1,4,8,16)",
     )
+    p.add_argument(
+        "--study-recordings",
+        type=int,
+        default=12,
+        help="study section: recordings in the study (copies of 3 recordings of "
+        "--study-minutes each; default 12)",
+    )
+    p.add_argument("--study-minutes", type=float, default=5.0, help="study section: minutes")
     p.add_argument("--checkpoint", type=Path, help="model to time (default: the demo model)")
     p.add_argument("--repeats", type=int, default=300, help="timed runs for per-window figures")
     p.add_argument("--batch", type=int, default=256, help="windows per batch for throughput")
@@ -355,6 +375,25 @@ def _group(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> 
     )
 
 
+def _study(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="helo-bench-study-"))
+    print(f"recording 3 x {args.study_minutes:g} min of the synthetic device ...", flush=True)
+    sources = [
+        runtime.make_recording(folder / f"source-{i}.xdf", args.study_minutes) for i in range(3)
+    ]
+    paths = study.make_study(folder / "study", sources, args.study_recordings)
+    fig = study.study_speed(paths, workers=os.cpu_count() or 1)
+    results["study"] = fig
+    n = os.cpu_count() or 1
+    print(
+        f"study of {fig['recordings']} recordings ({fig['recording_s'] / 60:.0f} min in all): "
+        f"sequential {fig['sequential_s']:.1f} s; Ray, 1 worker {fig['ray_1_workers_s']:.1f} s, "
+        f"{n} workers {fig[f'ray_{n}_workers_s']:.1f} s ({fig['speedup']:.2f}x; Ray's start "
+        f"{fig[f'ray_start_{n}_s']:.1f} s not included); Ray's overhead "
+        f"{1e3 * fig['ray_overhead_per_recording_s']:.0f} ms per recording"
+    )
+
+
 Section = Callable[[argparse.Namespace, "Checkpoint | None", dict], None]
 RUNNERS: dict[str, Section] = {
     "features": _features,
@@ -367,4 +406,5 @@ RUNNERS: dict[str, Section] = {
     "webcam": _webcam,
     "gui": _gui,
     "group": _group,
+    "study": _study,
 }
