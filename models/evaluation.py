@@ -10,7 +10,7 @@ present (the others masked), on the windows that have all of that subset.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,7 +23,7 @@ from helo.models.errors import HeloError
 from helo.models.features.spec import FeatureSpec
 from helo.models.metrics import evaluate_distributions
 from helo.models.splits import holdout, subject_folds, trial_folds
-from helo.models.training import TrainConfig, TrainResult, model_device, to_tensors, train_model
+from helo.models.training import TrainConfig, model_device, to_tensors, train_model
 
 PROTOCOLS = ("subject", "trial")
 
@@ -116,37 +116,105 @@ def folds_for(data: WindowDataset, protocol: str, n_folds: int, seed: int):
     raise HeloError(f"--protocol must be one of {PROTOCOLS}, got {protocol!r}")
 
 
-def cross_validate(
+@dataclass(frozen=True)
+class FoldJob:
+    """One fold to train and test: which of the shared data sets (a report row's), the
+    training settings, the fold's windows. Small: the data sets travel once (a Ray
+    object), the jobs many times."""
+
+    key: str
+    config: TrainConfig
+    fold: int
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    subsets: bool = False
+
+
+@dataclass
+class FoldResult:
+    """What a fold gave: its test predictions and metrics (the model stays where it was
+    trained: folds may run in other processes)."""
+
+    key: str
+    fold: int
+    test_idx: np.ndarray
+    predictions: np.ndarray
+    metrics: dict[str, float]
+    best_epoch: int
+    seconds: float
+    subset_metrics: dict[str, dict[str, float]] | None = None
+
+
+# How folds run: sequentially here (the default), or as Ray tasks
+# (:func:`helo.streamer.distributed.ray_fold_map`); results come in job order.
+FoldRunner = Callable[[Mapping[str, WindowDataset], FoldJob], FoldResult]
+FoldMap = Callable[[FoldRunner, Mapping[str, WindowDataset], list[FoldJob]], Iterable[FoldResult]]
+
+
+def sequential_folds(
+    run: FoldRunner,
+    datasets: Mapping[str, WindowDataset],
+    jobs: list[FoldJob],
+) -> Iterator[FoldResult]:
+    for job in jobs:
+        yield run(datasets, job)
+
+
+def fold_jobs(
     data: WindowDataset,
     config: TrainConfig,
-    protocol: str = "subject",
-    n_folds: int = 5,
+    protocol: str,
+    n_folds: int,
     subsets: bool = False,
-    progress: bool = True,
-    on_fold: Callable[[int, TrainResult, dict[str, float]], None] | None = None,
+    key: str = "",
+) -> list[FoldJob]:
+    """The folds of ``protocol`` (the same for every row of a report: same seed)."""
+    return [
+        FoldJob(key, config, f, train_idx, test_idx, subsets)
+        for f, (train_idx, test_idx) in enumerate(folds_for(data, protocol, n_folds, config.seed))
+    ]
+
+
+def run_fold(
+    datasets: Mapping[str, WindowDataset], job: FoldJob, progress: bool = False
+) -> FoldResult:
+    """Train on the fold's training part (early-stopping on a validation part split the
+    same way) and predict its test part; the same here or in a Ray worker."""
+    data = datasets[job.key]
+    config = job.config
+    train_all, test = data.subset(job.train_idx), data.subset(job.test_idx)
+    groups = train_all.subjects if config.val_by == "subject" else train_all.trials
+    fit_idx, val_idx = holdout(groups, config.val_fraction, seed=config.seed + job.fold)
+    result = train_model(
+        train_all.subset(fit_idx), train_all.subset(val_idx), config, progress=progress
+    )
+    device = model_device(result.model)
+    pred = predict(result.model, result.spec, test, device)
+    return FoldResult(
+        job.key,
+        job.fold,
+        job.test_idx,
+        pred,
+        evaluate_distributions(pred, test.targets),
+        result.best_epoch,
+        result.seconds,
+        evaluate_subsets(result.model, result.spec, test, device) if job.subsets else None,
+    )
+
+
+def pool_folds(
+    data: WindowDataset, protocol: str, n_folds: int, results: Iterable[FoldResult]
 ) -> CrossValidation:
-    """Train on each fold's training part (early-stopping on a validation part split
-    the same way), predict its test part, and pool the test predictions."""
-    folds = folds_for(data, protocol, n_folds, config.seed)
+    """The folds' test predictions pooled, and their metrics."""
     pred = np.full(data.targets.shape, np.nan)
     per_fold, subset_parts = [], []
     seconds = 0.0
-    for f, (train_idx, test_idx) in enumerate(folds):
-        train_all, test = data.subset(train_idx), data.subset(test_idx)
-        groups = train_all.subjects if config.val_by == "subject" else train_all.trials
-        fit_idx, val_idx = holdout(groups, config.val_fraction, seed=config.seed + f)
-        result = train_model(
-            train_all.subset(fit_idx), train_all.subset(val_idx), config, progress=progress
-        )
-        seconds += result.seconds
-        device = model_device(result.model)
-        pred[test_idx] = predict(result.model, result.spec, test, device)
-        metrics = evaluate_distributions(pred[test_idx], test.targets)
-        per_fold.append({**metrics, "n": len(test_idx), "best_epoch": result.best_epoch})
-        if subsets:
-            subset_parts.append(evaluate_subsets(result.model, result.spec, test, device))
-        if on_fold is not None:
-            on_fold(f, result, metrics)
+    for r in sorted(results, key=lambda r: r.fold):
+        pred[r.test_idx] = r.predictions
+        per_fold.append({**r.metrics, "n": len(r.test_idx), "best_epoch": r.best_epoch})
+        seconds += r.seconds
+        if r.subset_metrics is not None:
+            subset_parts.append(r.subset_metrics)
     return CrossValidation(
         protocol=protocol,
         n_folds=n_folds,
@@ -157,6 +225,34 @@ def cross_validate(
         targets=data.targets,
         seconds=seconds,
     )
+
+
+def cross_validate(
+    data: WindowDataset,
+    config: TrainConfig,
+    protocol: str = "subject",
+    n_folds: int = 5,
+    subsets: bool = False,
+    progress: bool = True,
+    on_fold: Callable[[FoldResult], None] | None = None,
+    fold_map: FoldMap | None = None,
+) -> CrossValidation:
+    """Every fold trained and tested (:func:`run_fold`), by ``fold_map`` (default: one
+    after the other, here), and the test predictions pooled. The folds and seeds are
+    the same whichever way they run, so the results are too (for the same number of
+    torch threads per fold)."""
+    jobs = fold_jobs(data, config, protocol, n_folds, subsets)
+    results = []
+    if fold_map is None:
+        runner: FoldRunner = lambda datasets, job: run_fold(datasets, job, progress)  # noqa: E731
+        mapped: Iterable[FoldResult] = sequential_folds(runner, {"": data}, jobs)
+    else:
+        mapped = fold_map(run_fold, {"": data}, jobs)
+    for result in mapped:
+        results.append(result)
+        if on_fold is not None:
+            on_fold(result)
+    return pool_folds(data, protocol, n_folds, results)
 
 
 def _pool_subsets(parts: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:

@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
 from helo.models.datasets.windows import WindowDataset
-from helo.models.evaluation import cross_validate
+from helo.models.evaluation import (
+    FoldJob,
+    FoldMap,
+    FoldResult,
+    FoldRunner,
+    fold_jobs,
+    pool_folds,
+    run_fold,
+    sequential_folds,
+)
 from helo.models.metrics import LOWER_IS_BETTER, METRICS, metrics_table
 from helo.models.personal import PersonalRow, personal_rows
 from helo.models.training import TrainConfig
@@ -104,11 +113,16 @@ def run_report(
     progress: bool = True,
     log: Callable[[str], None] = print,
     personal_ks: tuple[int, ...] = (2, 4, 8),
+    fold_map: FoldMap | None = None,
 ) -> ReportResult:
-    """Every row by the same folds; then, with ``personal_ks``, HeLo personalised with
-    k labelled trials per test participant (:func:`models.personal.personal_rows`)."""
+    """Every row by the same folds, all rows' folds one set of jobs for ``fold_map``
+    (default: one after the other here; Ray tasks run them side by side); then, with
+    ``personal_ks``, HeLo personalised with k labelled trials per test participant
+    (:func:`models.personal.personal_rows`). A row's time is its folds' training time."""
     variants = variants or default_variants(data.spec.names, base.normalisation)
     rows, seconds, subsets = {}, {}, {}
+    datasets: dict[str, WindowDataset] = {}
+    jobs: list[FoldJob] = []
     for variant in variants:
         options = (
             {**base.model_options, **variant.options}
@@ -121,19 +135,32 @@ def run_report(
         if variant.normalisation is not None:
             config = replace(config, normalisation=variant.normalisation)
         part = data.select_modalities(variant.modalities) if variant.modalities else data
-        started = time.perf_counter()
-        cv = cross_validate(
-            part, config, protocol, n_folds, subsets=variant.name == "HeLo", progress=progress
-        )
-        seconds[variant.name] = time.perf_counter() - started
-        rows[variant.name] = {**cv.metrics, "n": len(part)}
-        if variant.name == "HeLo":
+        datasets[variant.name] = part
+        jobs += fold_jobs(part, config, protocol, n_folds, variant.name == "HeLo", variant.name)
+    done: dict[str, list[FoldResult]] = {}
+    expected = {key: sum(job.key == key for job in jobs) for key in datasets}
+    mapped: Iterable[FoldResult]
+    if fold_map is None:
+        runner: FoldRunner = lambda shared, job: run_fold(shared, job, progress)  # noqa: E731
+        mapped = sequential_folds(runner, datasets, jobs)
+    else:
+        mapped = fold_map(run_fold, datasets, jobs)
+    for result in mapped:
+        done.setdefault(result.key, []).append(result)
+        if len(done[result.key]) < expected[result.key]:
+            continue
+        name, part = result.key, datasets[result.key]
+        cv = pool_folds(part, protocol, n_folds, done[name])
+        seconds[name] = cv.seconds
+        rows[name] = {**cv.metrics, "n": len(part)}
+        if name == "HeLo":
             subsets = cv.per_subset
         log(
-            f"{variant.name}: "
+            f"{name}: "
             + ", ".join(f"{m} {cv.metrics[m]:.4f}" for m in METRICS)
-            + f" ({seconds[variant.name]:.0f} s)"
+            + f" ({seconds[name]:.0f} s)"
         )
+    rows = {v.name: rows[v.name] for v in variants if v.name in rows}
     personal = []
     if personal_ks and base.model == "helo":
         started = time.perf_counter()

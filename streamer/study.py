@@ -24,7 +24,6 @@ import csv
 import glob
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -34,6 +33,7 @@ import numpy as np
 
 from helo.models.errors import HeloError
 from helo.streamer.config import ReplayOptions, SessionConfig
+from helo.streamer.distributed import start_ray
 from helo.streamer.worker import PredictionRecord
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,7 @@ class Study:
     def _ray_results(self, todo: list[Path]) -> Iterator[tuple[Path, RecordingResult]]:
         import ray
 
-        started_here = _start_ray(self.ray_address, self.workers)
+        started_here = start_ray(self.ray_address, self.workers)
         try:
             task = ray.remote(num_cpus=1, max_retries=2)(replay_recording)
             config = ray.put(replace(self.config, threads=1))  # one CPU per task
@@ -294,27 +294,6 @@ class Study:
         finally:
             if started_here:
                 ray.shutdown()
-
-
-def _start_ray(address: str | None, workers: int | None) -> bool:
-    """Connect to a cluster (``address`` or RAY_ADDRESS) or start a local instance;
-    True when this call started it (and so shuts it down)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address:
-        ray.init(address=address, log_to_driver=False)
-        log.info("Ray: connected to %s (%s CPUs)", address, ray.cluster_resources().get("CPU"))
-    else:
-        ray.init(
-            num_cpus=workers or os.cpu_count() or 1,
-            include_dashboard=False,
-            log_to_driver=False,
-        )
-        log.info("Ray: a local instance with %d CPUs", workers or os.cpu_count() or 1)
-    return True
 
 
 def write_table(out: Path, results: Sequence[RecordingResult]) -> Path:

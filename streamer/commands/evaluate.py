@@ -26,6 +26,7 @@ from helo.models.training import resolve_device
 from helo.streamer.commands import train as train_cmd
 from helo.streamer.commands.session_args import add_input_arguments, inputs_from
 from helo.streamer.demo import DEMO_CHECKPOINT, DEMO_TEST_DATA
+from helo.streamer.distributed import add_ray_arguments, fold_map_from
 from helo.streamer.process import configure_for_training
 
 log = logging.getLogger("streamer.evaluate")
@@ -63,6 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-progress", action="store_true")
+    add_ray_arguments(p, "the folds")
     p.set_defaults(
         run=run,
         batch_size=None,
@@ -136,9 +138,13 @@ def _run_protocol(args: argparse.Namespace) -> int:
         args.folds,
         subsets=True,
         progress=not args.no_progress,
-        on_fold=lambda f, res, m: log.info(
-            "fold %d/%d: %s", f + 1, args.folds, ", ".join(f"{k} {v:.4f}" for k, v in m.items())
+        on_fold=lambda r: log.info(
+            "fold %d/%d: %s",
+            r.fold + 1,
+            args.folds,
+            ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items()),
         ),
+        fold_map=fold_map_from(args),
     )
     name = {"subject": "subject-independent", "trial": "subject-dependent (trial folds)"}
     print(

@@ -27,6 +27,7 @@ from helo.models.report import (
 from helo.streamer.commands import train as train_cmd
 from helo.streamer.commands.session_args import add_input_arguments, inputs_from
 from helo.streamer.demo import DEMO_TRAIN_CONFIG
+from helo.streamer.distributed import add_ray_arguments, fold_map_from
 from helo.streamer.process import configure_for_training
 
 log = logging.getLogger("streamer.report")
@@ -49,6 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--protocol", choices=PROTOCOLS, default="subject")
     p.add_argument("--folds", type=int, default=4)
+    add_ray_arguments(p, "the rows' folds")
     p.add_argument("--out", type=Path, default=Path("docs/report.md"), help="markdown file")
     p.add_argument("--json", type=Path, help="also write the numbers as JSON")
     p.add_argument("--spec", type=Path, help="spec for labelled XDF data (JSON or checkpoint)")
@@ -104,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         log=log.info,
         personal_ks=_ks(args.personal_k),
         variants=normalisation_variants(base.normalisation) if args.rows != "all" else None,
+        fold_map=fold_map_from(args),
     )
     title = "HeLo on the synthetic benchmark" if source == "synthetic" else f"HeLo on {source}"
     text = render_markdown(result, title)

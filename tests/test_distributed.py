@@ -1,0 +1,70 @@
+"""Cross-validation folds and report rows as Ray tasks (a local instance, 2 CPUs) give
+the numbers of the sequential run with the same seeds and one torch thread per fold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from helo.models.evaluation import cross_validate
+from helo.models.report import Variant, run_report
+from helo.models.training import TrainConfig
+
+ray = pytest.importorskip("ray")
+
+FAST = {"d_model": 32, "dropout": 0.1, "dropkey": 0.1}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what each Ray task trains with
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_folds_on_ray_equal_the_sequential_folds(tiny_dataset, local_ray, one_thread):
+    from helo.streamer.distributed import ray_fold_map
+
+    config = TrainConfig(epochs=2, batch_size=32, seed=0, val_fraction=0.34, model_options=FAST)
+    here = cross_validate(tiny_dataset, config, "subject", 2, subsets=True, progress=False)
+    seen = []
+    there = cross_validate(
+        tiny_dataset,
+        config,
+        "subject",
+        2,
+        subsets=True,
+        progress=False,
+        fold_map=ray_fold_map(),
+        on_fold=lambda r: seen.append(r.fold),
+    )
+    assert seen == [0, 1]
+    np.testing.assert_array_equal(there.predictions, here.predictions)
+    assert there.metrics == here.metrics
+    assert there.per_subset == here.per_subset
+    assert [f["best_epoch"] for f in there.per_fold] == [f["best_epoch"] for f in here.per_fold]
+
+
+def test_report_rows_on_ray_equal_the_sequential_rows(tiny_dataset, local_ray, one_thread):
+    from helo.streamer.distributed import ray_fold_map
+
+    config = TrainConfig(model="concat_mlp", epochs=3, seed=1, val_fraction=0.34)
+    variants = [
+        Variant("Concatenation MLP", "concat_mlp"),
+        Variant("EEG only (MLP)", "concat_mlp", modalities=("eeg",)),
+        Variant("Training-mean distribution", "mean"),
+    ]
+    kwargs = {"variants": variants, "progress": False, "log": lambda _: None, "personal_ks": ()}
+    here = run_report(tiny_dataset, config, "trial", 2, **kwargs)
+    there = run_report(tiny_dataset, config, "trial", 2, fold_map=ray_fold_map(), **kwargs)
+    assert list(there.rows) == [v.name for v in variants]
+    assert there.rows == here.rows
