@@ -23,6 +23,7 @@ from helo.streamer.commands import (
     report,
     run,
     train,
+    tune,
 )
 from helo.streamer.process import INFERENCE_COMMANDS, configure_for_inference
 
@@ -35,6 +36,7 @@ COMMANDS = {
     "adapt": adapt,
     "evaluate": evaluate,
     "report": report,
+    "tune": tune,
     "bench": bench,
 }
 

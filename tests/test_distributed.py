@@ -68,3 +68,28 @@ def test_report_rows_on_ray_equal_the_sequential_rows(tiny_dataset, local_ray, o
     there = run_report(tiny_dataset, config, "trial", 2, fold_map=ray_fold_map(), **kwargs)
     assert list(there.rows) == [v.name for v in variants]
     assert there.rows == here.rows
+
+
+def test_a_grid_tuned_on_ray_tune_writes_the_table_and_the_best_config(
+    tiny_dataset, tmp_path, one_thread
+):
+    """Ray Tune starts its own local instance here (2 CPUs), as ``streamer tune`` does."""
+    import csv
+    import tomllib
+
+    from helo.streamer.tuning import apply_point, parse_grid, tune_grid
+
+    base = TrainConfig(model="concat_mlp", epochs=2, seed=2, val_fraction=0.34)
+    grid = parse_grid(["lr=1e-3,1e-2"])
+    assert grid == {"lr": [0.001, 0.01]}
+    rows, best = tune_grid(tiny_dataset, base, grid, "subject", 2, out=tmp_path, workers=2)
+    assert [r.point for r in rows] == [{"lr": 0.001}, {"lr": 0.01}]
+    assert best.metrics["kl"] == min(r.metrics["kl"] for r in rows)
+    expected = cross_validate(tiny_dataset, apply_point(base, best.point), "subject", 2)
+    assert best.metrics["kl"] == pytest.approx(expected.metrics["kl"], rel=1e-9)
+    with open(tmp_path / "tune.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 2
+    assert "**(best)**" in (tmp_path / "tune.md").read_text()
+    saved = tomllib.loads((tmp_path / "best.toml").read_text())
+    assert saved["train"]["lr"] == best.point["lr"]
+    assert saved["train"]["model"] == "concat_mlp"
