@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -472,12 +473,21 @@ class SyntheticDevice:
 
     def _run(self) -> None:
         assert self.t0 is not None
-        next_push = time.perf_counter()
-        while not self._stop.is_set():
-            self.push_until(pylsl.local_clock() - self.t0)
-            next_push += self.chunk_s
-            delay = next_push - time.perf_counter()
-            if delay > 0:
-                self._stop.wait(delay)
-            else:
-                next_push = time.perf_counter()  # fell behind: do not try to catch up in bursts
+        push_in_real_time(self.push_until, self.t0, self.chunk_s, self._stop)
+
+
+def push_in_real_time(
+    push_until: Callable[[float], None], t0: float, chunk_s: float, stop: threading.Event
+) -> None:
+    """Every ``chunk_s``, push what is due by now (session time from ``t0``, LSL clock)
+    until ``stop``; a pusher that fell behind goes on from now instead of catching up in
+    bursts (an amplifier does not send faster after a hiccup)."""
+    next_push = time.perf_counter()
+    while not stop.is_set():
+        push_until(pylsl.local_clock() - t0)
+        next_push += chunk_s
+        delay = next_push - time.perf_counter()
+        if delay > 0:
+            stop.wait(delay)
+        else:
+            next_push = time.perf_counter()

@@ -31,12 +31,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 
 import numpy as np
 import pylsl
 
-from helo.devices.synthetic import Fault, StreamStyle, SyntheticDevice
+from helo.devices.synthetic import Fault, StreamStyle, SyntheticDevice, push_in_real_time
 from helo.models.datasets.synthetic import EmotionScript
 from helo.models.streams import LABELS_SOURCE_SUFFIX, TRUTH_SOURCE_SUFFIX
 
@@ -202,12 +201,4 @@ class SyntheticGroup:
 
     def _run(self) -> None:
         assert self.t0 is not None
-        next_push = time.perf_counter()
-        while not self._stop.is_set():
-            self.push_until(pylsl.local_clock() - self.t0)
-            next_push += self.chunk_s
-            delay = next_push - time.perf_counter()
-            if delay > 0:
-                self._stop.wait(delay)
-            else:
-                next_push = time.perf_counter()  # fell behind: do not try to catch up in bursts
+        push_in_real_time(self.push_until, self.t0, self.chunk_s, self._stop)

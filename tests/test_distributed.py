@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import ray
 import torch
 
 from helo.models.evaluation import cross_validate
 from helo.models.report import Variant, run_report
 from helo.models.training import TrainConfig
-
-ray = pytest.importorskip("ray")
 
 FAST = {"d_model": 32, "dropout": 0.1, "dropkey": 0.1}
 

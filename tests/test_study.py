@@ -14,14 +14,12 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from helo.streamer.config import SessionConfig
 from helo.streamer.study import Study, find_recordings, output_names
-
-pytest.importorskip("ray")
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
 
 
 def _record(path: Path, subject: int, seconds: float = 24.0) -> Path:
