@@ -105,7 +105,8 @@ class Grouping:
         """One line per participant: its streams (the table printed before a start)."""
         lines = [f"{len(self.members)} participant(s), grouped by {self.rule}:"]
         for name, indices in self.members.items():
-            described = ", ".join(f"{streams[i].type} {streams[i].name!r}" for i in indices)
+            ordered = sorted(indices, key=lambda i: (streams[i].type.lower(), streams[i].name))
+            described = ", ".join(f"{streams[i].type} {streams[i].name!r}" for i in ordered)
             lines.append(f"  {name}: {described or 'no streams'}")
         return lines
 

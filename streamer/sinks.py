@@ -288,10 +288,18 @@ class LatencyStats:
     compute_ms: list[float] = field(default_factory=list)
     predictions: int = 0
     without_prediction: int = 0
+    # a group's participant -> (predictions, windows)
+    by_participant: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def __call__(self, record: PredictionRecord) -> None:
         self.predictions += record.distribution is not None
         self.without_prediction += record.distribution is None
+        if record.participant:
+            done, seen = self.by_participant.get(record.participant, (0, 0))
+            self.by_participant[record.participant] = (
+                done + (record.distribution is not None),
+                seen + 1,
+            )
         if record.latency_ms is not None:
             self.latencies_ms.append(record.latency_ms)
         self.compute_ms.append(record.compute_ms)

@@ -181,6 +181,7 @@ def group_run(tmp_path_factory):
         "outlets": outlets,
         "summary": summary,
         "participants": session.participants,
+        "by_participant": session.latency.by_participant,
         "worker": session.pipeline.worker if session.pipeline else None,
     }
 
@@ -209,6 +210,10 @@ def test_every_participant_is_predicted_every_hop_in_one_batch(group_run):
         assert sum(r.distribution is not None for r in mine) >= 0.9 * len(mine)
     worker = group_run["worker"]
     assert worker.batches <= len(by_index) + 2  # a hop's three windows: one model call
+    counts = group_run["by_participant"]  # the terminal's per-participant summary
+    for p in names:
+        mine = [r for r in records if r.participant == p]
+        assert counts[p] == (sum(r.distribution is not None for r in mine), len(mine))
 
 
 def test_a_killed_participant_is_masked_then_recovers(group_run):

@@ -119,6 +119,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _per_participant(session: LiveSession) -> dict[str, tuple[int, int]]:
+    """A group's (predictions, windows) per participant, from its latency sink."""
+    stats = session.latency
+    return {p: stats.by_participant.get(p, (0, 0)) for p in session.participants}
+
+
 def _print_summary(
     summary: dict[str, float], health: list[StreamHealth], session: LiveSession
 ) -> None:
@@ -143,6 +149,8 @@ def _print_summary(
             h.effective_srate_hz,
             problems,
         )
+    for participant, (predicted, windows) in _per_participant(session).items():
+        log.info("%s: %d predictions of %d windows", participant, predicted, windows)
     invalid = session.pipeline.worker.invalid_outputs if session.pipeline else 0
     if invalid:
         log.warning("%d window(s) whose model output was no distribution: not published", invalid)
