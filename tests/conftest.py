@@ -79,3 +79,17 @@ def live_run(tmp_path_factory):
         "latency": session.latency.summary(),
         "xdf": out / "session.xdf",
     }
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    """The app's main window, shown offscreen, its session (if any) stopped after."""
+    from helo.ui.main_window import MainWindow
+
+    monkeypatch.setenv("HELO_PERSONAL_DIR", str(tmp_path / "personal"))
+    win = MainWindow(timeline_s=30.0)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    if win.runner is not None:
+        win.runner.stop()

@@ -15,17 +15,6 @@ MODALITIES = ("eeg", "gsr", "ppg", "face")
 HOP_S = 0.25
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    from helo.ui.main_window import MainWindow
-
-    monkeypatch.setenv("HELO_PERSONAL_DIR", str(tmp_path / "personal"))
-    win = MainWindow(timeline_s=30.0)
-    qtbot.addWidget(win)
-    win.show()
-    return win
-
-
 def record(
     participant: str,
     index: int,

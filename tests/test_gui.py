@@ -21,19 +21,6 @@ from helo.ui.runner import SourceChoice
 DEMO_RECORDING = Path(__file__).parents[1] / "recordings" / "demo_synthetic_session.xdf"
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    from helo.ui.main_window import MainWindow
-
-    monkeypatch.setenv("HELO_PERSONAL_DIR", str(tmp_path / "personal"))
-    win = MainWindow(timeline_s=30.0)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    if win.runner is not None:
-        win.runner.stop()
-
-
 def _stop_and_wait(qtbot, win) -> None:
     win.stop_session()
     qtbot.waitUntil(lambda: win.start_button.isEnabled(), timeout=20_000)

@@ -125,10 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_protocol(args: argparse.Namespace) -> int:
     config = train_cmd.read_config(args.config)
-    data_cfg = dict(config.get("data", {}))
-    source = args.data or data_cfg.pop("source", "synthetic")
-    data_cfg.pop("source", None)
-    train_cfg = train_cmd.train_config_from(args, config)
+    source, data_cfg, train_cfg = train_cmd.source_and_settings(args, config)
     configure_for_training(train_cfg.threads)
     data = train_cmd.load_data(source, data_cfg, train_cmd.load_spec(args.spec), inputs_from(args))
     result = cross_validate(

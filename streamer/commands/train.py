@@ -175,12 +175,20 @@ def load_data(
     return data
 
 
-def run(args: argparse.Namespace) -> int:
-    config = read_config(args.config)
+def source_and_settings(
+    args: argparse.Namespace, config: dict[str, Any]
+) -> tuple[str, dict[str, Any], TrainConfig]:
+    """The data source (``--data``, else the config's ``[data] source``, else synthetic),
+    the rest of the ``[data]`` table, and the training settings: what train, evaluate,
+    report and tune read the same way."""
     data_cfg = dict(config.get("data", {}))
     source = args.data or data_cfg.pop("source", "synthetic")
     data_cfg.pop("source", None)
-    train_cfg = train_config_from(args, config)
+    return source, data_cfg, train_config_from(args, config)
+
+
+def run(args: argparse.Namespace) -> int:
+    source, data_cfg, train_cfg = source_and_settings(args, read_config(args.config))
     configure_for_training(train_cfg.threads)
     spec = load_spec(args.spec)
     inputs = inputs_from(args)

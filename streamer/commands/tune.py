@@ -72,10 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     grid = parse_grid(args.grid)
     config = train_cmd.read_config(args.config or DEMO_TRAIN_CONFIG)
-    data_cfg = dict(config.get("data", {}))
-    source = args.data or data_cfg.pop("source", "synthetic")
-    data_cfg.pop("source", None)
-    base = train_cmd.train_config_from(args, config)
+    source, data_cfg, base = train_cmd.source_and_settings(args, config)
     data = train_cmd.load_data(source, data_cfg, train_cmd.load_spec(args.spec), inputs_from(args))
     rows, best = tune_grid(
         data,
