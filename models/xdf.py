@@ -1,6 +1,9 @@
 """Reading XDF recordings: the one reader behind replay and training from recordings.
 
-pyxdf does the work (clock synchronisation, clock resets, de-jittering). Streams whose
+pyxdf does the work (clock synchronisation, clock resets, de-jittering); the numeric
+samples go to memory-mapped temporary files as pyxdf reads them
+(:mod:`helo.models.sample_file`), so a long recording does not need its size in memory.
+Streams whose
 timestamps are real sample times (irregular, or declaring ``can_drop_samples``, such as
 a webcam's) are read without de-jittering, so replay and training see the same times the
 live reader did. A damaged file is read as far as it goes: pyxdf skips unreadable chunks
@@ -22,6 +25,7 @@ import numpy as np
 import pyxdf
 
 from helo.models.errors import DatasetError
+from helo.models.sample_file import ChunkSpill, SampleFile
 from helo.models.streams import CLOCK_JUMP_S, StreamDescription, describe_xdf
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,12 @@ class RecordedStream:
     times: np.ndarray
     samples: np.ndarray
     info: dict[str, Any]
+    backing: SampleFile | None = None  # the file ``samples`` is mapped onto, if any
+
+    def release_before(self, row: int) -> None:
+        """The samples before ``row`` are not needed for a while: give their memory back."""
+        if self.backing is not None:
+            self.backing.release(row)
 
 
 def read_recording(path: str | Path) -> list[RecordedStream]:
@@ -44,7 +54,8 @@ def read_recording(path: str | Path) -> list[RecordedStream]:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
-    streams = _load(path, dejitter=True)
+    spill = ChunkSpill()
+    streams = _load(path, dejitter=True, spill=spill)
     descriptions = [describe_xdf(s["info"]) for s in streams]
     redo = [
         int(s["info"]["stream_id"])
@@ -52,20 +63,29 @@ def read_recording(path: str | Path) -> list[RecordedStream]:
         if d.can_drop_samples and d.srate_hz > 0  # irregular ones were not de-jittered
     ]
     if redo:  # their frame times are real: read those again without de-jittering
-        again = _load(path, dejitter=False, select=redo, report=False)  # said once is enough
+        # the samples are those of the first reading (kept: store=False), and its damage
+        # was said then: once is enough
+        again = _load(path, dejitter=False, select=redo, report=False, spill=ChunkSpill(False))
         raw = {int(s["info"]["stream_id"]): s for s in again}
         streams = [raw.get(int(s["info"]["stream_id"]), s) for s in streams]
-    recorded = [_recorded(s, d) for s, d in zip(streams, descriptions, strict=True)]
+    recorded = [_recorded(s, d, spill) for s, d in zip(streams, descriptions, strict=True)]
     _repair_clock_jumps(path, recorded)
     for stream in recorded:
         if len(stream.times) > 1 and np.any(np.diff(stream.times) < 0):
             order = np.argsort(stream.times, kind="stable")
             stream.times, stream.samples = stream.times[order], stream.samples[order]
+            stream.backing = None  # the reordered samples are a copy in memory
     return recorded
 
 
-def _recorded(stream: dict[str, Any], description: StreamDescription) -> RecordedStream:
+def _recorded(
+    stream: dict[str, Any], description: StreamDescription, spill: ChunkSpill
+) -> RecordedStream:
     times = np.asarray(stream["time_stamps"], dtype=np.float64)
+    backing = spill.files.get(int(stream["info"]["stream_id"]))
+    if backing is not None:  # pyxdf may have dropped samples past the footer's count
+        samples = backing.array(len(times))
+        return RecordedStream(description, times, samples, stream["info"], backing)
     dtype = np.float64 if description.numeric else object
     samples = np.asarray(stream["time_series"], dtype=dtype).reshape(
         len(times), description.n_channels
@@ -115,7 +135,11 @@ def _repair_clock_jumps(path: Path, streams: list[RecordedStream]) -> None:
 
 
 def _load(
-    path: Path, dejitter: bool, select: list[int] | None = None, report: bool = True
+    path: Path,
+    dejitter: bool,
+    select: list[int] | None = None,
+    report: bool = True,
+    spill: ChunkSpill | None = None,
 ) -> list[dict[str, Any]]:
     with _opened(path) as handle, _damage_reported(path, handle, report):
         try:
@@ -124,6 +148,7 @@ def _load(
                 select_streams=select,
                 synchronize_clocks=True,
                 dejitter_timestamps=dejitter,
+                on_chunk=spill,
             )
         except Exception as exc:  # pyxdf raises many kinds for a bad or truncated file
             raise DatasetError(

@@ -22,6 +22,8 @@ from helo.streamer.scheduler import MAX_WAIT_S, STALE_S, Feed, WindowScheduler, 
 from helo.streamer.window_log import WindowLog
 from helo.streamer.worker import Calibration, InferenceWorker, Subscriber
 
+REPLAY_QUEUE = 3  # batches cut ahead of the worker in a replay at full speed
+
 
 class Pipeline:
     """Scheduler + inference worker over given feeds and clock.
@@ -73,6 +75,9 @@ class Pipeline:
             subscribers,
             live=clock.waits_for_data,
             max_batch=max(64, batch),
+            # a replay's items are whole batches (10 MB of EEG windows each): a few keep
+            # the worker fed; 64 of them held 700 MB for no gain
+            queue_size=64 if self.batch == 1 else REPLAY_QUEUE,
             normaliser=normaliser,
             window_log=window_log,
             calibration=calibration,

@@ -168,6 +168,7 @@ class ReplaySource:
             samples = stream.samples[start:stop]
             buffer.write(samples, stream.times[start:stop])
             self._next[k] = stop
+            stream.release_before(stop)  # in the ring buffer now: memory stays flat
             if self._outlets:
                 stamps = (
                     self._publish_offset + (stream.times[start:stop] - self.start_s) / self._speed
