@@ -73,3 +73,16 @@ def rss_mb() -> float:
             return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
     except OSError:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def anon_mb() -> float:
+    """Anonymous resident memory (the heap: what the process needs, without the pages of
+    mapped files, which the kernel drops and reads again at will); Linux, else the RSS."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return rss_mb()

@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 from helo.devices.synthetic import StreamStyle
-from helo.streamer.process import rss_mb
+from helo.streamer.process import anon_mb, rss_mb
 
 
 def live_latency(
@@ -138,16 +138,19 @@ def make_recording(path: Path, minutes: float, speed: float = 20.0) -> Path:
 
 def replay_speed(path: Path, checkpoint: Path | None = None) -> dict:
     """A replay at full speed through :class:`ReplaySession`, as ``streamer replay`` runs
-    it; memory sampled every 2,000 windows."""
+    it; memory (resident, and anonymous: the heap without mapped file pages) sampled
+    every 2,000 windows."""
     from helo.streamer.config import ReplayOptions, SessionConfig
     from helo.streamer.replay_session import ReplaySession
 
-    rss = [rss_mb()]
+    rss, anon = [rss_mb()], [anon_mb()]
     samples_rss: list[float] = []
+    samples_anon: list[float] = []
 
     def watch(record) -> None:
         if record.index % 2000 == 0:
             samples_rss.append(rss_mb())
+            samples_anon.append(anon_mb())
 
     config = SessionConfig(checkpoint=checkpoint, stdout=False, lsl=False)
     session = ReplaySession(config, ReplayOptions(path), [watch])
@@ -155,6 +158,7 @@ def replay_speed(path: Path, checkpoint: Path | None = None) -> dict:
     with session:
         load_s = time.perf_counter() - load0
         rss.append(rss_mb())
+        anon.append(anon_mb())
         started = time.perf_counter()
         count = session.run()
         seconds = time.perf_counter() - started
@@ -171,4 +175,7 @@ def replay_speed(path: Path, checkpoint: Path | None = None) -> dict:
         "rss_mb_before_load": rss[0],
         "rss_mb_after_load": rss[1],
         "rss_mb_during": samples_rss,
+        "anon_mb_before_load": anon[0],
+        "anon_mb_after_load": anon[1],
+        "anon_mb_during": samples_anon,
     }

@@ -278,11 +278,15 @@ def _replay(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) ->
     rep = runtime.replay_speed(path, args.checkpoint)
     results["replay"] = rep
     during = rep["rss_mb_during"] or [rep["rss_mb_after_load"]]
+    anon = rep["anon_mb_during"] or [rep["anon_mb_after_load"]]
     print(
         f"replay --speed max of {rep['recording_s'] / 60:.1f} min: {rep['wall_s']:.1f} s, "
         f"{rep['x_real_time']:.0f}x real time ({rep['windows_per_s']:.0f} windows/s), "
-        f"file loaded in {rep['load_s']:.1f} s; memory {rep['rss_mb_after_load']:.0f} MB "
-        f"after load, {min(during):.0f}-{max(during):.0f} MB during the replay"
+        f"file loaded in {rep['load_s']:.1f} s; resident memory "
+        f"{rep['rss_mb_before_load']:.0f} MB before load, {rep['rss_mb_after_load']:.0f} MB "
+        f"after, {min(during):.0f}-{max(during):.0f} MB during the replay (anonymous "
+        f"{rep['anon_mb_after_load']:.0f} MB after load, {min(anon):.0f}-{max(anon):.0f} MB "
+        "during; the rest are pages of the mapped samples)"
     )
 
 
