@@ -30,6 +30,15 @@ from helo.models.streams import CLOCK_JUMP_S, StreamDescription, describe_xdf
 
 log = logging.getLogger(__name__)
 
+# pyxdf's de-jitter fits one line per segment and starts a new segment only at a gap of
+# more than max(1 s, 500 samples): at 32 Hz a 15-s dropout of a GSR sensor vanished,
+# the samples after it moved back by up to 15 s into the gap (a live session, whose
+# de-jitter knows gaps, saw the stream go stale). A gap of more than half a second (or
+# two sample periods at low rates) starts a segment here; chunked senders' jitter is
+# far below that.
+JITTER_BREAK_S = 0.5
+JITTER_BREAK_SAMPLES = 2
+
 
 @dataclass
 class RecordedStream:
@@ -148,6 +157,8 @@ def _load(
                 select_streams=select,
                 synchronize_clocks=True,
                 dejitter_timestamps=dejitter,
+                jitter_break_threshold_seconds=JITTER_BREAK_S,
+                jitter_break_threshold_samples=JITTER_BREAK_SAMPLES,
                 on_chunk=spill,
             )
         except Exception as exc:  # pyxdf raises many kinds for a bad or truncated file

@@ -81,6 +81,10 @@ class RingBuffer:
                 return None
             return float(self._times[(self._written - 1) % self.capacity])
 
+    def contents(self, t_end: float) -> tuple[np.ndarray, np.ndarray]:
+        """Every buffered sample stamped up to ``t_end`` (copies)."""
+        return self.read_span(-np.inf, t_end)
+
     def _oldest_index(self) -> int:
         return 0 if self._written <= self.capacity else self._written % self.capacity
 

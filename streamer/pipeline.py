@@ -20,7 +20,7 @@ from helo.models.training import resolve_device
 from helo.streamer.clocks import Clock
 from helo.streamer.scheduler import MAX_WAIT_S, STALE_S, Feed, WindowScheduler, WindowSet
 from helo.streamer.window_log import WindowLog
-from helo.streamer.worker import Calibration, InferenceWorker, Subscriber
+from helo.streamer.worker import Calibration, FeaturedBatch, InferenceWorker, Subscriber
 
 REPLAY_QUEUE = 3  # batches cut ahead of the worker in a replay at full speed
 
@@ -88,6 +88,8 @@ class Pipeline:
         the clock ends; returns the number of window sets handled. A group's window
         sets of one hop always go to the worker together (one batch for everyone)."""
         self.worker.start()
+        if self.batch > 1 and duration_s is None:
+            return self._run_batches(stop)
         started = None
         pending: list[WindowSet] = []
         count = hops = 0
@@ -107,6 +109,24 @@ class Pipeline:
         finally:
             if pending:
                 self.worker.submit(pending)
+            self.scheduler.stop()
+            self.worker.finish()
+            self.predictor.close()
+        return count
+
+    def _run_batches(self, stop: threading.Event) -> int:
+        """A replay at full speed: fixed batches, each cut in one go
+        (:meth:`WindowScheduler.batch_hops`), its features computed here, in this
+        thread, while the worker's runs the model on the batch before."""
+        count = 0
+        try:
+            for hops in self.scheduler.batch_hops(self.batch, self.batch_offset):
+                batch = [window_set for hop in hops for window_set in hop]
+                self.worker.submit(FeaturedBatch(batch, self.worker.features(batch)))
+                count += len(batch)
+                if stop.is_set():
+                    break
+        finally:
             self.scheduler.stop()
             self.worker.finish()
             self.predictor.close()

@@ -45,7 +45,11 @@ class ReplaySource:
         allow_missing: bool = True,
         streams: Sequence[RecordedStream] | None = None,
         inputs: AdaptOptions | None = None,
+        history_s: float = 5.0,
     ):
+        """``history_s``: seconds of samples the buffers keep beyond the longest window
+        (a batch of windows is cut from them at once: its span, and the age that makes
+        a stream stale)."""
         self.path = Path(path)
         self.spec = spec
         self.streams = list(streams) if streams is not None else read_recording(self.path)
@@ -76,7 +80,7 @@ class ReplaySource:
             stream = data[source.stream]
             if source.stream not in used:
                 rate = stream.description.srate_hz or _rate_of(stream.times)
-                capacity = int(np.ceil((spec.max_window_s + 5.0) * rate)) + 16
+                capacity = int(np.ceil((spec.max_window_s + history_s) * rate)) + 16
                 used[source.stream] = RingBuffer(capacity, stream.samples.shape[1], np.float32)
                 self._sources.append((stream, used[source.stream]))
                 self._next.append(0)
@@ -204,6 +208,7 @@ class ReplayGroup:
         overrides: Mapping[str, Mapping[str, str]] | None = None,
         allow_missing: bool = True,
         inputs: AdaptOptions | None = None,
+        history_s: float = 5.0,
     ):
         self.path = Path(path)
         self.spec = spec
@@ -218,6 +223,7 @@ class ReplayGroup:
                     allow_missing=allow_missing,
                     streams=[self.streams[i] for i in indices],
                     inputs=inputs,
+                    history_s=history_s,
                 )
             except MappingError as exc:
                 raise MappingError(f"{participant}: {exc}") from None

@@ -30,6 +30,7 @@ from helo.streamer.grouping import GroupingError, group_streams, participant_ove
 from helo.streamer.label_reader import RecordedLabels
 from helo.streamer.lsl_reader import StreamHealth
 from helo.streamer.replay import ReplayGroup, ReplaySource
+from helo.streamer.scheduler import STALE_S
 from helo.streamer.session import Session
 from helo.streamer.sidecar import read_sidecar
 from helo.streamer.window_log import WindowLog
@@ -60,6 +61,8 @@ class ReplaySession(Session):
     def _open(self) -> None:
         spec = self._load_checkpoint().spec
         streams = read_recording(self.options.file)
+        # the buffers hold a batch of windows (cut at once) and the stale age
+        history_s = 5.0 + STALE_S + REPLAY_BATCH * self.hop_s
         members = self._group_members(spec, streams)
         source: ReplaySource | ReplayGroup
         if members is not None:
@@ -74,6 +77,7 @@ class ReplaySession(Session):
                 },
                 allow_missing=self.config.allow_missing,
                 inputs=self.config.inputs,
+                history_s=history_s,
             )
             self.group = source
         else:
@@ -84,6 +88,7 @@ class ReplaySession(Session):
                 allow_missing=self.config.allow_missing,
                 inputs=self.config.inputs,
                 streams=streams,
+                history_s=history_s,
             )
         self.source = source
         self.descriptions = {s.description.name: s.description for s in source.streams}

@@ -161,6 +161,90 @@ class WindowScheduler:
             self._index = index + 1
             t_end = self._end_after(t_end)
 
+    def batch_hops(self, size: int, offset: int = 0) -> Iterator[list[list[WindowSet]]]:
+        """A replay at full speed: the hops of one fixed batch at a time (those the
+        pipeline batches :meth:`hops` into: ``size`` hops, the first batch closing when
+        ``offset`` + hops is a multiple of ``size``), each modality cut once per batch
+        from its buffer instead of once per window; a sample sits in 20 windows, and
+        cutting them one by one cost more than their features (docs/scale.md)."""
+        if self._ends is None or self.clock.waits_for_data:
+            raise ValueError("batches are cut from a replay's given window ends")
+        done = 0
+        while self._position < len(self._ends) and not self._stop.is_set():
+            take = size - (offset + done) % size
+            ends = np.array(self._ends[self._position : self._position + take])
+            if not self.clock.wait_until(float(ends[-1])):
+                return  # stopped (the clock ends at the last window end)
+            target = self.clock.take_seek()
+            if target is not None:
+                self._end_from(target)
+                continue
+            first = self._index
+            cuts = [self.cut_batch(ends, participant, first) for participant in self.groups]
+            yield [[sets[k] for sets in cuts] for k in range(len(ends))]
+            self._index += len(ends)
+            self._position += len(ends)
+            done += len(ends)
+
+    def cut_batch(self, ends: np.ndarray, participant: str, first_index: int) -> list[WindowSet]:
+        """The window sets of ``participant`` ending at ``ends`` (already in the buffers),
+        numbered from ``first_index``: what :meth:`cut` gives window by window."""
+        windows: list[dict[str, np.ndarray | None]] = [{} for _ in ends]
+        reasons: list[dict[str, str]] = [{} for _ in ends]
+        newest_in = np.full(len(ends), -np.inf)
+        interpolated: dict[str, tuple[str, ...]] = {}
+        for mod in self.spec.modalities:
+            feed = self.groups[participant].get(mod.name)
+            if feed is None:
+                for k in range(len(ends)):
+                    windows[k][mod.name], reasons[k][mod.name] = None, f"{mod.name}: no stream"
+                continue
+            times, samples = feed.buffer.contents(float(ends[-1]))
+            count = np.searchsorted(times, ends, side="right")  # samples up to each end
+            newest = (
+                np.where(count > 0, times[np.maximum(count - 1, 0)], -np.inf)
+                if len(times)
+                else np.full(len(ends), -np.inf)
+            )
+            wanted = []
+            for k, t_end in enumerate(ends.tolist()):
+                windows[k][mod.name] = None
+                if count[k] == 0:
+                    reasons[k][mod.name] = f"{mod.name}: no data yet"
+                elif newest[k] < t_end - self.stale_s:
+                    age = t_end - newest[k]
+                    reasons[k][mod.name] = f"{mod.name}: stale, newest sample {age:.1f} s old"
+                else:
+                    reasons[k][mod.name] = f"{mod.name}: no samples in window"
+                    if newest[k] > feed.adapter.read_from(t_end):
+                        newest_in[k] = max(newest_in[k], newest[k])
+                    wanted.append(k)
+            rows = np.array(wanted, dtype=int)
+            for idx, window, reason in feed.adapter.windows(times, samples, ends[rows]):
+                for j, k in enumerate(rows[idx].tolist()):
+                    if window is None:
+                        reasons[k][mod.name] = reason or f"{mod.name}: unusable window"
+                    else:
+                        windows[k][mod.name] = window[j]
+                        del reasons[k][mod.name]
+                        if feed.adapter.interpolated:
+                            interpolated[mod.name] = feed.adapter.interpolated
+        now, wall = self.clock.now(), time.perf_counter()
+        return [
+            WindowSet(
+                first_index + k,
+                float(t_end),
+                windows[k],
+                reasons[k],
+                float(newest_in[k]) if np.isfinite(newest_in[k]) else None,
+                now,
+                wall,
+                {n: c for n, c in interpolated.items() if windows[k].get(n) is not None},
+                participant,
+            )
+            for k, t_end in enumerate(ends.tolist())
+        ]
+
     def _ready(self, feed: Feed, t_end: float) -> bool:
         newest = feed.buffer.newest_time()
         if newest is None or newest < t_end - self.stale_s:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 import pylsl
@@ -32,6 +32,16 @@ from helo.streamer.window_log import WindowLog
 log = logging.getLogger(__name__)
 
 _DONE = object()
+
+
+@dataclass
+class FeaturedBatch:
+    """A fixed batch whose raw features were computed before it was queued (a replay at
+    full speed computes them in the scheduler's thread, while the worker runs the model
+    on the batch before: the two cores work at once)."""
+
+    window_sets: list[WindowSet]
+    features: FeatureBatch
 
 
 @dataclass
@@ -138,7 +148,9 @@ class InferenceWorker:
         return self
 
     def submit(
-        self, window_set: WindowSet | list[WindowSet], timeout_s: float | None = None
+        self,
+        window_set: WindowSet | list[WindowSet] | FeaturedBatch,
+        timeout_s: float | None = None,
     ) -> None:
         """Queue a window set, or a list handled as one batch whatever the timing (replay:
         the same batches every run, hence the same numbers); blocks the caller (the
@@ -159,28 +171,31 @@ class InferenceWorker:
             held = None
             if item is _DONE:
                 return
-            if isinstance(item, list):  # a fixed batch (replay): handled as it is, always
+            features = None
+            if isinstance(item, FeaturedBatch):
+                batch, features = item.window_sets, item.features
+            elif isinstance(item, list):  # a fixed batch (replay): handled as it is, always
                 batch = item
             else:  # live: one window set, plus whatever else is already waiting
-                batch = [item]
+                batch = [cast(WindowSet, item)]
                 while len(batch) < self.max_batch:
                     try:
                         more = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                    if more is _DONE or isinstance(more, list):
+                    if more is _DONE or isinstance(more, (list, FeaturedBatch)):
                         held = more
                         break
                     batch.append(more)
             try:
-                self._handle(batch)
+                self._handle(batch, features)
             except Exception as exc:  # keep the session alive, say what happened
                 message = f"inference failed: {type(exc).__name__}: {exc}"
                 log.exception(message)
                 self.errors.append(message)
 
-    def _handle(self, batch: list[WindowSet]) -> None:
-        features = self.features(batch)
+    def _handle(self, batch: list[WindowSet], features: FeatureBatch | None = None) -> None:
+        features = features if features is not None else self.features(batch)
         normalised = self._prepare(batch, features)
         features.values = normalised.values
         predictor = self.predictor  # read once: a model switch lands between batches

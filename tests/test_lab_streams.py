@@ -14,6 +14,7 @@ import pytest
 from helpers import session_config
 
 from helo.devices.synthetic import Fault, StreamStyle, SyntheticDevice
+from helo.models.xdf import read_recording
 from helo.streamer.session import LiveSession
 from helo.streamer.sinks import MemorySink
 from helo.streamer.worker import is_distribution
@@ -177,3 +178,48 @@ def test_old_and_abc_labels_feed_the_model(labels, montage, renamed, caplog):
         session.run()
     assert renamed in caplog.text
     assert any(r.present == ("eeg",) for r in memory.records[-4:])
+
+
+def test_a_lab_recording_cut_in_batches_predicts_what_window_by_window_cutting_does(tmp_path):
+    """At full speed a replay cuts each batch of 64 windows from its buffers at once; a
+    paced replay cuts window by window. On a lab's cap (500 Hz, volts, electrodes
+    missing), a 24 fps camera, a NaN burst, a glitch and a GSR stream gone silent for
+    3 s (stale), both give the same masks, reasons and distributions. The dropout is
+    still a gap after reading the file (pyxdf's default de-jitter smoothed it away)."""
+    recording = tmp_path / "lab"
+    run = [
+        sys.executable, "-m", "helo.streamer.cli", "run", "--device", "synthetic",
+        "--style", "eeg_rate=500,eeg_labels=prefixed,eeg_missing=O1+Fz,eeg_unit=V,"
+        "gsr_unit=kOhm,face_rate=24",
+        "--fault", "eeg:nan:7-7.5", "--fault", "ppg:glitch:9-9.1", "--fault", "gsr:drop:11-14",
+        "--record", str(recording), "--duration", "24", "--quiet", "--no-lsl",
+    ]  # fmt: skip
+    done = subprocess.run(run, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    xdf = next(recording.glob("*.xdf"))
+    gsr = next(s for s in read_recording(xdf) if s.description.type == "GSR")
+    assert np.diff(gsr.times).max() > 2.5  # the dropout stays a gap (pyxdf smoothed it away)
+    rows = {}
+    for speed in ("max", "40"):
+        out = tmp_path / f"{speed}.jsonl"
+        replay = [
+            sys.executable, "-m", "helo.streamer.cli", "replay", str(xdf), "--speed", speed,
+            "--quiet", "--output", str(out),
+        ]  # fmt: skip
+        done = subprocess.run(replay, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        rows[speed] = [json.loads(line) for line in out.read_text().splitlines()]
+    batched, paced = rows["max"], rows["40"]
+    assert len(batched) == len(paced) > 60
+    for a, b in zip(batched, paced, strict=True):
+        assert (a["t_end_lsl"], a["present"], a["missing"]) == (
+            b["t_end_lsl"],
+            b["present"],
+            b["missing"],
+        )
+        if a["distribution"]:
+            got, want = list(a["distribution"].values()), list(b["distribution"].values())
+            np.testing.assert_allclose(got, want, atol=1e-5)
+    reasons = " ".join(str(r["missing"]) for r in batched)
+    assert "stale" in reasons
+    assert "NaN" in reasons or "implausible" in reasons
