@@ -28,7 +28,8 @@ from torch import nn
 
 
 def _probe() -> bool:
-    """Whether the oneDNN linear exists here and agrees with ``F.linear``."""
+    """Whether the oneDNN linear exists here and agrees with ``F.linear`` (and, with a
+    fused GELU, with ``F.gelu(F.linear)``)."""
     if os.environ.get("HELO_ONEDNN", "1") == "0":
         return False
     if platform.machine().lower() not in ("x86_64", "amd64"):
@@ -44,6 +45,8 @@ def _probe() -> bool:
         with torch.no_grad():
             same = torch.allclose(op(x, w, b, "none", [], ""), F.linear(x, w, b), atol=1e-5)
             same &= torch.allclose(op(x, w, None, "none", [], ""), F.linear(x, w), atol=1e-5)
+            fused = op(x, w, b, "gelu", [], "none")  # the exact (erf) GELU, see linear_gelu
+            same &= torch.allclose(fused, F.gelu(F.linear(x, w, b)), atol=1e-5)
         return bool(same)
     except (AttributeError, RuntimeError):
         return False
@@ -69,19 +72,33 @@ def set_onednn(enabled: bool) -> bool:
     return previous
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear``, through oneDNN where it is faster (large products) and no gradient
-    is needed."""
-    if (
+def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Where oneDNN is safe (no gradient: it has no backward) and faster (large products)."""
+    return (
         _enabled
         and x.dtype == torch.float32
         and x.device.type == "cpu"
         and weight.dtype == torch.float32
         and not torch.is_grad_enabled()
         and x.numel() * weight.shape[0] >= MIN_MULTIPLY_ADDS
-    ):
+    )
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear``, through oneDNN where it is faster (large products) and no gradient
+    is needed."""
+    if _use_onednn(x, weight):
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
     return F.linear(x, weight, bias)
+
+
+def linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.gelu(F.linear(x, weight, bias))`` (exact, erf GELU); on the oneDNN path the GELU
+    is applied as the product is written, which saves a pass over (and an allocation of)
+    the feed-forward's hidden activations."""
+    if _use_onednn(x, weight):
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "none")
+    return F.gelu(F.linear(x, weight, bias))
 
 
 class Linear(nn.Linear):

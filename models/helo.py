@@ -299,9 +299,10 @@ class HeLo(nn.Module):
             self.config.ot_inner,
             self.config.cost_threshold,
         )
-        moved = torch.bmm(plan, phys)
-        if self.config.ot_residual:
-            moved = phys + moved
+        if self.config.ot_residual:  # phys + T @ phys in one product
+            moved = torch.baddbmm(phys, plan, phys)
+        else:
+            moved = torch.bmm(plan, phys)
         if bool(present.all()):
             return moved
         both = present[:, self._phys].any(1) & present[:, self._behav[0]]
@@ -316,7 +317,8 @@ class HeLo(nn.Module):
             stacked.shape[0], -1, stacked.shape[-1]
         )
         proj = self.token_projection  # mixes tokens; W @ fused avoids transposing [B, n, d]
-        return torch.matmul(proj.weight, fused) + proj.bias.unsqueeze(-1)
+        weight = proj.weight.expand(len(fused), -1, -1)  # one batched product, bias included
+        return torch.baddbmm(proj.bias.view(1, -1, 1), weight, fused)
 
     def label_correlation_attention(self, fused: torch.Tensor) -> torch.Tensor:
         """Steps 5-6: the learned label embedding queries the fused tokens, its learned

@@ -8,11 +8,13 @@ evaluation, which makes predictions random; here it follows ``self.training``, s
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helo.models.fast_linear import Linear, linear
+from helo.models.fast_linear import Linear, linear, linear_gelu
 
 # Added to dropped logits: large enough to zero their weight, finite so that a
 # row whose keys are all dropped still gives a valid (uniform) softmax.
@@ -79,7 +81,7 @@ class CrossAttention(nn.Module):
     def forward(
         self, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor | None = None
     ) -> torch.Tensor:
-        return self.norm(x + self.attention(x, y, bias))
+        return self.norm(_add_residual(x, self.attention(x, y, bias)))
 
 
 class TransformerEncoderLayer(nn.Module):
@@ -97,4 +99,15 @@ class TransformerEncoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.self_attention(x, x)
-        return self.norm(x + self.ffn(x))
+        if self.training or torch.is_grad_enabled():
+            return self.norm(x + self.ffn(x))
+        up, down = cast(Linear, self.ffn[0]), self.ffn[2]  # Linear, GELU, Linear, Dropout
+        return self.norm(_add_residual(x, down(linear_gelu(x, up.weight, up.bias))))
+
+
+def _add_residual(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``x + out``; at inference added into ``out`` (a fresh result, the same sum) instead
+    of a new tensor: at large batches a new one costs more than the addition."""
+    if torch.is_grad_enabled():
+        return x + out
+    return out.add_(x)
