@@ -38,7 +38,8 @@ from helo.streamer.worker import Subscriber
 
 log = logging.getLogger(__name__)
 
-REPLAY_BATCH = 64  # windows per batch at full speed: fixed, so every replay is identical
+REPLAY_BATCH = 128  # windows per batch at full speed: fixed, so every replay is identical
+# (128: 5 % faster than 64 on a 2-hour recording, 317x vs 303x real time; docs/scale.md)
 
 
 class ReplaySession(Session):

@@ -181,7 +181,7 @@ def test_old_and_abc_labels_feed_the_model(labels, montage, renamed, caplog):
 
 
 def test_a_lab_recording_cut_in_batches_predicts_what_window_by_window_cutting_does(tmp_path):
-    """At full speed a replay cuts each batch of 64 windows from its buffers at once; a
+    """At full speed a replay cuts each batch of 128 windows from its buffers at once; a
     paced replay cuts window by window. On a lab's cap (500 Hz, volts, electrodes
     missing), a 24 fps camera, a NaN burst, a glitch and a GSR stream gone silent for
     3 s (stale), both give the same masks, reasons and distributions. The dropout is
