@@ -117,12 +117,17 @@ class Pipeline:
     def _run_batches(self, stop: threading.Event) -> int:
         """A replay at full speed: fixed batches, each cut in one go
         (:meth:`WindowScheduler.batch_hops`), its features computed here, in this
-        thread, while the worker's runs the model on the batch before."""
+        thread, while the worker's runs the model on the batch before; unless the
+        session has one core (``threads=1``, a Ray task's share): then the worker
+        computes them, and several tasks side by side do not fight over the cores."""
         count = 0
         try:
             for hops in self.scheduler.batch_hops(self.batch, self.batch_offset):
                 batch = [window_set for hop in hops for window_set in hop]
-                self.worker.submit(FeaturedBatch(batch, self.worker.features(batch)))
+                if self.predictor.workers > 1:
+                    self.worker.submit(FeaturedBatch(batch, self.worker.features(batch)))
+                else:  # one core for this session (a Ray task): one busy thread
+                    self.worker.submit(batch)
                 count += len(batch)
                 if stop.is_set():
                     break
