@@ -71,15 +71,21 @@ class ChunkSpill:
     def __init__(self, store: bool = True) -> None:
         self.store = store
         self.files: dict[int, SampleFile] = {}
+        # a failed write (the temporary disk full): pyxdf would take an exception here
+        # for a damaged chunk and read on, so it is kept for the reader to raise
+        self.error: OSError | None = None
 
     def __call__(
         self, values: Any, stamps: np.ndarray, header: dict[str, Any], stream_id: int
     ) -> tuple[Any, np.ndarray, dict[str, Any]]:
         if not isinstance(values, np.ndarray) or values.ndim != 2 or not values.shape[1]:
             return values, stamps, header
-        if self.store:
-            spill = self.files.get(stream_id)
-            if spill is None:
-                spill = self.files[stream_id] = SampleFile(values.shape[1])
-            spill.append(values)
+        if self.store and self.error is None:
+            try:
+                spill = self.files.get(stream_id)
+                if spill is None:
+                    spill = self.files[stream_id] = SampleFile(values.shape[1])
+                spill.append(values)
+            except OSError as exc:
+                self.error = exc
         return np.empty((len(values), 0), dtype=_DTYPE), stamps, header

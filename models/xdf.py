@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import logging
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,6 +66,12 @@ def read_recording(path: str | Path) -> list[RecordedStream]:
         raise DatasetError(f"{path}: no such file")
     spill = ChunkSpill()
     streams = _load(path, dejitter=True, spill=spill)
+    if spill.error is not None:
+        raise DatasetError(
+            f"{path}: cannot write its samples to the temporary directory "
+            f"{tempfile.gettempdir()} ({spill.error.strerror or spill.error}); set TMPDIR "
+            "to a disk with room"
+        )
     descriptions = [describe_xdf(s["info"]) for s in streams]
     redo = [
         int(s["info"]["stream_id"])

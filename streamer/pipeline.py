@@ -75,8 +75,8 @@ class Pipeline:
             subscribers,
             live=clock.waits_for_data,
             max_batch=max(64, batch),
-            # a replay's items are whole batches (10 MB of EEG windows each): a few keep
-            # the worker fed; 64 of them held 700 MB for no gain
+            # a replay's items are whole batches (10-20 MB of EEG windows each): a few
+            # keep the worker fed; 64 of them held 700 MB for no gain
             queue_size=64 if self.batch == 1 else REPLAY_QUEUE,
             normaliser=normaliser,
             window_log=window_log,
@@ -124,10 +124,7 @@ class Pipeline:
         try:
             for hops in self.scheduler.batch_hops(self.batch, self.batch_offset):
                 batch = [window_set for hop in hops for window_set in hop]
-                if self.predictor.workers > 1:
-                    self.worker.submit(FeaturedBatch(batch, self.worker.features(batch)))
-                else:  # one core for this session (a Ray task): one busy thread
-                    self.worker.submit(batch)
+                self.worker.submit(self._featured(batch))
                 count += len(batch)
                 if stop.is_set():
                     break
@@ -136,6 +133,16 @@ class Pipeline:
             self.worker.finish()
             self.predictor.close()
         return count
+
+    def _featured(self, batch: list[WindowSet]) -> FeaturedBatch | list[WindowSet]:
+        """The batch with its features, where this thread computes them; the batch alone
+        for one core, or when they fail (the worker then says why, as for any batch)."""
+        if self.predictor.workers <= 1:  # one core for this session: one busy thread
+            return batch
+        try:
+            return FeaturedBatch(batch, self.worker.features(batch))
+        except Exception:  # the worker's own attempt reports it and the session goes on
+            return batch
 
     def stop(self) -> None:
         self.scheduler.stop()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import pyxdf
 
+from helo.models.errors import DatasetError
 from helo.models.sample_file import SampleFile
 from helo.models.xdf import read_recording
 
@@ -56,3 +57,15 @@ def test_released_rows_read_the_same_again():
     eeg.samples[0, 0] += 1.0  # writing changes this process's copy, never the file
     again = next(s for s in read_recording(DEMO) if s.description.type == "EEG")
     assert again.samples[0, 0] == before[0, 0]
+
+
+def test_a_full_temporary_disk_is_a_one_line_error_naming_the_file(tmp_path, monkeypatch):
+    """A temporary directory that cannot take the samples (here: gone) is said, with the
+    file and the fix, instead of a recording read with holes."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "no-such-dir"))
+    with pytest.raises(DatasetError) as caught:
+        read_recording(DEMO)
+    message = str(caught.value)
+    assert DEMO.name in message
+    assert "TMPDIR" in message
+    assert "\n" not in message
