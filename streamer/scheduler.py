@@ -249,11 +249,18 @@ class WindowScheduler:
         newest = feed.buffer.newest_time()
         if newest is None or newest < t_end - self.stale_s:
             return True  # nothing to wait for: it will be marked stale
+        t, after = self._awaited(feed, t_end)
+        return newest > t if after else newest >= t
+
+    @staticmethod
+    def _awaited(feed: Feed, t_end: float) -> tuple[float, bool]:
+        """The sample time that completes ``feed``'s window ending at ``t_end``, and whether
+        the newest sample must be strictly after it. Regular sampling: a sample less than a
+        period before ``t_end`` means the next one falls after ``t_end``, so every sample
+        of the window is in; irregular: a frame at or after ``t_end``."""
         if feed.srate_hz <= 0:
-            return newest >= t_end
-        # Regular sampling: if the newest sample is less than a period before t_end,
-        # the next one falls after t_end, so every sample of the window is in.
-        return newest > t_end - 1.0 / feed.srate_hz
+            return t_end, False
+        return t_end - 1.0 / feed.srate_hz, True
 
     def _wait_for_data(self, t_end: float) -> None:
         if not self.clock.waits_for_data:
@@ -264,7 +271,8 @@ class WindowScheduler:
                 left = deadline - self.clock.now()
                 if left <= 0:
                     return
-                feed.buffer.wait_for(t_end, min(left, 0.05))
+                t, after = self._awaited(feed, t_end)
+                feed.buffer.wait_for(t, min(left, 0.05), after=after)
 
     def cut(self, t_end: float, participant: str = "", index: int | None = None) -> WindowSet:
         """The windows of ``participant`` ending at ``t_end`` (does not wait); the next

@@ -88,3 +88,11 @@ def test_wait_for_returns_when_data_arrives():
     timer.start()
     assert buffer.wait_for(5.0, timeout_s=2.0)
     assert not buffer.wait_for(6.0, timeout_s=0.05)
+
+
+def test_wait_for_a_sample_strictly_after_a_time():
+    buffer = RingBuffer(10, 1)
+    buffer.write(np.ones((1, 1)), np.array([5.0]))
+    assert buffer.wait_for(5.0, timeout_s=0.01)
+    assert not buffer.wait_for(5.0, timeout_s=0.01, after=True)
+    assert buffer.wait_for(4.9, timeout_s=0.01, after=True)
