@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 from helo.devices.synthetic import StreamStyle
-from helo.streamer.process import anon_mb, rss_mb
+from helo.streamer.process import anon_mb, rss_mb, settle_heap
 
 
 def live_latency(
@@ -63,6 +63,7 @@ def live_latency(
             duration_s=seconds + 5.0,
         )
         with LiveSession(config) as session:
+            settle_heap()
             cpu0 = time.process_time()
             session.run()
             cpu = time.process_time() - cpu0

@@ -23,6 +23,7 @@ from helo.streamer.commands.session_args import (
     session_config_from,
 )
 from helo.streamer.lsl_reader import StreamHealth
+from helo.streamer.process import settle_heap
 from helo.streamer.session import LiveSession, run_until_signal
 
 log = logging.getLogger("helo.streamer.run")
@@ -110,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         config = config.with_devices(devices)
         session = LiveSession(config)
         with session:
+            settle_heap()
             run_until_signal(session.run, session.stop)
             summary = session.latency.summary()
             health = session.health()
