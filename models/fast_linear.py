@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import os
 import platform
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +61,21 @@ _enabled = _probe()
 MIN_MULTIPLY_ADDS = 1 << 20
 
 
+_local = threading.local()  # .plain: this thread runs F.linear only (plain_linears)
+
+
+@contextmanager
+def plain_linears() -> Iterator[None]:
+    """``F.linear`` for every linear of this thread inside the block: the operations a
+    trace records (:mod:`models.traced`), whose output is checked against this."""
+    previous = getattr(_local, "plain", False)
+    _local.plain = True
+    try:
+        yield
+    finally:
+        _local.plain = previous
+
+
 def onednn_enabled() -> bool:
     """Whether inference-time linears go through oneDNN in this process."""
     return _enabled
@@ -80,6 +98,8 @@ def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
         and x.device.type == "cpu"
         and weight.dtype == torch.float32
         and not torch.is_grad_enabled()
+        and not torch.jit.is_tracing()  # the op's list arguments cannot be traced
+        and not getattr(_local, "plain", False)
         and x.numel() * weight.shape[0] >= MIN_MULTIPLY_ADDS
     )
 

@@ -21,6 +21,7 @@ import torch
 
 from helo.models.checkpoint import Checkpoint
 from helo.models.features.extract import FeatureBatch
+from helo.models.traced import TracedForward, can_trace
 
 
 class Predictor:
@@ -38,6 +39,8 @@ class Predictor:
         self.spec = checkpoint.spec
         self.device = torch.device(device)
         self.model = checkpoint.model.to(self.device).eval()
+        # small batches (live) through traced graphs: no interpreter between operations
+        self._logits = TracedForward(self.model) if can_trace(self.model, self.device) else None
         cpu = self.device.type == "cpu"
         self.workers = max(1, workers or (os.cpu_count() or 1)) if cpu else 1
         self.min_chunk = min_chunk
@@ -92,4 +95,5 @@ class Predictor:
                 for k, v in values.items()
             }
             mask = torch.as_tensor(present, device=self.device)
-            return torch.softmax(self.model(feats, mask), dim=-1).double().cpu().numpy()
+            logits = self._logits(feats, mask) if self._logits else self.model(feats, mask)
+            return torch.softmax(logits, dim=-1).double().cpu().numpy()
