@@ -10,7 +10,7 @@ constructor: a library user's process, the app included, keeps its own).
   where it does not apply (not glibc): nothing happens.
 - Training (``train``, ``evaluate``, ``report``): torch's threads, all cores unless
   the training config says otherwise.
-- A live session, once open (:func:`settle_heap`): what is alive then (modules, the
+- A live session, once open (:func:`settled_heap`): what is alive then (modules, the
   model, readers, buffers; some 200,000 objects) lives as long as the session, so it
   is moved out of the garbage collector's sight. Each full collection walked all of
   them with the interpreter locked, 70-90 ms every 15-20 s, which every participant's
@@ -25,6 +25,8 @@ import gc
 import logging
 import os
 import resource
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +73,19 @@ def configure_for_training(threads: int | None) -> None:
     torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
-def settle_heap() -> None:
-    """Collect once, then freeze what survives (``gc.freeze``): later collections walk only
-    objects made after this call. For a live session once it is open (see the module);
-    memory is not held back, since what is frozen is alive anyway."""
+@contextmanager
+def settled_heap() -> Iterator[None]:
+    """Inside the block, what was alive at its start is out of the garbage collector's
+    sight (``gc.freeze``, after one collection): collections walk only newer objects.
+    For a live session once it is open (see the module). On leaving, it is handed back
+    (``gc.unfreeze``): a closed session's readers and buffers hold reference cycles that
+    only the collector frees, and an app starts and stops many sessions."""
     gc.collect()
     gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def rss_mb() -> float:

@@ -28,7 +28,7 @@ from helo.models.errors import HeloError
 from helo.streamer.buffers import RingBuffer
 from helo.streamer.config import ReplayOptions, SessionConfig
 from helo.streamer.lsl_reader import StreamHealth
-from helo.streamer.process import settle_heap
+from helo.streamer.process import settled_heap
 from helo.streamer.replay_session import ReplaySession
 from helo.streamer.session import LiveSession, Session
 from helo.streamer.worker import PredictionRecord
@@ -183,9 +183,9 @@ class SessionRunner:
             self.labels = self.session.spec.labels
             self.traces = _traces(self.session)
             self.ready.set()
-            settle_heap()
             if not self._stop.is_set():
-                self.session.run()
+                with settled_heap():
+                    self.session.run()
         except HeloError as exc:
             self._on_error(str(exc))
         except Exception as exc:  # a bug, not a user mistake: one line; -v for the traceback

@@ -67,7 +67,7 @@ def one_group(
     """One participant count's figures (see the module docstring)."""
     from helo.devices.synthetic_group import participant_name
     from helo.streamer.config import SessionConfig
-    from helo.streamer.process import settle_heap
+    from helo.streamer.process import settled_heap
     from helo.streamer.session import LiveSession
     from helo.streamer.sinks import MemorySink
 
@@ -97,8 +97,7 @@ def one_group(
             hop_s=0.25,
             duration_s=total_s,
         )
-        with LiveSession(config, [memory]) as session:
-            settle_heap()
+        with LiveSession(config, [memory]) as session, settled_heap():
             cpu0, wall0 = time.process_time(), time.perf_counter()
             count = session.run()
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0

@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 from helo.devices.synthetic import StreamStyle
-from helo.streamer.process import anon_mb, rss_mb, settle_heap
+from helo.streamer.process import anon_mb, rss_mb, settled_heap
 
 
 def live_latency(
@@ -62,8 +62,7 @@ def live_latency(
             hop_s=0.25,
             duration_s=seconds + 5.0,
         )
-        with LiveSession(config) as session:
-            settle_heap()
+        with LiveSession(config) as session, settled_heap():
             cpu0 = time.process_time()
             session.run()
             cpu = time.process_time() - cpu0

@@ -23,7 +23,7 @@ from helo.streamer.commands.session_args import (
     session_config_from,
 )
 from helo.streamer.lsl_reader import StreamHealth
-from helo.streamer.process import settle_heap
+from helo.streamer.process import settled_heap
 from helo.streamer.session import LiveSession, run_until_signal
 
 log = logging.getLogger("helo.streamer.run")
@@ -110,8 +110,7 @@ def run(args: argparse.Namespace) -> int:
     with start_devices(options) as devices:
         config = config.with_devices(devices)
         session = LiveSession(config)
-        with session:
-            settle_heap()
+        with session, settled_heap():
             run_until_signal(session.run, session.stop)
             summary = session.latency.summary()
             health = session.health()
