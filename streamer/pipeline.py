@@ -57,6 +57,8 @@ class Pipeline:
     ):
         self.checkpoint = checkpoint
         self.predictor = Predictor(checkpoint, device=resolve_device(accelerator), workers=threads)
+        if clock.waits_for_data:  # live: the first windows' latency pays no tracing
+            self.predictor.warm_up(len(groups) if groups else 1)
         self.scheduler = WindowScheduler(
             checkpoint.spec,
             feeds,

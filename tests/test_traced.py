@@ -93,4 +93,7 @@ def test_the_predictor_traces_live_batches_within_rounding_of_the_model(demo):
         expected = torch.softmax(demo.model(feats, present), dim=-1).double().numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert (8, False) in predictor._logits._graphs
+    predictor.warm_up(3)  # a live session of 3: its shapes traced before the first hop
+    assert {(3, True), (3, False)} <= set(predictor._logits._graphs)
+    assert all(predictor._logits._graphs.values())
     predictor.close()
