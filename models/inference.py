@@ -64,8 +64,9 @@ class Predictor:
         complete = torch.ones(windows, len(self.spec.modalities), dtype=torch.bool)
         masks = [complete]
         if len(self.spec.modalities) > 1:
-            masks.append(complete.clone())
-            masks[1][0, -1] = False
+            partial = complete.clone()
+            partial[0, -1] = False
+            masks.append(partial)
         with torch.inference_mode():
             for present in masks:
                 self._logits(feats, present)

@@ -57,8 +57,9 @@ class Pipeline:
     ):
         self.checkpoint = checkpoint
         self.predictor = Predictor(checkpoint, device=resolve_device(accelerator), workers=threads)
+        self._windows_per_hop = len(groups) if groups else 1
         if clock.waits_for_data:  # live: the first windows' latency pays no tracing
-            self.predictor.warm_up(len(groups) if groups else 1)
+            self.predictor.warm_up(self._windows_per_hop)
         self.scheduler = WindowScheduler(
             checkpoint.spec,
             feeds,
@@ -153,6 +154,8 @@ class Pipeline:
         """Predict with ``checkpoint`` from the next batch on (same spec: the caller
         checked); the normalisation state and everything else go on as they were."""
         predictor = Predictor(checkpoint, device=self.predictor.device)
+        if self.worker.live:  # as at the start: the switch's first hop pays no tracing
+            predictor.warm_up(self._windows_per_hop)
         old = self.predictor
         self.checkpoint, self.predictor = checkpoint, predictor
         self.worker.predictor = predictor
