@@ -24,6 +24,7 @@ import numpy as np
 import pylsl
 
 from helo.models.features.extract import FeatureBatch, extract_modality
+from helo.models.features.overlap import restack
 from helo.models.features.participant import FeatureNormaliser, NormalisedBatch
 from helo.models.inference import Predictor
 from helo.streamer.scheduler import WindowSet
@@ -327,7 +328,7 @@ class InferenceWorker:
                 if window is not None:
                     by_length.setdefault(len(window), []).append(i)
             for rows in by_length.values():
-                stacked = np.stack([_window(batch[i], mod.name) for i in rows])
+                stacked = restack([_window(batch[i], mod.name) for i in rows])
                 vals, ok, why = extract_modality(mod, stacked, normalize=False)
                 values[mod.name][rows] = vals
                 present[rows, m] = ok

@@ -201,3 +201,29 @@ def test_training_windows_are_runtime_windows():
         keep = (times > adapter.read_from(t_end)) & (times <= t_end)  # a ring-buffer read
         [(_, one, _)] = adapter.windows(times[keep], samples[keep], np.array([t_end]))
         np.testing.assert_array_equal(one[0], together[float(t_end)])
+
+
+def test_a_batch_of_even_windows_is_adapted_as_window_by_window():
+    """A replay's batch (evenly spaced windows, views of one strip: converted, checked
+    and interpolated once per sample) gives what the runtime's single windows give: the
+    same glitch reasons, the same samples, volts and missing electrodes included."""
+    style = StreamStyle(eeg_missing=("O1", "Fz"), eeg_unit="volts")
+    times, samples = _eeg(style)
+    samples = samples.copy()
+    samples[(times > 12.0) & (times < 12.01)] = 10.0  # 10 V: a glitch
+    samples[(times > 22.0) & (times < 22.01)] = np.nan
+    adapter = InputAdapter(EEG, _description(style))
+    ends = np.arange(8.0, 30.0, 0.25)
+    together, reasons = {}, {}
+    for idx, windows, reason in adapter.windows(times, samples, ends):
+        for j, i in enumerate(idx):
+            reasons[float(ends[i])] = reason
+            together[float(ends[i])] = None if windows is None else windows[j]
+    masked = [t for t, why in reasons.items() if why]
+    assert 12.25 in masked and 22.25 in masked and 8.0 not in masked  # noqa: PT018
+    for t_end in ends[::3]:
+        keep = (times > adapter.read_from(t_end)) & (times <= t_end)
+        [(_, one, why)] = adapter.windows(times[keep], samples[keep], np.array([t_end]))
+        assert why == reasons[float(t_end)]
+        if one is not None:
+            np.testing.assert_allclose(one[0], together[float(t_end)], rtol=1e-6, atol=1e-6)

@@ -24,6 +24,7 @@ What was adapted is said once (:meth:`InputAdapter.describe`) and carried along
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,9 +34,11 @@ import numpy as np
 from helo.models.errors import HeloError
 from helo.models.features.channels import canonical_label, montage_labels
 from helo.models.features.interpolation import MAX_INTERPOLATED_SHARE, spline_matrix
+from helo.models.features.overlap import strip_of, windows_of, windows_with
 from helo.models.features.spec import BAND_NAMES, DEFAULT_EEG_BANDS_HZ, ModalitySpec
 from helo.models.features.units import UnitConversion, conversion_for, guess_conversion
 from helo.models.features.windowing import (
+    CHUNK_VALUES,
     cut_windows,
     grid_windows,
     read_from,
@@ -287,22 +290,56 @@ class InputAdapter:
                 self.unit.describe(),
                 mod.name,
             )
-        x = self.unit.apply(raw)
-        bad = self._glitches(x)
+        x, bad = self._converted(raw)
         for w in np.flatnonzero(bad):
             yield idx[w : w + 1], None, self._glitch_reason(x[w])
-        good = np.flatnonzero(~bad)
-        if not len(good):
+        for run in _runs(np.flatnonzero(~bad)):
+            yield from self._to_model(idx[run], x[run])
+
+    def _converted(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``raw`` in the model's units, and which windows hold a glitch. Overlapping
+        windows (views of one strip) are converted and checked once per sample, not once
+        per window they are in (:mod:`models.features.overlap`)."""
+        assert self.unit is not None
+        strip = strip_of(raw)
+        if strip is None:
+            x = self.unit.apply(raw)
+            return x, self._glitches(x)
+        samples, hop = strip
+        converted = self.unit.apply(samples)
+        bad = windows_with(self._glitch_samples(converted), hop, len(raw), raw.shape[1])
+        return windows_of(converted, hop, len(raw), raw.shape[1]), bad
+
+    def _to_model(
+        self, idx: np.ndarray, x: np.ndarray
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | None, str | None]]:
+        """Glitch-free windows at the model's rate with the model's channels."""
+        if self.same_rate:
+            yield idx, self._interpolate(x), None
             return
-        x = x[good]
-        if not self.same_rate:
-            x = resample_windows(x, *self.ratio)
-        if self._interpolation is not None:
-            full = np.empty((*x.shape[:2], len(mod.channels)), dtype=x.dtype)
-            full[:, :, self._present_pos] = x
-            full[:, :, self._missing_pos] = x @ self._interpolation.T.astype(x.dtype)
-            x = full
-        yield idx[good], x, None
+        step = max(1, CHUNK_VALUES // max(1, self.modality.expected_samples * x.shape[2]))
+        for start in range(0, len(x), step):  # resampled windows are copies: bounded
+            # (contiguous, so that a window resamples to the same bits in any batch)
+            part = resample_windows(np.ascontiguousarray(x[start : start + step]), *self.ratio)
+            yield idx[start : start + step], self._interpolate(part), None
+
+    def _interpolate(self, x: np.ndarray) -> np.ndarray:
+        """``x [W, T, C]`` in the model's channel layout, its missing EEG channels
+        interpolated (on the strip, once per sample, when the windows overlap)."""
+        if self._interpolation is None:
+            return x
+        strip = strip_of(x)
+        if strip is not None:
+            samples, hop = strip
+            return windows_of(self._interpolate_samples(samples), hop, len(x), x.shape[1])
+        return self._interpolate_samples(x)
+
+    def _interpolate_samples(self, x: np.ndarray) -> np.ndarray:
+        assert self._interpolation is not None
+        full = np.empty((*x.shape[:-1], len(self.modality.channels)), dtype=x.dtype)
+        full[..., self._present_pos] = x
+        full[..., self._missing_pos] = x @ self._interpolation.T.astype(x.dtype)
+        return full
 
     def _glitches(self, x: np.ndarray) -> np.ndarray:
         """Windows holding a value no sensor of this kind gives (or NaN/Inf, except a
@@ -312,6 +349,12 @@ class InputAdapter:
         if self.by_time:
             return beyond | np.isinf(x).any(axis=(1, 2))
         return beyond | ~np.isfinite(x).all(axis=(1, 2))
+
+    def _glitch_samples(self, samples: np.ndarray) -> np.ndarray:
+        """:meth:`_glitches` per sample of a strip ``[S, C]`` of a regular stream."""
+        with np.errstate(invalid="ignore"):
+            beyond = (np.abs(samples) > self.bound).any(axis=1)
+        return beyond | ~np.isfinite(samples).all(axis=1)
 
     def _glitch_reason(self, window: np.ndarray) -> str:
         name = self.modality.name
@@ -354,3 +397,13 @@ class InputAdapter:
         if self.unit is not None and not self.unit.identity:
             lines.append(f"units {self.unit.describe()}")
         return lines
+
+
+def _runs(rows: np.ndarray) -> list[slice]:
+    """Consecutive runs of ``rows`` (sorted indices) as slices of the rows' own positions
+    in order, so that a run of overlapping windows stays a view."""
+    if not len(rows):
+        return []
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    edges = [0, *breaks.tolist(), len(rows)]
+    return [slice(rows[a], rows[b - 1] + 1) for a, b in itertools.pairwise(edges)]

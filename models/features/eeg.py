@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from helo.models.features.spec import DEFAULT_EEG_BANDS_HZ
-from helo.models.features.spectrum import power_spectral_density
+from helo.models.features.spectrum import band_power
 
 # Floor of a band's power, so that a flat (disconnected) channel gives a very low,
 # finite DE rather than -inf; real EEG band powers are many orders above it.
@@ -30,9 +30,8 @@ def differential_entropy(x: np.ndarray, srate_hz: float, params: dict[str, Any])
     with B bands (``params["bands_hz"]``, default the five HeLo bands).
     """
     bands = tuple(tuple(float(f) for f in b) for b in params.get("bands_hz", DEFAULT_EEG_BANDS_HZ))
-    _, psd = power_spectral_density(x, srate_hz, axis=1)  # [W, F, C]
     member = _band_matrix(x.shape[1], float(srate_hz), bands)  # [F, B] * df
-    power = np.swapaxes(psd, 1, 2) @ member.astype(psd.dtype)  # [W, C, B]
+    power = band_power(x, srate_hz, member)  # [W, C, B]
     return 0.5 * np.log(2.0 * np.pi * np.e * np.maximum(power, _POWER_FLOOR))
 
 

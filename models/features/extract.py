@@ -18,6 +18,7 @@ import numpy as np
 from helo.models.errors import FeatureError
 from helo.models.features.eeg import differential_entropy
 from helo.models.features.face import blendshape_statistics, face_frame_valid
+from helo.models.features.overlap import all_finite
 from helo.models.features.spec import FeatureSpec, ModalitySpec
 from helo.models.features.stats import gsr_statistics, ppg_statistics
 
@@ -84,12 +85,13 @@ def extract_modality(
         for w in np.flatnonzero(~ok):
             reasons[w] = f"{mod.name}: face in {n_face[w]} of {mod.expected_samples} frames"
     else:
-        ok = np.isfinite(windows).all(axis=(1, 2))
+        ok = all_finite(windows)
         for w in np.flatnonzero(~ok):
             reasons[w] = f"{mod.name}: NaN/Inf in the window"
     if ok.any():
         with np.errstate(all="ignore"):  # a degenerate window is caught just below
-            feats = EXTRACTORS[mod.feature](windows[ok], mod.srate_hz, mod.params)
+            usable = windows if ok.all() else windows[ok]  # (all: overlapping views stay so)
+            feats = EXTRACTORS[mod.feature](usable, mod.srate_hz, mod.params)
             feats = feats.reshape(-1, *mod.feature_shape)
             if normalize:
                 feats = normalize_values(mod, feats)

@@ -37,3 +37,34 @@ def power_spectral_density(
     psd[..., 1 : (n_times + 1) // 2] *= 2.0  # fold negative frequencies (not DC/Nyquist)
     freqs = scipy.fft.rfftfreq(n_times, d=1.0 / srate_hz)
     return freqs, np.moveaxis(psd, -1, axis)
+
+
+def band_power(x: np.ndarray, srate_hz: float, member: np.ndarray) -> np.ndarray:
+    """``psd @ member``: the PSD of ``x [W, T, C]`` (as :func:`power_spectral_density`)
+    summed into the bands of ``member [F, B]``, ``[W, C, B]``.
+
+    Only the bins the bands hold are formed, and the windows are laid out time-last
+    once (the mean removed and the Hann window applied on the way), so the FFT runs
+    over contiguous rows: windows that are views of one strip
+    (:mod:`models.features.overlap`) are read once, never copied as they are.
+    """
+    n_win, n_times, n_chan = x.shape
+    rows = np.flatnonzero(member.any(axis=1))
+    lo, hi = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
+    win, win_power = _hann(n_times)
+    dtype = np.result_type(x.dtype, np.float32)
+    centred = np.empty((n_win, n_chan, n_times), dtype=dtype)
+    np.subtract(x.transpose(0, 2, 1), x.mean(axis=1, dtype=dtype)[:, :, None], out=centred)
+    centred *= win.astype(dtype)
+    spec = scipy.fft.rfft(centred, axis=-1)[:, :, lo:hi]
+    psd = spec.real**2 + spec.imag**2
+    psd *= _fold(n_times, lo, hi).astype(dtype) / (srate_hz * win_power)
+    return psd @ member[lo:hi].astype(dtype)
+
+
+@lru_cache(maxsize=32)
+def _fold(n_times: int, lo: int, hi: int) -> np.ndarray:
+    """Bins ``lo..hi-1`` of a one-sided spectrum: 2 where the negative frequencies fold
+    in (not DC or Nyquist), 1 elsewhere."""
+    bins = np.arange(lo, hi)
+    return np.where((bins >= 1) & (bins < (n_times + 1) // 2), 2.0, 1.0)

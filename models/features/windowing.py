@@ -25,7 +25,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from helo.models.features.overlap import even_step, take_windows
+
 JITTER_PERIODS = 1.5  # timing jitter tolerated at a window's start, in sample periods
+CHUNK_VALUES = 2_000_000  # samples x channels a chunk of windows holds (copies or strip)
 
 
 def read_from(t_end: float, window_s: float, srate_hz: float) -> float:
@@ -45,8 +48,9 @@ def cut_windows(
     than expected keeps the latest ``n_samples``; one sample period of timing jitter
     is tolerated at the window start. Yields ``(indices into ends_s, windows [w, T, C])``:
     full windows (``T = n_samples``) in chunks, so a long recording never becomes one
-    huge array, then each shorter window on its own. Windows without any sample are
-    skipped.
+    huge array (evenly spaced ones as read-only views of ``samples``,
+    :mod:`models.features.overlap`), then each shorter window on its own. Windows
+    without any sample are skipped.
     """
     period = window_s / n_samples
     stop = np.searchsorted(times_s, ends_s + 1e-9, side="right")
@@ -57,11 +61,14 @@ def cut_windows(
     # A full window may reach back by the jitter; a short one holds only its own span.
     count = np.where(stop - first >= n_samples, n_samples, stop - inside)
     full = np.flatnonzero(count == n_samples)
-    chunk = max(1, 2_000_000 // max(1, n_samples * samples.shape[1]))
-    offsets = np.arange(n_samples)[None, :]
+    # Evenly spaced windows (a replay's, a recording's) are views of one strip of
+    # samples, bounded by the strip's size; others are copies, bounded by theirs.
+    hop = even_step(stop[full])
+    per_window = hop if 0 < hop < n_samples else n_samples
+    chunk = max(1, CHUNK_VALUES // max(1, per_window * samples.shape[1]))
     for start in range(0, len(full), chunk):
         idx = full[start : start + chunk]
-        yield idx, samples[stop[idx, None] - n_samples + offsets]
+        yield idx, take_windows(samples, stop[idx], n_samples)
     for i in np.flatnonzero((count > 0) & (count < n_samples)):
         yield np.array([i]), samples[None, stop[i] - count[i] : stop[i]]
 
