@@ -12,7 +12,10 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.fft
+from numpy.lib.stride_tricks import as_strided
 from scipy.signal import get_window
+
+from helo.models.features.overlap import strip_of
 
 
 @lru_cache(maxsize=32)
@@ -53,13 +56,37 @@ def band_power(x: np.ndarray, srate_hz: float, member: np.ndarray) -> np.ndarray
     lo, hi = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
     win, win_power = _hann(n_times)
     dtype = np.result_type(x.dtype, np.float32)
+    time_last, mean = _time_last(x)
     centred = np.empty((n_win, n_chan, n_times), dtype=dtype)
-    np.subtract(x.transpose(0, 2, 1), x.mean(axis=1, dtype=dtype)[:, :, None], out=centred)
+    np.subtract(time_last, mean.astype(dtype)[:, :, None], out=centred)
     centred *= win.astype(dtype)
     spec = scipy.fft.rfft(centred, axis=-1)[:, :, lo:hi]
     psd = spec.real**2 + spec.imag**2
     psd *= _fold(n_times, lo, hi).astype(dtype) / (srate_hz * win_power)
     return psd @ member[lo:hi].astype(dtype)
+
+
+def _time_last(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x [W, T, C]`` as ``[W, C, T]`` and each window's channel means ``[W, C]``.
+    Overlapping windows are transposed once as their strip, so that the windows' rows
+    are read contiguously, and their means come from the strip's running sums."""
+    strip = strip_of(x)
+    if strip is None:
+        return x.transpose(0, 2, 1), x.mean(axis=1, dtype=np.result_type(x.dtype, np.float32))
+    samples, hop = strip
+    n_win, n_times, _ = x.shape
+    rows = np.ascontiguousarray(samples.T)  # [C, S]
+    item = rows.itemsize
+    time_last = as_strided(
+        rows,
+        shape=(n_win, rows.shape[0], n_times),
+        strides=(hop * item, rows.shape[1] * item, item),
+        writeable=False,
+    )
+    sums = np.zeros((rows.shape[0], rows.shape[1] + 1))
+    np.cumsum(rows, axis=1, dtype=np.float64, out=sums[:, 1:])
+    starts = np.arange(n_win) * hop
+    return time_last, ((sums[:, starts + n_times] - sums[:, starts]) / n_times).T
 
 
 @lru_cache(maxsize=32)
