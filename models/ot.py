@@ -33,7 +33,10 @@ from typing import Any, TypeVar, cast
 
 import torch
 
+from helo.models import ot_kernel
+
 OT_CHUNK = 32  # windows solved together (see token_transport_plan)
+FUSED_IPOT = ot_kernel.AVAILABLE  # IPOT's steps as one compiled loop (models/ot_kernel.py)
 
 _Fn = TypeVar("_Fn", bound=Callable[..., Any])
 
@@ -101,6 +104,17 @@ def _ipot(cost: torch.Tensor, beta: float, n_iter: int) -> torch.Tensor:
     return plan.mul_(inv_col_sums.mul_(1.0 / m))
 
 
+def _ipot_fused(cost: torch.Tensor, beta: float, n_iter: int) -> torch.Tensor:
+    """:func:`ipot` by the compiled loop where it applies (float32 on the CPU,
+    :mod:`models.ot_kernel`), else by the torch loop."""
+    if cost.dtype == torch.float32 and cost.device.type == "cpu":
+        return torch.ops.helo.ipot(cost, beta, n_iter)
+    return _ipot(cost, beta, n_iter)
+
+
+_ipot_any = _ipot_fused if FUSED_IPOT else _ipot
+
+
 @torch.no_grad()
 def gromov_wasserstein(
     cost_s: torch.Tensor,
@@ -136,7 +150,7 @@ def _gromov_wasserstein(
     cost_t_tr = cost_t.transpose(1, 2).contiguous()  # bmm is faster on a contiguous operand
     for _ in range(n_outer):
         linear_cost = torch.baddbmm(const, torch.bmm(cost_s, plan), cost_t_tr, alpha=-2.0)
-        plan = _ipot(linear_cost, beta, n_inner)
+        plan = _ipot_any(linear_cost, beta, n_inner)
     row_sums = plan.sum(dim=2, keepdim=True)
     bad = ~torch.isfinite(row_sums).flatten(1).all(dim=1)
     if bool(bad.any()):

@@ -7,6 +7,8 @@ import ot
 import pytest
 import torch
 
+from helo.models import ot as ot_module
+from helo.models import ot_kernel
 from helo.models.ot import cosine_cost, gromov_wasserstein, gw_objective, ipot, token_transport_plan
 
 
@@ -87,3 +89,23 @@ def test_token_plan_rows_sum_to_one_and_degenerate_sets_stay_finite():
     plan = token_transport_plan(x, _tokens(9, 2, 8, 4).float())
     assert torch.isfinite(plan).all()
     torch.testing.assert_close(plan.sum(2), torch.ones(2, 8))
+
+
+@pytest.mark.skipif(not ot_kernel.AVAILABLE, reason="numba is not installed")
+def test_compiled_ipot_equals_the_torch_loop_and_ignores_its_batch():
+    """float32 on the CPU goes through the compiled loop (models/ot_kernel.py): IPOT's
+    numbers to float32 rounding, each window solved alone (so exactly the same plan in
+    any batch), non-finite costs still give a non-finite plan (caught downstream)."""
+    g = torch.Generator().manual_seed(5)
+    cost = torch.rand(9, 64, 48, generator=g) * 0.8
+    compiled = torch.ops.helo.ipot(cost, 0.1, 20)
+    looped = ot_module._ipot(cost, 0.1, 20)
+    torch.testing.assert_close(compiled, looped, rtol=2e-6, atol=1e-9)
+    torch.testing.assert_close(
+        torch.ops.helo.ipot(cost[4:5], 0.1, 20), compiled[4:5], rtol=0, atol=0
+    )
+    cost[2, 3, 7] = float("nan")
+    assert not torch.isfinite(torch.ops.helo.ipot(cost, 0.1, 20)[2]).all()
+    tokens = torch.randn(6, 64, 16, generator=g)
+    plan = token_transport_plan(tokens, tokens.flip(0))
+    torch.testing.assert_close(plan.sum(2), torch.ones(6, 64), atol=1e-5, rtol=0)
