@@ -6,8 +6,8 @@ pass over the batch (unit conversion, glitch checks, stacking, the spectrum) rea
 and wrote twenty times the data there is. Here a batch of evenly spaced windows is
 a read-only ``[W, T, C]`` view whose first stride is the hop: the samples exist once,
 a check per sample is done once (:func:`windows_with`), and a feature that can share
-work between windows (the EEG spectrum, :mod:`models.features.eeg`) finds the strip
-behind the view (:func:`strip_of`). A window of such a view is an ordinary array;
+work between windows (the EEG spectrum's layout, :mod:`models.features.spectrum`)
+finds the strip behind the view (:func:`strip_of`). A window of such a view is an ordinary array;
 uneven windows (a live stream's jitter, gaps) are copies, as before.
 """
 

@@ -173,7 +173,7 @@ def _model(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> 
         print(
             f"  batched ({b['batch']}), {b['threads']} threads: "
             f"{b['windows_per_s_median']:.0f} windows/s (best {b['windows_per_s_best']:.0f}), "
-            f"linear layers: {b['linear_layers']}"
+            f"linear layers: {b['linear_layers']}, IPOT: {b['ipot']}"
         )
         if "batched_cuda" in figures:
             c = figures["batched_cuda"]
