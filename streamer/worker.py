@@ -327,7 +327,8 @@ class InferenceWorker:
                 window = ws.windows.get(mod.name)
                 if window is not None:
                     by_length.setdefault(len(window), []).append(i)
-            for rows in by_length.values():
+            groups = [part for same in by_length.values() for part in _per_participant(batch, same)]
+            for rows in groups:
                 stacked = restack([_window(batch[i], mod.name) for i in rows])
                 vals, ok, why = extract_modality(mod, stacked, normalize=False)
                 values[mod.name][rows] = vals
@@ -336,6 +337,18 @@ class InferenceWorker:
                     if reason:
                         reasons[mod.name][i] = reason
         return FeatureBatch(values, present, reasons)
+
+
+def _per_participant(batch: list[WindowSet], rows: list[int]) -> list[list[int]]:
+    """``rows`` per participant when each has several (a group's replay batch: each
+    participant's windows are one strip's views, restacked without a copy), else all
+    together (a live hop: one window each, one extraction for the group)."""
+    parts: dict[str, list[int]] = {}
+    for i in rows:
+        parts.setdefault(batch[i].participant, []).append(i)
+    if len(parts) > 1 and all(len(part) > 1 for part in parts.values()):
+        return list(parts.values())
+    return [rows]
 
 
 def _window(window_set: WindowSet, name: str) -> np.ndarray:

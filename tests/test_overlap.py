@@ -15,6 +15,8 @@ from helo.models.features.overlap import (
     take_windows,
     windows_with,
 )
+from helo.streamer.scheduler import WindowSet
+from helo.streamer.worker import _per_participant
 
 
 def _strip(n: int = 4000, channels: int = 3, seed: int = 0) -> np.ndarray:
@@ -82,3 +84,25 @@ def test_eeg_features_of_views_equal_those_of_copies():
     # the same to float64's precision as one window at a time (the live path)
     one = differential_entropy(np.array(view[-1:], dtype=np.float64), eeg.srate_hz, eeg.params)
     np.testing.assert_allclose(got[-1], one[0], atol=1e-5)
+
+
+def test_a_group_batch_is_restacked_per_participant_and_a_live_hop_together():
+    """A group replay's batch alternates participants; each one's windows are one strip's
+    views, so they are extracted per participant without a copy. A live hop (one window
+    per participant) stays one extraction for the whole group."""
+    views = {
+        p: take_windows(_strip(seed=s), np.arange(1280, 2000, 64), 1280)
+        for s, p in enumerate(("P01", "P02"))
+    }
+    batch = [
+        WindowSet(k, float(k), {"eeg": views[p][k]}, participant=p)
+        for k in range(len(views["P01"]))
+        for p in ("P01", "P02")
+    ]
+    parts = _per_participant(batch, list(range(len(batch))))
+    assert [sorted({batch[i].participant for i in part}) for part in parts] == [["P01"], ["P02"]]
+    for part in parts:
+        stacked = restack([batch[i].windows["eeg"] for i in part])
+        assert strip_of(stacked) is not None
+    hop = batch[:2]  # one window each
+    assert _per_participant(hop, [0, 1]) == [[0, 1]]

@@ -69,24 +69,23 @@ def band_power(x: np.ndarray, srate_hz: float, member: np.ndarray) -> np.ndarray
 def _time_last(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``x [W, T, C]`` as ``[W, C, T]`` and each window's channel means ``[W, C]``.
     Overlapping windows are transposed once as their strip, so that the windows' rows
-    are read contiguously, and their means come from the strip's running sums."""
+    are read contiguously. (The means are the windows' own, summed in their dtype as
+    before: from the strip's running sums in float64 they moved one window of a group
+    replay by 1e-5.)"""
+    mean = x.mean(axis=1, dtype=np.result_type(x.dtype, np.float32))
     strip = strip_of(x)
     if strip is None:
-        return x.transpose(0, 2, 1), x.mean(axis=1, dtype=np.result_type(x.dtype, np.float32))
+        return x.transpose(0, 2, 1), mean
     samples, hop = strip
-    n_win, n_times, _ = x.shape
     rows = np.ascontiguousarray(samples.T)  # [C, S]
     item = rows.itemsize
     time_last = as_strided(
         rows,
-        shape=(n_win, rows.shape[0], n_times),
+        shape=(len(x), rows.shape[0], x.shape[1]),
         strides=(hop * item, rows.shape[1] * item, item),
         writeable=False,
     )
-    sums = np.zeros((rows.shape[0], rows.shape[1] + 1))
-    np.cumsum(rows, axis=1, dtype=np.float64, out=sums[:, 1:])
-    starts = np.arange(n_win) * hop
-    return time_last, ((sums[:, starts + n_times] - sums[:, starts]) / n_times).T
+    return time_last, mean
 
 
 @lru_cache(maxsize=32)
