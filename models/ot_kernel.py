@@ -47,31 +47,16 @@ def _ipot_steps(kernel3: np.ndarray, n_iter: int, out: np.ndarray) -> None:
     """IPOT on each window's ``kernel = exp(-C / beta)`` ``[B, n, m]`` into ``out``:
     :func:`models.ot._ipot`'s steps, one window at a time."""
     n_batch, n, m = kernel3.shape
-    row = np.empty(n, np.float32)
     col = np.empty(m, np.float32)
     col_scale = np.empty(m, np.float32)
     pending = np.empty(m, np.float32)
     one = np.float32(1.0)
     for b in range(n_batch):
         plan, kernel = out[b], kernel3[b]
-        for i in range(n):  # step 0: T = 1, so Q = kernel, scaled by rows
-            s = np.float32(0.0)
-            for j in range(m):
-                s += kernel[i, j]
-            row[i] = one / s
-        col[:] = 0.0
-        for i in range(n):
-            r = row[i]
-            for j in range(m):
-                p = kernel[i, j] * r
-                plan[i, j] = p
-                col[j] += p
-        for j in range(m):
-            inv = one / col[j]
-            col[j] = inv
-            col_scale[j] = inv
-            pending[j] = inv * inv
-        for _ in range(1, n_iter):
+        plan[:, :] = 1.0  # IPOT starts from T = 1 (step 0's products by 1 are exact)
+        col_scale[:] = 1.0
+        pending[:] = 1.0
+        for _ in range(n_iter):
             col[:] = 0.0
             for i in range(n):
                 s = np.float32(0.0)

@@ -91,13 +91,13 @@ def test_token_plan_rows_sum_to_one_and_degenerate_sets_stay_finite():
     torch.testing.assert_close(plan.sum(2), torch.ones(2, 8))
 
 
-@pytest.mark.skipif(not ot_kernel.AVAILABLE, reason="numba is not installed")
 def test_compiled_ipot_equals_the_torch_loop_and_ignores_its_batch():
     """float32 on the CPU goes through the compiled loop (models/ot_kernel.py): IPOT's
     numbers to float32 rounding, each window solved alone (so exactly the same plan in
     any batch), non-finite costs still give a non-finite plan (caught downstream)."""
     g = torch.Generator().manual_seed(5)
     cost = torch.rand(9, 64, 48, generator=g) * 0.8
+    assert ot_kernel.AVAILABLE  # numba is a dependency: the model uses this loop
     compiled = torch.ops.helo.ipot(cost, 0.1, 20)
     looped = ot_module._ipot(cost, 0.1, 20)
     torch.testing.assert_close(compiled, looped, rtol=2e-6, atol=1e-9)
