@@ -2,8 +2,8 @@
 
 Why: in torch each IPOT step is five passes over the batch's ``[B, n, m]`` plans
 (two products, a row sum, a scaling, a column sum), each a separate operator that
-streams the whole batch through the cache. The solver is a fifth of the model's
-work and most of that is these passes. Compiled as one loop per window, a window's
+streams the whole batch through the cache; these passes were a third of the demo
+model's time at batches of 128. Compiled as one loop per window, a window's
 plan and kernel (2 x 16 KB at 64 tokens) stay in the first-level cache for all
 its steps, and a step is two passes over them: 2.2x faster for 32 windows, 2.9x
 for 8 (Intel Xeon, one thread; docs/performance.md).
