@@ -36,7 +36,6 @@ import torch
 from helo.models import ot_kernel
 
 OT_CHUNK = 32  # windows solved together (see token_transport_plan)
-FUSED_IPOT = ot_kernel.AVAILABLE  # IPOT's steps as one compiled loop (models/ot_kernel.py)
 
 _Fn = TypeVar("_Fn", bound=Callable[..., Any])
 
@@ -112,7 +111,7 @@ def _ipot_fused(cost: torch.Tensor, beta: float, n_iter: int) -> torch.Tensor:
     return _ipot(cost, beta, n_iter)
 
 
-_ipot_any = _ipot_fused if FUSED_IPOT else _ipot
+_ipot_any = _ipot_fused if ot_kernel.AVAILABLE else _ipot  # compiled: models/ot_kernel.py
 
 
 @torch.no_grad()

@@ -12,10 +12,9 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.fft
-from numpy.lib.stride_tricks import as_strided
 from scipy.signal import get_window
 
-from helo.models.features.overlap import strip_of
+from helo.models.features.overlap import strip_of, windows_of
 
 
 @lru_cache(maxsize=32)
@@ -77,15 +76,8 @@ def _time_last(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if strip is None:
         return x.transpose(0, 2, 1), mean
     samples, hop = strip
-    rows = np.ascontiguousarray(samples.T)  # [C, S]
-    item = rows.itemsize
-    time_last = as_strided(
-        rows,
-        shape=(len(x), rows.shape[0], x.shape[1]),
-        strides=(hop * item, rows.shape[1] * item, item),
-        writeable=False,
-    )
-    return time_last, mean
+    rows = np.ascontiguousarray(samples.T)  # [C, S]: each channel's samples contiguous
+    return windows_of(rows.T, hop, len(x), x.shape[1]).transpose(0, 2, 1), mean
 
 
 @lru_cache(maxsize=32)
