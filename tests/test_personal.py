@@ -9,6 +9,7 @@ of each; LabRecorder records everything.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from helpers import session_config
 from safetensors import safe_open
 
@@ -337,3 +339,44 @@ def test_adapt_needs_one_participant_and_names_the_choice(tiny_dataset, particip
         adapt_model(base, tiny_dataset)
     with pytest.raises(HeloError, match="participant 'P99' is not in the data"):
         adapt_model(base, tiny_dataset, participant="P99")
+
+
+def test_an_input_calibration_folds_into_the_encoders_exactly():
+    """The personal model reads raw features as the calibrated base model reads
+    calibrated ones (within float32 rounding), present modalities or absent."""
+    from helo.models.input_calibration import calibrated, fold_into_encoders, identity
+
+    model = load_checkpoint(DEMO_CHECKPOINT).model.eval()
+    g = torch.Generator().manual_seed(0)
+    calibration = {
+        name: (0.3 * torch.randn(s.shape, generator=g), 0.3 * torch.randn(s.shape, generator=g))
+        for name, (s, _) in identity(model).items()
+    }
+    feats = {m.name: torch.randn(12, *m.shape, generator=g) for m in model.config.modalities}
+    present = torch.ones(12, len(model.config.modalities), dtype=torch.bool)
+    present[3, 1] = present[5, -1] = False
+    folded = copy.deepcopy(model)
+    fold_into_encoders(folded, calibration)
+    with torch.no_grad():
+        want = model(calibrated(feats, calibration), present)
+        got = folded(feats, present)
+    torch.testing.assert_close(got, want, atol=2e-4, rtol=1e-4)
+
+
+def test_adapt_by_default_fits_the_inputs_and_moves_only_the_encoders_first_layers(
+    tiny_dataset, participant_checkpoint
+):
+    from helo.models.personal import adapt_model
+
+    base = load_checkpoint(participant_checkpoint)
+    result = adapt_model(base, tiny_dataset, participant=str(tiny_dataset.subjects[0]))
+    assert result.config.moving == "inputs"
+    assert result.in_sample
+    assert result.kl_after is not None
+    assert result.kl_before is not None
+    assert result.kl_after < result.kl_before  # on the trials it fitted
+    assert "trial(s) fitted" in result.checked_on()
+    before, after = base.model.state_dict(), result.model.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved
+    assert all(k.startswith("encoders.") and ".linear." in k for k in moved)

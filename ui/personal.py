@@ -127,7 +127,7 @@ class PersonalPanel(QtWidgets.QWidget):
                 self._signals.failed.emit(f"personal model failed: {type(exc).__name__}: {exc}")
                 return
             change = (
-                f", KL on held-out trials {result.kl_before:.3f} -> {result.kl_after:.3f}"
+                f", KL {result.checked_on()} {result.kl_before:.3f} -> {result.kl_after:.3f}"
                 if result.kl_before is not None and result.kl_after is not None
                 else ""
             )

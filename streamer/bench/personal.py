@@ -73,6 +73,7 @@ def adapt_time(ckpt: Checkpoint, config: AdaptConfig | None = None) -> dict:
         "windows": len(data),
         "trials": len(result.trials),
         "validation_trials": len(result.validation_trials),
+        "kl_measured": result.checked_on(),
         "seconds": result.seconds,
         "epochs_to_best": result.best_epoch,
         "kl_before": result.kl_before,

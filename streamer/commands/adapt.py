@@ -1,12 +1,15 @@
 """``streamer adapt``: a personal model from one participant's labelled trials.
 
     streamer adapt --data xdf:session_P07.xdf [--checkpoint BASE] [--participant P07]
-                   [--train all|head|encoders] [--out FILE]
+                   [--train inputs|head|encoders|all] [--out FILE]
 
-Fine-tunes a copy of the model (default: the demo model) on the participant's
-labelled windows (``xdf:`` recordings with an EmotionLabels stream, or one subject
-of any data source), holding out a quarter of the trials (at least one) for early
-stopping when there are two or more; writes a checkpoint whose metadata names the base model,
+Fits a copy of the model (default: the demo model) to the participant's labelled
+windows (``xdf:`` recordings with an EmotionLabels stream, or one subject of any
+data source). By default a scale and a shift per input feature, on every trial, on a
+fixed schedule, folded into the model's encoders (``--lr``/``--epochs`` do not apply);
+with ``--train head|encoders|all``, those layers are fine-tuned, holding out a
+quarter of the trials (at least one) for early stopping when there are two or more.
+Writes a checkpoint whose metadata names the base model,
 the participant and the trials used. Without ``--out`` it goes to the personal
 models folder (``HELO_PERSONAL_DIR`` or ``~/.helo/personal``), where the desktop
 app's model picker lists it.
@@ -43,8 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--train",
         choices=MOVING,
         default=AdaptConfig.moving,
-        help="which parameters move: the head (label attention and output layers, the "
-        "default), the per-modality encoders, or all",
+        help="what is fitted: a scale and shift per input feature, folded into the "
+        "encoders (inputs, the default), or fine-tuned layers: the head (label attention "
+        "and output layers), the per-modality encoders, or all",
     )
     p.add_argument("--lr", type=float, default=AdaptConfig.lr)
     p.add_argument("--epochs", type=int, default=AdaptConfig.epochs)
@@ -66,13 +70,12 @@ def run(args: argparse.Namespace) -> int:
     path = save_personal(out, base, result, source=args.data)
     print(f"personal model: {path}")
     change = (
-        f"; KL on {len(result.validation_trials)} held-out trial(s) "
-        f"{result.kl_before:.4f} -> {result.kl_after:.4f}"
+        f"; KL {result.checked_on()} {result.kl_before:.4f} -> {result.kl_after:.4f}"
         if result.kl_before is not None and result.kl_after is not None
         else " (no trial held out: only one)"
     )
     print(
-        f"participant {result.participant}: fine-tuned {args.train} on "
+        f"participant {result.participant}: fitted {args.train} on "
         f"{len(result.trials)} trial(s) in {result.seconds:.1f} s{change}"
     )
     return 0

@@ -221,8 +221,7 @@ def _personal(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) 
     )
     took = personal.adapt_time(ckpt)
     change = (
-        f"; KL on {took['validation_trials']} held-out trials {took['kl_before']:.4f} -> "
-        f"{took['kl_after']:.4f}"
+        f"; KL {took['kl_measured']} {took['kl_before']:.4f} -> {took['kl_after']:.4f}"
         if took["kl_before"] is not None
         else ""
     )
