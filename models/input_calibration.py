@@ -104,13 +104,12 @@ def fit_calibration(
 
 
 def calibrated_kl(model: HeLo, inputs: Tensors, calibration: Calibration | None) -> float:
-    """Summed KL of the (calibrated) model's distributions to the labels (summed, so
-    that folds of different sizes pool into one mean)."""
+    """Mean KL of the (calibrated) model's distributions to the labels of ``inputs``."""
     model.eval()
     feats = inputs.features
     with torch.no_grad():
         logits = model(calibrated(feats, calibration) if calibration else feats, inputs.present)
-        return float(kl_divergence(logits, inputs.targets)) * len(inputs)
+        return float(kl_divergence(logits, inputs.targets))
 
 
 def fold_into_encoders(model: HeLo, calibration: Calibration) -> None:

@@ -81,10 +81,10 @@ class AdaptResult:
     model: EmotionModel
     participant: str
     trials: list[str]  # trials fine-tuned on
-    validation_trials: list[str]  # held out for early stopping (or cross-validated)
+    validation_trials: list[str]  # held out for early stopping (none: an input calibration)
     kl_before: float | None  # on the validation trials
     kl_after: float | None
-    best_epoch: int  # 0: the base model's weights were kept
+    best_epoch: int  # epochs (an input calibration: steps); 0: the base's weights were kept
     seconds: float
     config: AdaptConfig
     in_sample: bool = False  # KL before/after on the trials fitted (an input calibration)
@@ -215,8 +215,8 @@ def _adapt_inputs(
     folds of trials vouched for it, both lost a third of the gain on unseen simulated
     participants; docs/model.md). Its KL before and after is on the trials fitted."""
     calibration = fit_calibration(model, inputs, len(trials), CalibrationConfig(), generator)
-    kl_before = calibrated_kl(model, inputs, None) / len(inputs)
-    kl_after = calibrated_kl(model, inputs, calibration) / len(inputs)
+    kl_before = calibrated_kl(model, inputs, None)
+    kl_after = calibrated_kl(model, inputs, calibration)
     fold_into_encoders(model, calibration)
     return AdaptResult(
         model=model,
