@@ -390,9 +390,13 @@ def _study(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> 
     n = os.cpu_count() or 1
     print(
         f"study of {fig['recordings']} recordings ({fig['recording_s'] / 60:.0f} min in all): "
-        f"sequential {fig['sequential_s']:.1f} s; Ray, 1 worker {fig['ray_1_workers_s']:.1f} s, "
-        f"{n} workers {fig[f'ray_{n}_workers_s']:.1f} s ({fig['speedup']:.2f}x; Ray's start "
-        f"{fig[f'ray_start_{n}_s']:.1f} s not included); Ray's overhead "
+        f"sequential {fig['sequential_s']:.1f} s, one thread {fig['sequential_1_thread_s']:.1f} s; "
+        f"Ray, 1 worker {fig['ray_1_workers_s']:.1f} s (again on the same worker "
+        f"{fig['ray_1_workers_warm_s']:.1f} s), {n} workers {fig[f'ray_{n}_workers_s']:.1f} s "
+        f"(again {fig[f'ray_{n}_workers_warm_s']:.1f} s: {fig['speedup']:.2f}x the sequential "
+        f"run, {fig['speedup_over_1_thread']:.2f}x the one-thread run); Ray's start "
+        f"{fig[f'ray_start_{n}_s']:.1f} s not included; a worker's start "
+        f"{fig['ray_worker_start_s']:.1f} s once, then Ray's overhead "
         f"{1e3 * fig['ray_overhead_per_recording_s']:.0f} ms per recording"
     )
 
