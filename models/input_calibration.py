@@ -6,7 +6,7 @@ respond: a face that barely shows an emotion, skin that reacts twice as much, EE
 patterns of their own size. Those are gains and offsets on the features, not a new
 mapping from features to emotions, so a few trials can estimate them where
 fine-tuning the network's layers (thousands of weights) cannot: on unseen simulated
-participants, 4 labelled trials cut KL about three times more this way than by
+participants, 4 labelled trials cut KL more than three times as much this way as by
 moving the head (docs/model.md). The pull towards "no change" is divided by the
 number of trials fitted, as a prior worth a fixed amount of evidence would be.
 
@@ -39,6 +39,7 @@ class CalibrationConfig:
     steps: int = 30  # full-batch Adam steps; it had settled by 20
     lr: float = 0.03
     strength: float = 0.04  # L2 pull towards no change, divided by the trials fitted
+    modality_strength: float = 0.1  # the same for a modality's common gain, relative
     max_windows: int = 256  # windows per step (a random subset beyond that)
 
 
@@ -75,7 +76,12 @@ def fit_calibration(
     generator: torch.Generator,
 ) -> Calibration:
     """The calibration that brings ``model`` (frozen, in eval mode) closest to the
-    labels of ``inputs`` (KL), pulled towards no change by ``strength / n_trials``."""
+    labels of ``inputs`` (KL), pulled towards no change by ``strength / n_trials``.
+
+    Each modality's log scale is its features' own plus one common gain, pulled ten
+    times less: how expressive a face or how reactive the skin is shows in all of a
+    modality's features at once, so a few trials pin it down better than each feature's
+    (with 4 trials of a development population: KL -18.2 % instead of -15.2 %)."""
     model.eval()
     frozen = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
@@ -84,23 +90,31 @@ def fit_calibration(
         k: (s.clone().requires_grad_(), b.clone().requires_grad_())
         for k, (s, b) in identity(model).items()
     }
+    gains = {k: torch.zeros((), requires_grad=True) for k in params}
     leaves = [t for pair in params.values() for t in pair]
-    optimizer = torch.optim.Adam(leaves, lr=config.lr)
+    optimizer = torch.optim.Adam([*leaves, *gains.values()], lr=config.lr)
     pull = config.strength / max(1, n_trials)
+
+    def current() -> Calibration:
+        return {k: (s + gains[k], b) for k, (s, b) in params.items()}
+
     n = len(inputs)
     try:
         for _ in range(config.steps):
             rows = torch.randperm(n, generator=generator)[: config.max_windows]
             feats, present, targets = inputs.batch(torch.sort(rows).values)
             optimizer.zero_grad()
-            loss = kl_divergence(model(calibrated(feats, params), present), targets)
-            loss = loss + pull * sum((t**2).sum() for t in leaves)
+            loss = kl_divergence(model(calibrated(feats, current()), present), targets)
+            own = torch.stack([(t**2).sum() for t in leaves]).sum()
+            common = torch.stack([g**2 for g in gains.values()]).sum()
+            loss = loss + pull * (own + config.modality_strength * common)
             loss.backward()
             optimizer.step()
     finally:
         for p, was in zip(model.parameters(), frozen, strict=True):
             p.requires_grad_(was)
-    return {k: (s.detach(), b.detach()) for k, (s, b) in params.items()}
+    with torch.no_grad():
+        return {k: (s.detach(), b.detach()) for k, (s, b) in current().items()}
 
 
 def calibrated_kl(model: HeLo, inputs: Tensors, calibration: Calibration | None) -> float:

@@ -4,8 +4,8 @@ People differ more than emotions do; a handful of labelled trials of the person 
 monitor watches (calibration clips at the start of a session) carry what a model
 trained on other people cannot know. :func:`adapt_model` fits a copy of the model
 to them. By default (``inputs``) a scale and a shift per input feature, folded into
-the encoders (:mod:`models.input_calibration`): with 4 trials it cut KL three times
-more than fine-tuning layers did (docs/model.md). Otherwise layers are fine-tuned
+the encoders (:mod:`models.input_calibration`): with 4 trials it cut KL more than
+three times as much as fine-tuning layers did (docs/model.md). Otherwise layers are fine-tuned
 (``head``: the label attention and output layers; ``encoders``: the per-modality
 input encoders; ``all``): with two or more trials, a quarter of them (at least one)
 is held out for early stopping, and the base model's own weights are the first
