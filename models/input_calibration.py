@@ -117,15 +117,6 @@ def fit_calibration(
         return {k: (s.detach(), b.detach()) for k, (s, b) in current().items()}
 
 
-def calibrated_kl(model: HeLo, inputs: Tensors, calibration: Calibration | None) -> float:
-    """Mean KL of the (calibrated) model's distributions to the labels of ``inputs``."""
-    model.eval()
-    feats = inputs.features
-    with torch.no_grad():
-        logits = model(calibrated(feats, calibration) if calibration else feats, inputs.present)
-        return float(kl_divergence(logits, inputs.targets))
-
-
 def fold_into_encoders(model: HeLo, calibration: Calibration) -> None:
     """Write ``calibration`` into the first linear layer of each encoder, in place:
     the model then reads raw features as the calibrated one reads calibrated ones."""

@@ -36,7 +36,6 @@ from helo.models.features.spec import spec_difference
 from helo.models.helo import HeLo
 from helo.models.input_calibration import (
     CalibrationConfig,
-    calibrated_kl,
     fit_calibration,
     fold_into_encoders,
 )
@@ -215,9 +214,9 @@ def _adapt_inputs(
     folds of trials vouched for it, both lost a third of the gain on unseen simulated
     participants; docs/model.md). Its KL before and after is on the trials fitted."""
     calibration = fit_calibration(model, inputs, len(trials), CalibrationConfig(), generator)
-    kl_before = calibrated_kl(model, inputs, None)
-    kl_after = calibrated_kl(model, inputs, calibration)
+    kl_before = validation_kl(model, inputs)
     fold_into_encoders(model, calibration)
+    kl_after = validation_kl(model, inputs)  # the personal model itself, as saved
     return AdaptResult(
         model=model,
         participant=str(data.subjects[0]),
