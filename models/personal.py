@@ -86,7 +86,11 @@ class AdaptResult:
     best_epoch: int  # epochs (an input calibration: steps); 0: the base's weights were kept
     seconds: float
     config: AdaptConfig
-    in_sample: bool = False  # KL before/after on the trials fitted (an input calibration)
+
+    @property
+    def in_sample(self) -> bool:
+        """KL before/after on the trials fitted: an input calibration holds none out."""
+        return self.config.moving == "inputs"
 
     def checked_on(self) -> str:
         """Where ``kl_before -> kl_after`` was measured, for a person to read."""
@@ -227,7 +231,6 @@ def _adapt_inputs(
         best_epoch=CalibrationConfig.steps,
         seconds=time.perf_counter() - started,
         config=config,
-        in_sample=True,
     )
 
 
