@@ -138,7 +138,7 @@ class CsvSink:
         self._writer.writerow(
             [
                 record.index,
-                f"{record.t_end:.6f}",
+                repr(float(record.t_end)),  # exact: windows can be cut again at it
                 *dist,
                 "+".join(record.present),
                 "; ".join(record.missing.values()),

@@ -70,7 +70,7 @@ class PredictionRecord:
     def to_dict(self) -> dict:
         return {
             "index": self.index,
-            "t_end_lsl": round(self.t_end, 6),
+            "t_end_lsl": float(self.t_end),  # exact: windows can be cut again at it
             "distribution": None
             if self.distribution is None
             else {

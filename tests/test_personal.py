@@ -203,16 +203,12 @@ def test_training_windows_of_the_recording_normalise_as_its_replay(session, tmp_
     trained_way = predict(ckpt.model, ckpt.spec, data)[after]
     replay_way = np.array([list(r["distribution"].values()) for r in replayed])[after]
     assert len(replay_way) > 40
-    # Raw features agree to float32 precision (the replay's buffers hold float32);
-    # standardising by a participant's small rest spread magnifies that to ~1e-3 in a
-    # probability. A different normalisation path would be off by 1e-2 or more. Here
-    # the windows typically differ by ~1e-6; under CI's load one window of a live
-    # recording once reached 4.5e-3 (2026-12-06, cause not found), so one window in
-    # thirty may exceed 4e-3, none 1e-2.
-    per_window = np.abs(replay_way - trained_way).max(axis=1)
-    assert np.mean(per_window <= 4e-3) >= 0.97, per_window.max()
-    assert per_window.max() < 1e-2
-    assert np.median(np.abs(replay_way - trained_way)) < 5e-4
+    # The same samples, features and statistics: the windows agree to float32 rounding
+    # (~1e-6). Until 2026-12-06 the JSONL held window ends to 6 decimals, and a window
+    # re-cut at a rounded end could take one sample more or less where a sample lay
+    # within 5e-7 s of its edge (up to 1.6e-2 in a probability, through a rest's small
+    # GSR spread): the flaky failure of this test under CI.
+    assert np.abs(replay_way - trained_way).max() < 1e-4
     assert not any(r["calibrating"] for r, a in zip(replayed, after, strict=True) if a)
 
 

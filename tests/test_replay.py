@@ -254,3 +254,23 @@ def test_a_span_outside_the_recording_is_a_one_line_error(tmp_path):
     assert "no window ends between --from and --to" in message
     message = _cli_error("replay", str(demo), "--from", "soon", cwd=tmp_path)
     assert "--from 'soon'" in message
+
+
+def test_window_ends_written_to_jsonl_and_csv_read_back_exactly(tmp_path):
+    """A window end read back from an output file is the float that was written: cutting
+    the recording again at it takes the same samples (a sample can lie within 1e-7 s of
+    a window's edge; rounded ends once moved it across)."""
+    import csv
+
+    from helo.streamer.sinks import CsvSink, JsonlSink
+    from helo.streamer.worker import PredictionRecord
+
+    t_end = 10517.995168000123
+    record = PredictionRecord(0, t_end, EMOTIONS, np.full(len(EMOTIONS), 1 / 6), ("eeg",))
+    jsonl, table = JsonlSink(tmp_path / "p.jsonl"), CsvSink(tmp_path / "p.csv", EMOTIONS)
+    for sink in (jsonl, table):
+        sink(record)
+        sink.close()
+    assert read_jsonl(tmp_path / "p.jsonl")[0]["t_end_lsl"] == t_end
+    with open(tmp_path / "p.csv", encoding="utf-8", newline="") as handle:
+        assert float(next(csv.DictReader(handle))["t_end_lsl"]) == t_end
