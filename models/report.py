@@ -50,7 +50,18 @@ def other_normalisation(kind: str) -> str:
     return "global" if kind == "participant" else "participant"
 
 
-ROW_SETS = ("all", "normalisation")
+ROW_SETS = ("all", "normalisation", "personal")
+
+
+def variants_of(row_set: str, modalities: tuple[str, ...], normalisation: str) -> list[Variant]:
+    """The rows ``streamer report --rows`` names: all, the normalisation comparison, or
+    none (``personal``: only the personal-adaptation table, whose folds train their own
+    models)."""
+    if row_set == "all":
+        return default_variants(modalities, normalisation)
+    if row_set == "normalisation":
+        return normalisation_variants(normalisation)
+    return []
 
 
 def normalisation_variants(normalisation: str = "global") -> list[Variant]:
@@ -119,7 +130,8 @@ def run_report(
     (default: one after the other here; Ray tasks run them side by side); then, with
     ``personal_ks``, HeLo personalised with k labelled trials per test participant
     (:func:`models.personal.personal_rows`). A row's time is its folds' training time."""
-    variants = variants or default_variants(data.spec.names, base.normalisation)
+    if variants is None:
+        variants = default_variants(data.spec.names, base.normalisation)
     rows, seconds, subsets = {}, {}, {}
     datasets: dict[str, WindowDataset] = {}
     jobs: list[FoldJob] = []
@@ -201,9 +213,9 @@ def render_markdown(result: ReportResult, title: str = "HeLo on the synthetic be
         "",
         f"Training: {_config_line(result.base_config)}",
         "",
-        metrics_table(result.rows, extra=("n",)),
-        "",
     ]
+    if result.rows:
+        lines += [metrics_table(result.rows, extra=("n",)), ""]
     if helo is not None:
         lines += [verdict(helo, result.rows), ""]
         lines += ["## How much HeLo improves on each row (percent, positive = HeLo better)", ""]

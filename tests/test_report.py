@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helo.models.report import default_variants, render_markdown, run_report
+from helo.models.report import default_variants, render_markdown, run_report, variants_of
 from helo.models.training import TrainConfig
 
 
@@ -39,6 +39,20 @@ def test_report_has_every_row_and_says_how_helo_compares(tiny_dataset):
     assert "HeLo is better than the concatenation MLP on " in text
     assert "## Personal adaptation (streamer adapt) with k labelled trials" in text
     assert "global normalisation" in text  # the training line says how it normalised
+
+
+def test_a_report_of_only_the_personal_rows_trains_no_other_row(tiny_dataset):
+    base = TrainConfig(epochs=1, batch_size=64, seed=0, threads=2, model_options={"d_model": 16})
+    variants = variants_of("personal", tiny_dataset.spec.names, base.normalisation)
+    assert variants == []
+    result = run_report(
+        tiny_dataset, base, "subject", 2, variants, False, lambda _: None, personal_ks=(2,)
+    )
+    assert result.rows == {}
+    assert {row.moving for row in result.personal} >= {"inputs"}
+    text = render_markdown(result)
+    assert "## Personal adaptation (streamer adapt)" in text
+    assert "HeLo is better" not in text
 
 
 def _rows(helo: dict[str, float], mlp: dict[str, float]) -> dict[str, dict[str, float]]:

@@ -20,9 +20,9 @@ from helo.models.errors import HeloError
 from helo.models.evaluation import PROTOCOLS
 from helo.models.report import (
     ROW_SETS,
-    normalisation_variants,
     render_markdown,
     run_report,
+    variants_of,
 )
 from helo.streamer.commands import train as train_cmd
 from helo.streamer.commands.session_args import add_input_arguments, inputs_from
@@ -66,8 +66,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--rows",
         choices=ROW_SETS,
         default="all",
-        help="all rows, or only those of the normalisation comparison (HeLo, the MLP, "
-        "each both ways, and the personal rows)",
+        help="all rows; only those of the normalisation comparison (HeLo, the MLP, "
+        "each both ways, and the personal rows); or only the personal rows",
     )
     p.add_argument(
         "--personal-k",
@@ -92,6 +92,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     config = train_cmd.read_config(args.config or DEMO_TRAIN_CONFIG)
     source, data_cfg, base = train_cmd.source_and_settings(args, config)
+    if args.rows == "personal" and not _ks(args.personal_k):
+        raise HeloError("--rows personal: --personal-k names no k; nothing to report")
     configure_for_training(base.threads)
     data = train_cmd.load_data(source, data_cfg, train_cmd.load_spec(args.spec), inputs_from(args))
     result = run_report(
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         log=log.info,
         personal_ks=_ks(args.personal_k),
-        variants=normalisation_variants(base.normalisation) if args.rows != "all" else None,
+        variants=variants_of(args.rows, data.spec.names, base.normalisation),
         fold_map=fold_map_from(args),
     )
     title = "HeLo on the synthetic benchmark" if source == "synthetic" else f"HeLo on {source}"
