@@ -381,3 +381,22 @@ def test_adapt_by_default_fits_the_inputs_and_moves_only_the_encoders_first_laye
     moved = {k for k in before if not torch.equal(before[k], after[k])}
     assert moved
     assert all(k.startswith("encoders.") and ".linear." in k for k in moved)
+
+
+def test_mixed_windows_keep_distributions_and_a_modality_each():
+    """Mixup in the calibration: labels stay distributions, a modality counts where both
+    windows of a pair have it, and a pair sharing none stays the first window."""
+    from helo.models.input_calibration import mixed
+
+    rng = np.random.default_rng(0)
+    n = 64
+    targets = torch.as_tensor(rng.dirichlet(np.ones(6), n), dtype=torch.float32)
+    present = torch.as_tensor(rng.random((n, 3)) < 0.5)
+    present[~present.any(dim=1), 0] = True
+    feats = {"a": torch.randn(n, 4, 5), "b": torch.randn(n, 7)}
+    out, both, mixed_targets = mixed(feats, present, targets, 0.2, rng)
+    torch.testing.assert_close(mixed_targets.sum(dim=1), torch.ones(n))
+    assert (mixed_targets >= 0).all()
+    assert both.any(dim=1).all()
+    assert not (both & ~present).any()  # never a modality the window lacked
+    assert out["a"].shape == feats["a"].shape
