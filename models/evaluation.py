@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -145,17 +145,30 @@ class FoldResult:
     subset_metrics: dict[str, dict[str, float]] | None = None
 
 
-# How folds run: sequentially here (the default), or as Ray tasks
-# (:func:`helo.streamer.distributed.ray_fold_map`); results come in job order.
+Job = TypeVar("Job")
+Result = TypeVar("Result")
 FoldRunner = Callable[[Mapping[str, WindowDataset], FoldJob], FoldResult]
-FoldMap = Callable[[FoldRunner, Mapping[str, WindowDataset], list[FoldJob]], Iterable[FoldResult]]
+
+
+class FoldMap(Protocol):
+    """How folds run: sequentially here (the default, :func:`sequential_folds`), or as
+    Ray tasks (:func:`helo.streamer.distributed.ray_fold_map`); results come in job
+    order. Any job and result: a report row's folds, or the personal rows' (train on
+    the others, adapt to each test participant)."""
+
+    def __call__(
+        self,
+        run: Callable[[Mapping[str, WindowDataset], Job], Result],
+        datasets: Mapping[str, WindowDataset],
+        jobs: list[Job],
+    ) -> Iterable[Result]: ...
 
 
 def sequential_folds(
-    run: FoldRunner,
+    run: Callable[[Mapping[str, WindowDataset], Job], Result],
     datasets: Mapping[str, WindowDataset],
-    jobs: list[FoldJob],
-) -> Iterator[FoldResult]:
+    jobs: list[Job],
+) -> Iterator[Result]:
     for job in jobs:
         yield run(datasets, job)
 

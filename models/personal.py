@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import torch
 from helo.models.checkpoint import Checkpoint, EmotionModel, save_checkpoint, weights_digest
 from helo.models.datasets.windows import WindowDataset
 from helo.models.errors import HeloError
+from helo.models.evaluation import FoldMap
 from helo.models.features.spec import spec_difference
 from helo.models.helo import HeLo
 from helo.models.input_calibration import (
@@ -46,6 +47,7 @@ from helo.models.training import (
     fit_epochs,
     set_seeds,
     to_tensors,
+    train_model,
     validation_kl,
 )
 
@@ -289,37 +291,65 @@ def personal_plans(ks: tuple[int, ...], compare_at: int = 4) -> list[tuple[int, 
     return plans
 
 
+@dataclass(frozen=True)
+class PersonalFold:
+    """One fold of the personal rows: train on its other subjects, adapt to each of
+    its test subjects (a job for :data:`models.evaluation.FoldMap`: here or on Ray)."""
+
+    fold: int
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    config: TrainConfig
+    ks: tuple[int, ...]
+
+
+Pooled = dict[tuple[int, str], dict[str, list]]  # (k, what moves) -> predictions, targets
+
+
 def personal_rows(
     data: WindowDataset,
     base_config: TrainConfig,
     ks: tuple[int, ...] = (2, 4, 8),
     n_folds: int = 4,
     log: Callable[[str], None] | None = None,
+    fold_map: FoldMap | None = None,
 ) -> list[PersonalRow]:
     """For each subject fold: train on the other subjects, then for every test subject
     and every plan (k, what moves): fine-tune on ``k`` of its trials (drawn with the
     seed) and score both models on its trials not drawn. No trial is on both sides; a
-    subject with fewer than ``k + 1`` trials is left out of that ``k``."""
-    from helo.models.evaluation import folds_for
-    from helo.models.training import train_model
+    subject with fewer than ``k + 1`` trials is left out of that ``k``. The folds run
+    by ``fold_map`` (default: one after the other); pooled in fold order, the rows are
+    the same either way (for the same torch threads per fold)."""
+    from helo.models.evaluation import folds_for, sequential_folds
 
-    plans = personal_plans(ks)
-    pooled: dict[tuple[int, str], dict[str, list]] = {}
     folds = folds_for(data, "subject", n_folds, base_config.seed)
-    for f, (train_idx, test_idx) in enumerate(folds):
-        train_all = data.subset(train_idx)
-        seed = base_config.seed + f
-        fit_idx, val_idx = holdout(train_all.subjects, base_config.val_fraction, seed)
-        fit, val = train_all.subset(fit_idx), train_all.subset(val_idx)
-        result = train_model(fit, val, base_config, progress=False)
-        base = Checkpoint(result.model, result.spec, base_config.model)
-        test = data.subset(test_idx)
-        for subject in np.unique(test.subjects):
-            own = test.subset(np.flatnonzero(test.subjects == subject))
-            adapt_subject(base, own, plans, [base_config.seed, f], pooled)
+    jobs = [PersonalFold(f, tr, te, base_config, ks) for f, (tr, te) in enumerate(folds)]
+    mapped = (fold_map or sequential_folds)(personal_fold, {"": data}, jobs)
+    pooled: Pooled = {}
+    for f, part in enumerate(mapped):
+        for key, bucket in part.items():
+            into = pooled.setdefault(key, {name: [] for name in bucket})
+            for name, values in bucket.items():
+                into[name].extend(values)
         if log is not None:
             log(f"personal adaptation: fold {f + 1}/{n_folds} done")
     return [pooled_row(k, moving, bucket) for (k, moving), bucket in pooled.items()]
+
+
+def personal_fold(datasets: Mapping[str, WindowDataset], job: PersonalFold) -> Pooled:
+    """One fold's subject-independent model, then every plan on each test subject."""
+    data, config = datasets[""], job.config
+    train_all = data.subset(job.train_idx)
+    fit_idx, val_idx = holdout(train_all.subjects, config.val_fraction, config.seed + job.fold)
+    fit, val = train_all.subset(fit_idx), train_all.subset(val_idx)
+    result = train_model(fit, val, config, progress=False)
+    base = Checkpoint(result.model, result.spec, config.model)
+    test = data.subset(job.test_idx)
+    pooled: Pooled = {}
+    for subject in np.unique(test.subjects):
+        own = test.subset(np.flatnonzero(test.subjects == subject))
+        adapt_subject(base, own, personal_plans(job.ks), [config.seed, job.fold], pooled)
+    return pooled
 
 
 def adapt_subject(
@@ -327,7 +357,7 @@ def adapt_subject(
     own: WindowDataset,
     plans: list[tuple[int, AdaptConfig]],
     seed: list[int],
-    pooled: dict[tuple[int, str], dict[str, list]],
+    pooled: Pooled,
 ) -> None:
     """Every plan on one test subject; predictions of both models on its other trials."""
     from helo.models.evaluation import predict

@@ -129,7 +129,8 @@ def run_report(
     """Every row by the same folds, all rows' folds one set of jobs for ``fold_map``
     (default: one after the other here; Ray tasks run them side by side); then, with
     ``personal_ks``, HeLo personalised with k labelled trials per test participant
-    (:func:`models.personal.personal_rows`). A row's time is its folds' training time."""
+    (:func:`models.personal.personal_rows`, its folds by ``fold_map`` too). A row's
+    time is its folds' training time."""
     if variants is None:
         variants = default_variants(data.spec.names, base.normalisation)
     rows, seconds, subsets = {}, {}, {}
@@ -176,7 +177,7 @@ def run_report(
     personal = []
     if personal_ks and base.model == "helo":
         started = time.perf_counter()
-        personal = personal_rows(data, base, personal_ks, n_folds, log=log)
+        personal = personal_rows(data, base, personal_ks, n_folds, log, fold_map)
         seconds["HeLo personalised (all k)"] = time.perf_counter() - started
         for row in personal:
             log(

@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from helo.models.datasets.windows import WindowDataset
-from helo.models.evaluation import FoldJob, FoldMap, FoldResult, FoldRunner
+from helo.models.evaluation import FoldMap, Job, Result
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,16 @@ def ray_fold_map(address: str | None = None, workers: int | None = None) -> Fold
     one torch thread, so a sequential run with one thread gives the same numbers."""
 
     def fold_map(
-        run: FoldRunner, datasets: Mapping[str, WindowDataset], jobs: list[FoldJob]
-    ) -> Iterator[FoldResult]:
+        run: Callable[[Mapping[str, WindowDataset], Job], Result],
+        datasets: Mapping[str, WindowDataset],
+        jobs: list[Job],
+    ) -> Iterator[Result]:
         import ray
 
         started = start_ray(address, workers)
         try:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-            task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=1)(_run_fold)
+            task: Any = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=1)(_run_fold)
             shared = ray.put(datasets)
             refs = [task.remote(run, shared, job) for job in jobs]
             for ref in refs:
@@ -78,7 +81,11 @@ def ray_fold_map(address: str | None = None, workers: int | None = None) -> Fold
     return fold_map
 
 
-def _run_fold(run: FoldRunner, datasets: Mapping[str, WindowDataset], job: FoldJob) -> FoldResult:
+def _run_fold(
+    run: Callable[[Mapping[str, WindowDataset], Job], Result],
+    datasets: Mapping[str, WindowDataset],
+    job: Job,
+) -> Result:
     import torch
 
     torch.set_num_threads(1)  # one CPU per task (Ray's accounting)

@@ -92,3 +92,17 @@ def test_a_grid_tuned_on_ray_tune_writes_the_table_and_the_best_config(
     saved = tomllib.loads((tmp_path / "best.toml").read_text())
     assert saved["train"]["lr"] == best.point["lr"]
     assert saved["train"]["model"] == "concat_mlp"
+
+
+def test_personal_rows_on_ray_equal_the_sequential_rows(tiny_dataset, local_ray, one_thread):
+    """Each fold (train on the others, adapt to every test participant) is a Ray task;
+    pooled in fold order, the rows are the sequential ones."""
+    from helo.models.personal import personal_rows
+    from helo.streamer.distributed import ray_fold_map
+
+    config = TrainConfig(epochs=1, batch_size=64, seed=0, model_options=FAST)
+    here = personal_rows(tiny_dataset, config, (1,), 2)
+    there = personal_rows(tiny_dataset, config, (1,), 2, fold_map=ray_fold_map())
+    assert [(r.k, r.moving) for r in there] == [(r.k, r.moving) for r in here]
+    for a, b in zip(there, here, strict=True):
+        assert (a.base, a.personal, a.n_windows) == (b.base, b.personal, b.n_windows)
