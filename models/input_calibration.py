@@ -109,8 +109,8 @@ def fit_calibration(
     times less: how expressive a face or how reactive the skin is shows in all of a
     modality's features at once, so a few trials pin it down better than each feature's
     (with 4 trials of a development population: KL -18.2 % instead of -15.2 %). Windows
-    are fitted in mixed pairs (:func:`mixed`; there -20.8 % instead of -18.2 %, and no
-    participant more than 1.2 % worse instead of 5.2 %)."""
+    are fitted in mixed pairs (:func:`mixed`; there -20.5 % instead of -18.2 %, and no
+    participant more than 0.8 % worse instead of 5.2 %)."""
     model.eval()
     frozen = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():

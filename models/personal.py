@@ -32,7 +32,7 @@ import torch
 from helo.models.checkpoint import Checkpoint, EmotionModel, save_checkpoint, weights_digest
 from helo.models.datasets.windows import WindowDataset
 from helo.models.errors import HeloError
-from helo.models.evaluation import FoldMap
+from helo.models.evaluation import FoldMap, folds_for, sequential_folds
 from helo.models.features.spec import spec_difference
 from helo.models.helo import HeLo
 from helo.models.input_calibration import (
@@ -320,8 +320,6 @@ def personal_rows(
     subject with fewer than ``k + 1`` trials is left out of that ``k``. The folds run
     by ``fold_map`` (default: one after the other); pooled in fold order, the rows are
     the same either way (for the same torch threads per fold)."""
-    from helo.models.evaluation import folds_for, sequential_folds
-
     folds = folds_for(data, "subject", n_folds, base_config.seed)
     jobs = [PersonalFold(f, tr, te, base_config, ks) for f, (tr, te) in enumerate(folds)]
     mapped = (fold_map or sequential_folds)(personal_fold, {"": data}, jobs)
@@ -345,10 +343,10 @@ def personal_fold(datasets: Mapping[str, WindowDataset], job: PersonalFold) -> P
     result = train_model(fit, val, config, progress=False)
     base = Checkpoint(result.model, result.spec, config.model)
     test = data.subset(job.test_idx)
-    pooled: Pooled = {}
+    plans, pooled = personal_plans(job.ks), Pooled()
     for subject in np.unique(test.subjects):
         own = test.subset(np.flatnonzero(test.subjects == subject))
-        adapt_subject(base, own, personal_plans(job.ks), [config.seed, job.fold], pooled)
+        adapt_subject(base, own, plans, [config.seed, job.fold], pooled)
     return pooled
 
 
