@@ -260,13 +260,14 @@ def _personal_section(rows: list[PersonalRow]) -> list[str]:
         "on k of their trials; both are scored on their remaining trials (no trial on "
         "both sides), pooled over participants.",
         "",
-        "| k | parameters moved | windows | participants | KL before | KL after | KL change "
+        "| k | parameters moved | windows | participants | KL before | KL after "
+        "| KL change (- is better) "
         "| Chebyshev before | Chebyshev after | intersection before | intersection after "
         "| s per participant |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        change = improvement("kl", row.personal["kl"], row.base["kl"])
+        change = 100.0 * (row.personal["kl"] / row.base["kl"] - 1) if row.base["kl"] else 0.0
         lines.append(
             f"| {row.k} | {row.moving} | {row.n_windows} | {row.n_participants} | "
             f"{row.base['kl']:.4f} | "
