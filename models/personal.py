@@ -281,6 +281,13 @@ class PersonalRow:
     personal: dict[str, float]
     seconds_per_participant: float
 
+    @property
+    def kl_change(self) -> float:
+        """Relative change of KL from the subject-independent model, in percent
+        (negative: the personal model is closer to the labels)."""
+        before = self.base["kl"]
+        return 100.0 * (self.personal["kl"] / before - 1) if before else 0.0
+
 
 def personal_plans(ks: tuple[int, ...], compare_at: int = 4) -> list[tuple[int, AdaptConfig]]:
     """Every ``k`` with the default adaptation, and at ``compare_at`` each choice of

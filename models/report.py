@@ -267,11 +267,10 @@ def _personal_section(rows: list[PersonalRow]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        change = 100.0 * (row.personal["kl"] / row.base["kl"] - 1) if row.base["kl"] else 0.0
         lines.append(
             f"| {row.k} | {row.moving} | {row.n_windows} | {row.n_participants} | "
-            f"{row.base['kl']:.4f} | "
-            f"{row.personal['kl']:.4f} | {_percent(change)} % | {row.base['chebyshev']:.4f} | "
+            f"{row.base['kl']:.4f} | {row.personal['kl']:.4f} | {_percent(row.kl_change)} % | "
+            f"{row.base['chebyshev']:.4f} | "
             f"{row.personal['chebyshev']:.4f} | {row.base['intersection']:.4f} | "
             f"{row.personal['intersection']:.4f} | {row.seconds_per_participant:.1f} |"
         )

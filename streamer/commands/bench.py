@@ -234,7 +234,7 @@ def _personal(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) 
     for row in rows:
         print(
             f"  k={row.k} trials, {row.moving:>8}: KL {row.base['kl']:.4f} -> "
-            f"{row.personal['kl']:.4f} ({100 * (row.personal['kl'] / row.base['kl'] - 1):+.1f} %),"
+            f"{row.personal['kl']:.4f} ({row.kl_change:+.1f} %),"
             f" Chebyshev {row.base['chebyshev']:.4f} -> {row.personal['chebyshev']:.4f}, "
             f"{row.seconds_per_participant:.1f} s per participant"
         )
