@@ -85,8 +85,9 @@ def mixed(
     partner = torch.as_tensor(rng.permutation(n))
     lam = torch.as_tensor(rng.beta(alpha, alpha, n), dtype=targets.dtype)
     both = present & present[partner]
-    lam = torch.where(both.any(dim=1), lam, torch.ones_like(lam))
-    both = torch.where(both.any(dim=1, keepdim=True), both, present)
+    shared = both.any(dim=1)
+    lam = torch.where(shared, lam, torch.ones_like(lam))
+    both = torch.where(shared[:, None], both, present)
 
     def mix(a: torch.Tensor) -> torch.Tensor:
         w = lam.view(-1, *[1] * (a.dim() - 1))

@@ -400,3 +400,11 @@ def test_mixed_windows_keep_distributions_and_a_modality_each():
     assert both.any(dim=1).all()
     assert not (both & ~present).any()  # never a modality the window lacked
     assert out["a"].shape == feats["a"].shape
+    # two windows of disjoint modalities: whoever is whose partner, neither is mixed
+    alone = torch.tensor([[True, False, False], [False, True, True]])
+    out, both, mixed_targets = mixed(
+        {k: v[:2] for k, v in feats.items()}, alone, targets[:2], 0.2, rng
+    )
+    assert torch.equal(both, alone)
+    assert torch.equal(out["a"], feats["a"][:2])
+    assert torch.equal(mixed_targets, targets[:2])

@@ -92,7 +92,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     config = train_cmd.read_config(args.config or DEMO_TRAIN_CONFIG)
     source, data_cfg, base = train_cmd.source_and_settings(args, config)
-    if args.rows == "personal" and not _ks(args.personal_k):
+    ks = _ks(args.personal_k)
+    if args.rows == "personal" and not ks:
         raise HeloError("--rows personal: --personal-k names no k; nothing to report")
     configure_for_training(base.threads)
     data = train_cmd.load_data(source, data_cfg, train_cmd.load_spec(args.spec), inputs_from(args))
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         args.folds,
         progress=not args.no_progress,
         log=log.info,
-        personal_ks=_ks(args.personal_k),
+        personal_ks=ks,
         variants=variants_of(args.rows, data.spec.names, base.normalisation),
         fold_map=fold_map_from(args),
     )
