@@ -46,10 +46,12 @@ class ReplaySource:
         streams: Sequence[RecordedStream] | None = None,
         inputs: AdaptOptions | None = None,
         history_s: float = 5.0,
+        participant: str = "",
     ):
         """``history_s``: seconds of samples the buffers keep beyond the longest window
         (a batch of windows is cut from them at once: its span, and the age that makes
-        a stream stale)."""
+        a stream stale); ``participant``: whose streams these are in a group recording
+        (named in what the replay says of them)."""
         self.path = Path(path)
         self.spec = spec
         self.streams = list(streams) if streams is not None else read_recording(self.path)
@@ -67,8 +69,9 @@ class ReplaySource:
         except MappingError as exc:
             raise MappingError(f"{self.path}: {exc}") from None
         self.missing = dict(mapping.missing)
+        whose = f"{participant}: " if participant else ""
         for why in self.missing.values():
-            log.warning("%s: %s; replaying without it", self.path, why)
+            log.warning("%s: %s%s; replaying without it", self.path, whose, why)
         for line in mapping.header_lines(descriptions):
             log.info("%s", line)
         self.feeds: dict[str, Feed] = {}
@@ -108,8 +111,12 @@ class ReplaySource:
         return features_from_recording(self.spec, streams, ends, adapters=adapters)
 
     def grid_ends(self, hop_s: float) -> np.ndarray:
-        """Window ends every ``hop_s`` from the first full window to the last sample."""
-        return grid_ends(self.path, self.start_s, self.end_s, self.spec.max_window_s, hop_s)
+        """Window ends every ``hop_s`` from the first full window to the last sample
+        (:func:`grid_ends`)."""
+        recorded = self.recorded_prediction_times() is not None
+        return grid_ends(
+            self.path, self.start_s, self.end_s, self.spec.max_window_s, hop_s, recorded
+        )
 
     def republish(self, speed: float | None) -> None:
         """Re-publish the replayed streams on LSL, stamped in this machine's clock."""
@@ -181,16 +188,24 @@ class ReplaySource:
 
 
 def grid_ends(
-    path: Path, start_s: float, end_s: float, window_s: float, hop_s: float
+    path: Path, start_s: float, end_s: float, window_s: float, hop_s: float, live_grid: bool
 ) -> np.ndarray:
-    """Window ends every ``hop_s`` from the first full window to the last sample."""
-    first = start_s + window_s
-    if first > end_s:
-        raise DatasetError(
-            f"{path}: {end_s - start_s:.2f} s of data is shorter than one {window_s:g} s window"
-        )
+    """Window ends every ``hop_s`` from the first full window to the last sample.
+
+    ``live_grid``: on the grid a live session ends its windows on, multiples of the hop
+    on the LSL clock (for a recording of one: it holds the session's predictions), so
+    that the replay's windows are the session's, and a participant of a group recording
+    gets the same windows whoever else is replayed beside them (from the first sample,
+    the grid would move with the streams chosen). Else from the first full window."""
+    full = start_s + window_s
+    first = np.ceil(full / hop_s - 1e-9) * hop_s if live_grid else full
     # Up to the last sample, with a millisecond for clock-synchronised timestamps.
     count = int(np.floor((end_s + 1e-3 - first) / hop_s)) + 1
+    if full > end_s or count < 1:
+        raise DatasetError(
+            f"{path}: {end_s - start_s:.2f} s of data is shorter than one {window_s:g} s window"
+            + ("" if full > end_s else f" ending on the {hop_s:g} s hop grid")
+        )
     return first + np.arange(count) * hop_s
 
 
@@ -224,6 +239,7 @@ class ReplayGroup:
                     streams=[self.streams[i] for i in indices],
                     inputs=inputs,
                     history_s=history_s,
+                    participant=participant,
                 )
             except MappingError as exc:
                 raise MappingError(f"{participant}: {exc}") from None
@@ -238,7 +254,10 @@ class ReplayGroup:
         return {p: source.feeds for p, source in self.sources.items()}
 
     def grid_ends(self, hop_s: float) -> np.ndarray:
-        return grid_ends(self.path, self.start_s, self.end_s, self.spec.max_window_s, hop_s)
+        recorded = self.recorded_prediction_times() is not None
+        return grid_ends(
+            self.path, self.start_s, self.end_s, self.spec.max_window_s, hop_s, recorded
+        )
 
     def recorded_prediction_times(self) -> np.ndarray | None:
         """Every window end any participant's recorded predictions have (one may lack

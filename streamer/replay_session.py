@@ -4,8 +4,9 @@ The recording's samples go into ring buffers as a :class:`~helo.streamer.clocks.
 advances (:class:`~helo.streamer.replay.ReplaySource`); the scheduler, worker and sinks
 are the live ones. What a replay adds, and the command line and the desktop app share:
 
-- window ends every hop from the first full window, or at the predictions recorded in
-  the file (``times="recorded"``: a recorded live session checked window by window);
+- window ends every hop: on the live session's grid for a recording of one (those
+  are its windows), else from the first full window; or at the predictions recorded
+  in the file (``times="recorded"``: a recorded live session checked window by window);
 - a span (``start``/``end``, seconds into the recording or LSL times), giving the same
   predictions as the same span of a full replay;
 - the pace: as fast as possible (``speed=None``, fixed batches, so two replays are

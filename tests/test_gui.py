@@ -293,7 +293,9 @@ def test_streamer_replay_gui_takes_the_replay_flags(tmp_path):
     start = min(float(s.times[0]) for s in read_recording(DEMO_RECORDING) if len(s.times))
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) >= figures["predictions"]
-    assert rows[0]["t_end_lsl"] == pytest.approx(start + 60.0, abs=1e-6)
+    # the first window end from 60 s on, on the live session's grid
+    assert start + 60.0 - 1e-6 <= rows[0]["t_end_lsl"] < start + 60.25
+    assert rows[0]["t_end_lsl"] / 0.25 == pytest.approx(round(rows[0]["t_end_lsl"] / 0.25))
 
 
 # ------------------------------------------------------------------ a real X server
