@@ -113,10 +113,8 @@ class ReplaySource:
     def grid_ends(self, hop_s: float) -> np.ndarray:
         """Window ends every ``hop_s`` from the first full window to the last sample
         (:func:`grid_ends`)."""
-        recorded = self.recorded_prediction_times() is not None
-        return grid_ends(
-            self.path, self.start_s, self.end_s, self.spec.max_window_s, hop_s, recorded
-        )
+        anchor = live_anchor(self.streams)
+        return grid_ends(self.path, self.start_s, self.end_s, self.spec.max_window_s, hop_s, anchor)
 
     def republish(self, speed: float | None) -> None:
         """Re-publish the replayed streams on LSL, stamped in this machine's clock."""
@@ -187,18 +185,39 @@ class ReplaySource:
                 self._outlets[k].push_chunk(samples.astype(np.float32), stamps.tolist())
 
 
+def live_anchor(streams: Sequence[RecordedStream]) -> float | None:
+    """The first window end of the live session a recording holds the predictions of
+    (None: it holds none). Taken as recorded, in the file's clock: the session's
+    windows ended on multiples of the hop on its own LSL clock, which the recorder's
+    clock synchronisation moves (by 17 us in the demo recording; by seconds for a
+    LabRecorder on another machine)."""
+    firsts = [
+        float(s.times[0])
+        for s in streams
+        if s.description.type.lower() == PREDICTION_TYPE.lower() and len(s.times)
+    ]
+    return min(firsts) if firsts else None
+
+
 def grid_ends(
-    path: Path, start_s: float, end_s: float, window_s: float, hop_s: float, live_grid: bool
+    path: Path,
+    start_s: float,
+    end_s: float,
+    window_s: float,
+    hop_s: float,
+    anchor: float | None = None,
 ) -> np.ndarray:
     """Window ends every ``hop_s`` from the first full window to the last sample.
 
-    ``live_grid``: on the grid a live session ends its windows on, multiples of the hop
-    on the LSL clock (for a recording of one: it holds the session's predictions), so
-    that the replay's windows are the session's, and a participant of a group recording
-    gets the same windows whoever else is replayed beside them (from the first sample,
-    the grid would move with the streams chosen). Else from the first full window."""
+    ``anchor``: a window end of the live session the file recorded (:func:`live_anchor`):
+    the ends are then on that session's grid, so the replay's windows are the session's,
+    and a participant of a group recording gets the same windows whoever else is
+    replayed beside them (from the first sample, the grid would move with the streams
+    chosen). Else from the first full window."""
     full = start_s + window_s
-    first = np.ceil(full / hop_s - 1e-9) * hop_s if live_grid else full
+    first = full
+    if anchor is not None:
+        first = anchor + np.ceil((full - anchor) / hop_s - 1e-9) * hop_s
     # Up to the last sample, with a millisecond for clock-synchronised timestamps.
     count = int(np.floor((end_s + 1e-3 - first) / hop_s)) + 1
     if full > end_s or count < 1:
@@ -254,10 +273,8 @@ class ReplayGroup:
         return {p: source.feeds for p, source in self.sources.items()}
 
     def grid_ends(self, hop_s: float) -> np.ndarray:
-        recorded = self.recorded_prediction_times() is not None
-        return grid_ends(
-            self.path, self.start_s, self.end_s, self.spec.max_window_s, hop_s, recorded
-        )
+        anchor = live_anchor(self.streams)
+        return grid_ends(self.path, self.start_s, self.end_s, self.spec.max_window_s, hop_s, anchor)
 
     def recorded_prediction_times(self) -> np.ndarray | None:
         """Every window end any participant's recorded predictions have (one may lack

@@ -352,18 +352,19 @@ def _replay(path, participants: str = "") -> list:
 
 
 def test_a_replay_gives_the_live_predictions_and_a_participant_alone_the_same(group_run):
-    """The replay's windows end where the live session's did (the hop's grid on the
-    LSL clock), so its predictions are the live ones up to the timestamp processing
+    """The replay's windows end where the live session's did (its grid, as recorded),
+    so its predictions are the live ones up to the timestamp processing
     (the one-person tolerance, runtime.md); a participant replayed alone gets exactly
     what they get beside the others."""
     path = group_run["out"] / "group.xdf"
     together = _replay(path)
-    live = {(r.participant, round(r.t_end, 6)): r for r in group_run["records"]}
+    # the recorder's clock synchronisation moves the ends by microseconds
+    live = {(r.participant, round(r.t_end, 3)): r for r in group_run["records"]}
     for p in (group_run["names"][0], group_run["names"][2]):  # P02's device was away
         mine = [r for r in together if r.participant == p]
         diffs = []
         for r in mine:
-            twin = live.get((p, round(r.t_end, 6)))
+            twin = live.get((p, round(r.t_end, 3)))
             if twin is None or r.distribution is None or twin.distribution is None:
                 continue
             if r.missing or twin.missing:  # live cut it short (a late packet under load)
