@@ -212,14 +212,14 @@ def test_training_windows_of_the_recording_normalise_as_its_replay(session, tmp_
     assert not any(r["calibrating"] for r, a in zip(replayed, after, strict=True) if a)
 
 
-def test_replay_at_the_recorded_times_reproduces_the_live_predictions(session, tmp_path):
-    """With the sidecar's state and the live window ends, the replay's participant
-    statistics are the live ones from the window where they settled (the same
-    tolerance as the global model's replay test: the windows' samples differ at their
-    edges between liblsl's and pyxdf's clock synchronisation)."""
-    replayed = _replay(
-        session["xdf"], tmp_path / "r.jsonl", session["checkpoint"], "--times", "recorded"
-    )
+@pytest.mark.parametrize("times", [("--times", "recorded"), ()], ids=["recorded", "default"])
+def test_replay_at_the_recorded_times_reproduces_the_live_predictions(session, tmp_path, times):
+    """With the sidecar's state and the live window ends (recorded, or the default
+    replay's, on the session's grid), the replay's participant statistics are the live
+    ones from the window where they settled (the same tolerance as the global model's
+    replay test: the windows' samples differ at their edges between liblsl's and
+    pyxdf's clock synchronisation)."""
+    replayed = _replay(session["xdf"], tmp_path / "r.jsonl", session["checkpoint"], *times)
     switched = session["personal"]["base_until"]
     live = {round(r.t_end, 3): r for r in session["records"] if r.distribution is not None}
     recorded = {s.description.type: s for s in read_recording(session["xdf"])}
