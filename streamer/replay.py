@@ -98,10 +98,8 @@ class ReplaySource:
 
     def recorded_prediction_times(self) -> np.ndarray | None:
         """Timestamps of the predictions recorded in the file (window ends), if any."""
-        for stream in self.streams:
-            if stream.description.type.lower() == PREDICTION_TYPE.lower() and len(stream.times):
-                return stream.times
-        return None
+        recorded = prediction_streams(self.streams)
+        return recorded[0].times if recorded else None
 
     def raw_features(self, ends: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Raw features of windows ending at ``ends``, cut from the whole recording the way
@@ -185,17 +183,20 @@ class ReplaySource:
                 self._outlets[k].push_chunk(samples.astype(np.float32), stamps.tolist())
 
 
+def prediction_streams(streams: Sequence[RecordedStream]) -> list[RecordedStream]:
+    """The recording's streams of our predictions that hold any (window ends)."""
+    return [
+        s for s in streams if s.description.type.lower() == PREDICTION_TYPE.lower() and len(s.times)
+    ]
+
+
 def live_anchor(streams: Sequence[RecordedStream]) -> float | None:
     """The first window end of the live session a recording holds the predictions of
     (None: it holds none). Taken as recorded, in the file's clock: the session's
     windows ended on multiples of the hop on its own LSL clock, which the recorder's
     clock synchronisation moves (by 17 us in the demo recording; by seconds for a
     LabRecorder on another machine)."""
-    firsts = [
-        float(s.times[0])
-        for s in streams
-        if s.description.type.lower() == PREDICTION_TYPE.lower() and len(s.times)
-    ]
+    firsts = [float(s.times[0]) for s in prediction_streams(streams)]
     return min(firsts) if firsts else None
 
 
@@ -279,11 +280,7 @@ class ReplayGroup:
     def recorded_prediction_times(self) -> np.ndarray | None:
         """Every window end any participant's recorded predictions have (one may lack
         some: a participant without a prediction sends no sample)."""
-        times = [
-            s.times
-            for s in self.streams
-            if s.description.type.lower() == PREDICTION_TYPE.lower() and len(s.times)
-        ]
+        times = [s.times for s in prediction_streams(self.streams)]
         return np.unique(np.round(np.concatenate(times), 6)) if times else None
 
     def push_until(self, t: float) -> None:
