@@ -275,3 +275,16 @@ def test_window_ends_written_to_jsonl_and_csv_read_back_exactly(tmp_path):
     assert read_jsonl(tmp_path / "p.jsonl")[0]["t_end_lsl"] == t_end
     with open(tmp_path / "p.csv", encoding="utf-8", newline="") as handle:
         assert float(next(csv.DictReader(handle))["t_end_lsl"]) == t_end
+
+
+def test_out_naming_a_predictions_file_writes_it_for_one_recording(tmp_path):
+    """``--out`` is a study's folder; ``--out preds.jsonl`` for one recording means the
+    predictions file, and a study given such a name is told, not handed a folder."""
+    demo = next((REPO / "recordings").glob("demo_*.xdf"))
+    out = tmp_path / "preds.jsonl"
+    assert main(["replay", str(demo), "--out", str(out), "--to", "12", "--quiet"]) == 0
+    assert out.is_file()
+    assert len(read_jsonl(out)) == 28  # the window ends up to 12 s, on the session's grid
+    message = _cli_error("replay", str(REPO / "recordings"), "--out", "study.csv", cwd=tmp_path)
+    assert "--out study.csv: a study writes a folder" in message
+    assert not (tmp_path / "study.csv").exists()

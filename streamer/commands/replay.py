@@ -119,7 +119,30 @@ def replay_config_from(args: argparse.Namespace) -> SessionConfig:
     return session_config_from(args, lsl=bool(args.lsl), lsl_name="HeLo (replay)", **output)
 
 
+PREDICTION_SUFFIXES = (".jsonl", ".csv")
+
+
+def file_named_as_folder(args: argparse.Namespace) -> None:
+    """``--out preds.jsonl`` for one recording means its predictions file (``--output``):
+    taken as that, and said, rather than making a folder named like a file. A study's
+    ``--out`` is a folder, so there the same name is a one-line error."""
+    out = args.out
+    if out is None or out.suffix.lower() not in PREDICTION_SUFFIXES:
+        return
+    args.out = None
+    if args.output is not None:
+        raise HeloError(f"--out {out} and --output {args.output}: give the file once, as --output")
+    if is_study(args):
+        raise HeloError(
+            f"--out {out}: a study writes a folder (a JSONL per recording, study.parquet, "
+            "summary.csv); name a folder, or give one recording and --output FILE"
+        )
+    args.output = out
+    log.info("--out %s names a file: the predictions go there, as with --output", out)
+
+
 def run(args: argparse.Namespace) -> int:
+    file_named_as_folder(args)
     if is_study(args):
         return run_study(args)
     options = replay_options_from(args)
