@@ -21,17 +21,24 @@ log = logging.getLogger(__name__)
 
 
 def _pending(
-    reader: LabelReader | RecordedLabels, spans: list[tuple[float, float, LabelSpan]], until: float
+    reader: LabelReader | RecordedLabels,
+    spans: list[tuple[float, float, LabelSpan]],
+    until: float,
+    participant: str,
 ) -> list[tuple[float, float]]:
-    """``(start, end)`` of the baseline spans ended by ``until`` not yet taken."""
+    """``(start, end)`` of the baseline spans ended by ``until`` that ``participant`` has
+    not taken yet (a group's shared label stream is taken by each participant)."""
     ended = [(a, b) for a, b, span in spans if span.baseline and b <= until]
-    return ended[reader._baselines_taken :]
+    return ended[reader._baselines_taken.get(participant, 0) :]
 
 
 def _due(
-    reader: LabelReader | RecordedLabels, spans: list[tuple[float, float, LabelSpan]], until: float
+    reader: LabelReader | RecordedLabels,
+    spans: list[tuple[float, float, LabelSpan]],
+    until: float,
+    participant: str,
 ) -> float | None:
-    pending = _pending(reader, spans, until)
+    pending = _pending(reader, spans, until, participant)
     return min(end for _, end in pending) if pending else None
 
 
@@ -39,9 +46,10 @@ def _take_baselines(
     reader: LabelReader | RecordedLabels,
     spans: list[tuple[float, float, LabelSpan]],
     until: float,
+    participant: str,
 ) -> list[tuple[float, float]]:
-    fresh = _pending(reader, spans, until)
-    reader._baselines_taken += len(fresh)
+    fresh = _pending(reader, spans, until, participant)
+    reader._baselines_taken[participant] = reader._baselines_taken.get(participant, 0) + len(fresh)
     return fresh
 
 
@@ -51,7 +59,8 @@ class RecordedLabels:
 
     def __init__(self, stream: RecordedStream, labels: tuple[str, ...]):
         self._spans: list[tuple[float, float, LabelSpan]] = []
-        self._baselines_taken = 0
+        self._baselines_taken: dict[str, int] = {}  # participant -> spans handed over
+        self.name = stream.description.name
         for stamp, text in zip(stream.times.tolist(), stream.samples[:, 0].tolist(), strict=True):
             try:
                 span = parse_label_sample(str(text), labels)
@@ -64,11 +73,11 @@ class RecordedLabels:
     def spans(self) -> list[tuple[float, float, LabelSpan]]:
         return list(self._spans)
 
-    def new_baselines(self, until: float) -> list[tuple[float, float]]:
-        return _take_baselines(self, self._spans, until)
+    def new_baselines(self, until: float, participant: str = "") -> list[tuple[float, float]]:
+        return _take_baselines(self, self._spans, until, participant)
 
-    def baseline_due(self, until: float) -> float | None:
-        return _due(self, self._spans, until)
+    def baseline_due(self, until: float, participant: str = "") -> float | None:
+        return _due(self, self._spans, until, participant)
 
     def stop(self) -> None:
         """Nothing to stop: the labels were read with the file."""
@@ -82,7 +91,8 @@ class LabelReader:
         self.labels = labels
         self._inlet: pylsl.StreamInlet | None = None
         self._spans: list[tuple[float, float, LabelSpan]] = []
-        self._baselines_taken = 0  # baseline spans handed to the session so far
+        self._baselines_taken: dict[str, int] = {}  # participant -> spans handed over
+        self.name = info.name()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -110,16 +120,17 @@ class LabelReader:
         with self._lock:
             return list(self._spans)
 
-    def new_baselines(self, until: float) -> list[tuple[float, float]]:
-        """``(start, end)`` of the baseline spans that arrived since the last call and
-        ended by ``until`` (the newest window end)."""
+    def new_baselines(self, until: float, participant: str = "") -> list[tuple[float, float]]:
+        """``(start, end)`` of the baseline spans that arrived since ``participant``'s
+        last call and ended by ``until`` (the newest window end)."""
         with self._lock:
-            return _take_baselines(self, self._spans, until)
+            return _take_baselines(self, self._spans, until, participant)
 
-    def baseline_due(self, until: float) -> float | None:
-        """End of the first baseline span not yet taken that ended by ``until``."""
+    def baseline_due(self, until: float, participant: str = "") -> float | None:
+        """End of the first baseline span ``participant`` has not taken that ended by
+        ``until``."""
         with self._lock:
-            return _due(self, self._spans, until)
+            return _due(self, self._spans, until, participant)
 
     def _run(self) -> None:
         inlet = self._inlet

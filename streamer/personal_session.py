@@ -44,6 +44,11 @@ class SessionTrials:
 
 def labelled_trials(session: Session, participant: str | None = None) -> SessionTrials:
     """The session's logged windows with the labels its EmotionLabels stream gave."""
+    if session.participants:
+        raise HeloError(
+            "personal model: made in a one-person session; for a group's participant, "
+            "record the session and run streamer adapt on the recording"
+        )
     if session.window_log is None:
         raise HeloError("personal model: this session keeps no windows (a live session does)")
     spans = session.label_reader.spans() if session.label_reader is not None else []

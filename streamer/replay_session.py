@@ -28,7 +28,7 @@ from helo.models.xdf import RecordedStream, read_recording
 from helo.streamer.clocks import ReplayClock
 from helo.streamer.config import ReplayOptions, SessionConfig
 from helo.streamer.grouping import GroupingError, group_streams, participant_overrides
-from helo.streamer.label_reader import RecordedLabels
+from helo.streamer.label_reader import LabelReader, RecordedLabels
 from helo.streamer.lsl_reader import StreamHealth
 from helo.streamer.replay import ReplayGroup, ReplaySource
 from helo.streamer.scheduler import STALE_S
@@ -98,9 +98,12 @@ class ReplaySession(Session):
         hop = self.hop_s
         all_ends, first = self._window_ends(source, hop)
         self.ends = all_ends[first:]
-        labels = [s for s in source.streams if s.description.type.lower() == LABELS_TYPE.lower()]
-        if self.group is None and labels and labels[0].description.channel_format == "string":
-            self.label_reader = RecordedLabels(labels[0], spec.labels)
+        if members is not None:
+            self.group_labels = self._recorded_group_labels(spec, streams, members)
+        else:
+            labels = [s for s in source.streams if _is_label_stream(s)]
+            if labels:
+                self.label_reader = RecordedLabels(labels[0], spec.labels)
         self.normaliser = self._replay_normaliser(source, all_ends[:first])
         self.window_log = WindowLog(spec)
         speed = self.options.speed
@@ -156,6 +159,34 @@ class ReplaySession(Session):
             log.info("%s", line)
         return {p: [kept[i] for i in idx] for p, idx in grouping.members.items()}
 
+    def _recorded_group_labels(
+        self, spec: FeatureSpec, streams: list[RecordedStream], members: dict[str, list[int]]
+    ) -> dict[str, list[LabelReader | RecordedLabels]]:
+        """Each participant's recorded label stream and the group's shared one (named by
+        the config, else the only one that belongs to no participant), as the live
+        session read them."""
+        found: dict[str, list[LabelReader | RecordedLabels]] = {}
+        for participant, indices in members.items():
+            own = [streams[i] for i in indices if _is_label_stream(streams[i])]
+            found[participant] = [RecordedLabels(own[0], spec.labels)] if own else []
+        owned = {i for indices in members.values() for i in indices}
+        wanted = self.config.labels_stream
+        unowned = [
+            s
+            for i, s in enumerate(streams)
+            if _is_label_stream(s)
+            and (
+                wanted in (s.description.name, s.description.source_id)
+                if wanted
+                else i not in owned
+            )
+        ]
+        if len(unowned) == 1:
+            shared = RecordedLabels(unowned[0], spec.labels)
+            for readers in found.values():
+                readers.append(shared)
+        return found
+
     def _replay_normaliser(
         self, source: ReplaySource | ReplayGroup, earlier: np.ndarray
     ) -> FeatureNormaliser:
@@ -173,23 +204,35 @@ class ReplaySession(Session):
                 normaliser.pin(end["normaliser"])
             log.info("%s: normalisation state of the live session loaded", self.options.file)
         if len(earlier) and (self.spec.per_participant or baseline > 0):
-            reader = None if normaliser.pinned else self.label_reader
-            rests = reader.new_baselines(earlier[-1]) if reader is not None else []
+            sources = source.sources if isinstance(source, ReplayGroup) else {"": source}
+            rests = {
+                p: []
+                if normaliser.pinned
+                else sorted(
+                    (
+                        span
+                        for r in self._label_sources(p)
+                        for span in r.new_baselines(earlier[-1], p)
+                    ),
+                    key=lambda span: span[1],
+                )
+                for p in sources
+            }
             if not self.spec.per_participant or self.spec.participant_norm.freeze:
                 # settled statistics stop moving: only the calibration's windows matter
                 # (twice its length, for windows without data that count nothing), and
-                # those of baseline spans the label stream marked
-                last = max([earlier[0] + 2 * normaliser.warmup_s, *(end for _, end in rests)])
+                # those of baseline spans the label streams marked
+                ends = [end for spans in rests.values() for _, end in spans]
+                last = max([earlier[0] + 2 * normaliser.warmup_s, *ends])
                 earlier = earlier[earlier <= last]
-            sources = source.sources if isinstance(source, ReplayGroup) else {"": source}
             for participant, own in sources.items():
                 values, present = own.raw_features(earlier)
                 normaliser.apply(earlier, values, present, participant)
-            for start, end in rests:  # as the session did when each span arrived
-                inside = (earlier >= start + self.spec.max_window_s) & (earlier <= end)
-                if inside.any():
-                    part = {k: v[inside] for k, v in values.items()}
-                    normaliser.recalibrate(earlier[inside], part, present[inside])
+                for start, end in rests[participant]:  # as the session did when each arrived
+                    inside = (earlier >= start + self.spec.max_window_s) & (earlier <= end)
+                    if inside.any():
+                        part = {k: v[inside] for k, v in values.items()}
+                        normaliser.recalibrate(earlier[inside], part, present[inside], participant)
         return normaliser
 
     def _window_ends(
@@ -272,3 +315,11 @@ class ReplaySession(Session):
     def _close_sources(self) -> None:
         if self.source is not None:
             self.source.close()
+
+
+def _is_label_stream(stream: RecordedStream) -> bool:
+    """An EmotionLabels stream of JSON strings (the only kind a label reader reads)."""
+    description = stream.description
+    return (
+        description.type.lower() == LABELS_TYPE.lower() and description.channel_format == "string"
+    )

@@ -56,7 +56,7 @@ from helo.streamer.sinks import (
     close_quietly,
     open_sinks,
 )
-from helo.streamer.window_log import WindowLog
+from helo.streamer.window_log import GROUP_MAX_WINDOWS, WindowLog
 from helo.streamer.worker import Subscriber
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,8 @@ class Session:
         self.normaliser: FeatureNormaliser | None = None  # the participant's running state
         self.window_log: WindowLog | None = None  # raw features, for a personal model
         self.label_reader: LabelReader | RecordedLabels | None = None  # the trials' labels
+        # a group's label streams, per participant: their own and the group's shared one
+        self.group_labels: dict[str, list[LabelReader | RecordedLabels]] = {}
         self.participants: list[str] = []  # a group session's members; [] for one person
         self.group_feeds: dict[str, dict[str, Feed]] = {}  # participant -> modality -> feed
         self.group_summary: GroupSummarySink | None = None
@@ -199,7 +201,9 @@ class Session:
             self.group_feeds = {p: dict(f) for p, f in groups.items()}
             self.participants = list(groups)
             feeds = next(iter(groups.values()), {})
-            self.window_log = None  # personal models are made per person, not per group
+            # a group logs windows for the baselines its label streams mark, if any
+            has_labels = any(self.group_labels.values())
+            self.window_log = WindowLog(self.spec, GROUP_MAX_WINDOWS) if has_labels else None
         self.feeds, self.clock = dict(feeds), clock
         normaliser = self.normaliser or self._new_normaliser()
         self.normaliser = normaliser
@@ -238,31 +242,62 @@ class Session:
             threads=self.config.threads,
         )
 
-    def baseline_due(self, until: float) -> float | None:
-        """End of a baseline span on the label stream not yet taken (by ``until``); none
-        when the normaliser follows a live session's calibration (a replay with the
-        recording's sidecar: the live session already recalibrated, when its label came)."""
-        if self.label_reader is None or (self.normaliser is not None and self.normaliser.pinned):
-            return None
-        return self.label_reader.baseline_due(until)
+    def _label_sources(self, participant: str) -> list[LabelReader | RecordedLabels]:
+        if participant or self.participants:
+            return self.group_labels.get(participant, [])
+        return [self.label_reader] if self.label_reader is not None else []
 
-    def take_baselines(self, until: float) -> None:
-        """A baseline span on the label stream (a rest the experimenter marked, pushed
-        when it ended) becomes the participant's calibration once the windows have
-        passed its end: the statistics are gathered again over the logged windows
+    def baseline_due(self, until: float, participant: str = "") -> float | None:
+        """End of a baseline span on the participant's label streams not yet taken (by
+        ``until``); none when the normaliser follows a live session's calibration (a
+        replay with the recording's sidecar: the live session already recalibrated, when
+        its label came)."""
+        if self.normaliser is not None and self.normaliser.pinned:
+            return None
+        due = [r.baseline_due(until, participant) for r in self._label_sources(participant)]
+        return min((d for d in due if d is not None), default=None)
+
+    def take_baselines(self, until: float, participant: str = "") -> None:
+        """A baseline span on a label stream (a rest the experimenter marked, pushed when
+        it ended) becomes the participant's calibration once the windows have passed its
+        end: the statistics are gathered again over the participant's logged windows
         inside it, and then stay. Live and replay alike (the replay reads the
-        recording's label stream)."""
-        if self.label_reader is None or self.window_log is None or self.normaliser is None:
+        recording's label streams). In a group, a participant's own label stream marks
+        their rest, the group's shared one everyone's."""
+        if self.window_log is None or self.normaliser is None:
             return
-        for start, end in self.label_reader.new_baselines(until):
-            t_end, values, present = self.window_log.snapshot(start + self.spec.max_window_s, end)
+        who = f"{participant}: " if participant else ""
+        spans = [
+            (end, start, reader.name)
+            for reader in self._label_sources(participant)
+            for start, end in reader.new_baselines(until, participant)
+        ]
+        for end, start, stream in sorted(spans):  # the latest rest is the one that stays
+            first = start + self.spec.max_window_s
+            t_end, values, present = self.window_log.snapshot(first, end, participant)
             if not len(t_end):
-                log.warning("baseline span of %.0f s holds no whole window; ignored", end - start)
+                log.warning(
+                    "%sbaseline span of %.0f s on %s holds no whole window; ignored",
+                    who,
+                    end - start,
+                    stream,
+                )
                 continue
-            covered = self.normaliser.recalibrate(t_end, values, present)
+            logged_from = self.window_log.first_end(participant)
+            if self.window_log.dropped and logged_from and logged_from > first + self.hop_s:
+                log.warning(
+                    "%sbaseline span on %s began before the oldest window kept; "
+                    "calibrating on its last %.0f s",
+                    who,
+                    stream,
+                    end - logged_from,
+                )
+            covered = self.normaliser.recalibrate(t_end, values, present, participant)
             log.info(
-                "baseline span from the label stream: the participant's statistics are now "
-                "those of its %d window(s) (%.0f s)",
+                "%sbaseline span from %s: the statistics are now those of its %d window(s) "
+                "(%.0f s)",
+                who,
+                stream,
                 len(t_end),
                 covered,
             )
@@ -375,14 +410,58 @@ class LiveSession(Session):
         self.missing = {
             f"{p}/{m}": why for p, missing in found.missing.items() for m, why in missing.items()
         }
+        shared = self._start_group_labels(infos, descriptions, found)
         self._assemble({}, WallClock(), lsl_source_id=f"helo-{id(self):x}", groups=groups)
         for reader in self.readers.values():
             reader.start()
         for participant, index in found.truth.items():
             self._truth_readers[participant] = StreamReader(infos[index]).start()
         extra = [infos[i] for i in [*found.truth.values(), *found.labels.values()]]
+        if shared is not None and shared.uid() not in {i.uid() for i in extra}:
+            extra.append(shared)
         if config.record is not None:
             self._start_recording([infos[i] for i in self.readers], extra)
+
+    def _start_group_labels(
+        self,
+        infos: list[pylsl.StreamInfo],
+        descriptions: list[StreamDescription],
+        found: ParticipantStreams,
+    ) -> pylsl.StreamInfo | None:
+        """Read each participant's own label stream and the group's shared one (the one
+        the config names, else the only EmotionLabels stream that belongs to no
+        participant: a stimulus PC's markers for everyone); their baseline spans
+        recalibrate the participants they are for. Returns the shared stream."""
+        labels = self.spec.labels
+        for participant, index in found.labels.items():
+            reader = LabelReader(infos[index], labels).start()
+            self.group_labels.setdefault(participant, []).append(reader)
+        owned = {i for members in found.grouping.members.values() for i in members}
+        shared = None
+        if self.config.labels_stream:
+            shared = _resolve_named(self.config.labels_stream, "labels")
+        else:
+            unowned = [
+                i
+                for i, d in enumerate(descriptions)
+                if d.type.lower() == LABELS_TYPE.lower() and i not in owned
+            ]
+            if len(unowned) == 1:
+                shared = infos[unowned[0]]
+            elif unowned:
+                names = ", ".join(descriptions[i].name for i in unowned)
+                log.warning(
+                    "%d label streams belong to no participant (%s); none is taken as the "
+                    "group's: name one with labels_stream in the config",
+                    len(unowned),
+                    names,
+                )
+        if shared is not None:
+            reader = LabelReader(shared, labels).start()
+            for participant in found.participants:
+                self.group_labels.setdefault(participant, []).append(reader)
+            log.info("group labels: %s (baseline spans on it calibrate everyone)", shared.name())
+        return shared
 
     def _find_group_streams(
         self, spec: FeatureSpec
@@ -499,8 +578,10 @@ class LiveSession(Session):
         for reader in [*self.readers.values(), self._truth_reader, *self._truth_readers.values()]:
             if reader is not None and reader.running:
                 reader.stop()
-        if self.label_reader is not None:
-            self.label_reader.stop()
+        label_readers = {id(r): r for rs in self.group_labels.values() for r in rs}
+        for label_reader in [self.label_reader, *label_readers.values()]:
+            if label_reader is not None:
+                label_reader.stop()
 
     def _stream_health(self) -> list[StreamHealth]:
         return [reader.health() for reader in self.readers.values()]

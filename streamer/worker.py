@@ -90,11 +90,12 @@ Subscriber = Callable[[PredictionRecord], None]
 
 
 class Calibration(Protocol):
-    """Baseline spans a session's label stream marked (the session recalibrates)."""
+    """Baseline spans the session's label streams marked (the session recalibrates the
+    participant they are for)."""
 
-    def baseline_due(self, until: float) -> float | None: ...
+    def baseline_due(self, until: float, participant: str = "") -> float | None: ...
 
-    def take_baselines(self, until: float) -> None: ...
+    def take_baselines(self, until: float, participant: str = "") -> None: ...
 
 
 NOT_A_DISTRIBUTION = "the model's output was not a finite distribution"
@@ -238,24 +239,24 @@ class InferenceWorker:
 
     def _prepare(self, batch: list[WindowSet], features: FeatureBatch) -> NormalisedBatch:
         """Model input of a batch: each participant's windows normalised with their own
-        state, in time order (a group's hop holds one window per participant); the
-        window log and the label stream's baselines are a one-person session's."""
+        state, in time order (a group's hop holds one window per participant), and
+        logged for the participant's baselines (and a personal model) when the session
+        keeps a log."""
         t_end = np.array([ws.t_end for ws in batch])
         who = [ws.participant for ws in batch]
         if len(set(who)) == 1:
-            if self.window_log is not None and not who[0]:
-                self.window_log.add(t_end, features.values, features.present)
+            if self.window_log is not None:
+                self.window_log.add(t_end, features.values, features.present, who[0])
             return self._normalise(t_end, features.values, features.present, who[0])
         out = {k: np.empty_like(v) for k, v in features.values.items()}
         calibrating = np.zeros(len(batch), dtype=bool)
         for participant in dict.fromkeys(who):
             rows = np.flatnonzero(np.array(who) == participant)
-            part = self._normalise(
-                t_end[rows],
-                {k: v[rows] for k, v in features.values.items()},
-                features.present[rows],
-                participant,
-            )
+            values = {k: v[rows] for k, v in features.values.items()}
+            present = features.present[rows]
+            if self.window_log is not None:
+                self.window_log.add(t_end[rows], values, present, participant)
+            part = self._normalise(t_end[rows], values, present, participant)
             for k, v in part.values.items():
                 out[k][rows] = v
             calibrating[rows] = part.calibrating
@@ -268,21 +269,22 @@ class InferenceWorker:
         present: np.ndarray,
         participant: str = "",
     ) -> NormalisedBatch:
-        """Model input of a batch, in window order; a baseline span (a rest marked on the
-        label stream) recalibrates the normaliser from the first window ending at or
-        after its end, whatever the batching (so replays are identical)."""
-        calibration = None if participant else self.calibration
-        due = calibration.baseline_due(float(t_end[-1])) if calibration else None
+        """Model input of one participant's windows, in window order; a baseline span (a
+        rest marked on a label stream) recalibrates the participant from the first
+        window ending at or after its end, whatever the batching (so replays are
+        identical)."""
+        calibration = self.calibration
+        due = calibration.baseline_due(float(t_end[-1]), participant) if calibration else None
         if due is None or calibration is None:
             return self.normaliser.apply(t_end, values, present, participant)
         first = int(np.searchsorted(t_end, due - 1e-9))
         parts = []
         if first:
             head = {k: v[:first] for k, v in values.items()}
-            parts.append(self.normaliser.apply(t_end[:first], head, present[:first]))
-        calibration.take_baselines(float(t_end[first]))
+            parts.append(self.normaliser.apply(t_end[:first], head, present[:first], participant))
+        calibration.take_baselines(float(t_end[first]), participant)
         tail = {k: v[first:] for k, v in values.items()}
-        parts.append(self._normalise(t_end[first:], tail, present[first:]))
+        parts.append(self._normalise(t_end[first:], tail, present[first:], participant))
         return NormalisedBatch(
             {k: np.concatenate([p.values[k] for p in parts]) for k in values},
             np.concatenate([p.calibrating for p in parts]),

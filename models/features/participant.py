@@ -160,12 +160,15 @@ class ParticipantState:
     def to_dict(self) -> dict[str, Any]:
         return {
             "seen_s": self.seen,
+            "warmup_s": self.warmup_s,
             "newest_end": self.newest_end,
             "settled_at": self.settled_at,
             "modalities": {name: s.to_dict() for name, s in self.stats.items()},
         }
 
     def load(self, data: Mapping[str, Any]) -> None:
+        # a baseline span's calibration has its own length (what it covered)
+        self.warmup_s = float(data.get("warmup_s", self.warmup_s))
         self.seen = float(data.get("seen_s", 0.0))
         self.newest_end = data.get("newest_end")
         self.settled_at = data.get("settled_at")
@@ -314,7 +317,8 @@ class FeatureNormaliser:
         self.baseline_s = float(data.get("baseline_s", self.baseline_s))
         for participant, state in data.get("participants", {}).items():
             self.state(participant).load(state)
-            self.participants[participant].warmup_s = self.warmup_s
+            if "warmup_s" not in state:  # a sidecar of 2026-12-06 or before
+                self.participants[participant].warmup_s = self.warmup_s
 
 
 def normalise_sequences(
