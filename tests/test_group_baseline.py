@@ -8,7 +8,8 @@ the session, so that only the marked rests settle anyone's statistics:
 
 - a shared EmotionLabels stream (no participant) marks a rest of 2-14 s for everyone;
 - P01's own label stream marks its rest of 0-16 s (its device's script), later;
-- P02 has no label stream of its own.
+- P02 has no label stream of its own;
+- the shared stream then labels a trial (16-22 s) for everyone.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from helo.streamer.sinks import MemorySink
 
 REST_S, TRIAL_S = 16.0, 6.0
 SHARED_REST = (2.0, 14.0)  # seconds of device time
+SHARED_TRIAL = (16.0, 22.0)  # a trial labelled for everyone
+SHARED_LABEL = {"happiness": 0.7, "surprise": 0.3}
 SESSION_S = 20.0  # windows end from ~5 s after the session opened
 
 
@@ -83,16 +86,21 @@ def group(model, tmp_path_factory):
         record=out / "group.xdf",
     )
 
-    def mark_the_shared_rest():
+    def mark_the_shared_spans():
         start, end = SHARED_REST
         while pylsl.local_clock() < t0 + end:
             time.sleep(0.05)
         shared.push_sample([label_sample(None, end - start, baseline=True)], t0 + end)
+        start, end = SHARED_TRIAL
+        while pylsl.local_clock() < t0 + end:
+            time.sleep(0.05)
+        label = label_sample(SHARED_LABEL, end - start, trial="film-1", subject="stimulus-pc")
+        shared.push_sample([label], t0 + end)
 
     session = LiveSession(config, subscribers=[memory])
     try:
         with session:
-            marker = threading.Thread(target=mark_the_shared_rest, daemon=True)
+            marker = threading.Thread(target=mark_the_shared_spans, daemon=True)
             marker.start()
             session.run()
             marker.join(5.0)
@@ -225,3 +233,22 @@ def test_the_default_replay_gives_the_live_predictions_after_the_rests(group):
         assert len(diffs) > 5
         assert max(diffs) < 0.05
         assert np.median(diffs) < 0.002
+
+
+def test_a_group_recording_is_training_data_with_a_subject_per_participant(group):
+    """``xdf:`` data (train, adapt) of a group's recording: each participant's own streams
+    and label spans, and the shared stream's spans for everyone (its subject field
+    names no one of them); a participant with only rests is left out."""
+    from helo.models.datasets.xdf_labels import load_labelled_xdf
+
+    p01, p02 = group["names"]
+    data = load_labelled_xdf(group["xdf"], group["spec"], hop_s=0.5)
+    subjects = set(data.subjects.tolist())
+    assert subjects == {"sim100", p02}  # P01's labels name its subject; P02 has none
+    film = data.trials == "film-1"
+    assert set(data.subjects[film].tolist()) == subjects
+    expected = [SHARED_LABEL.get(label, 0.0) for label in group["spec"].labels]
+    np.testing.assert_allclose(data.targets[film], np.tile(expected, (int(film.sum()), 1)))
+    assert set(data.trials[data.subjects == p02].tolist()) == {"film-1"}
+    assert data.baseline is not None
+    assert set(data.baseline.subjects.tolist()) == subjects  # the rests seed each of them

@@ -20,6 +20,7 @@ features from the same code live inference uses.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -244,7 +245,65 @@ def _load_recording(
     inputs: AdaptOptions | None = None,
 ) -> WindowDataset:
     streams = read_recording(path)
-    is_label = [s.description.type.lower() == LABELS_TYPE.lower() for s in streams]
+    start = _recording_start(streams)
+    members = _participants(spec, streams)
+    if members is None:
+        return _load_person(path, streams, spec, hop_s, subject, overrides, inputs, start)
+    # A group's recording: each participant is a subject, labelled by their own label
+    # stream and the group's shared one (a label stream that names no participant).
+    shared = [s for s in streams if _is_labels(s) and not s.description.participant]
+    parts = []
+    for participant, own in members.items():
+        try:
+            part = _load_person(
+                path, own + shared, spec, hop_s, participant, overrides, inputs, start, shared
+            )
+        except DatasetError as exc:
+            log.warning("%s: participant %s left out: %s", path, participant, exc)
+            continue
+        parts.append(part)
+        log.info("%s: participant %s: %d labelled window(s)", path, participant, len(part))
+    if not parts:
+        raise DatasetError(f"{path}: no participant of the group has labelled windows")
+    return WindowDataset.concat(parts, name="xdf")
+
+
+def _is_labels(stream: RecordedStream) -> bool:
+    return stream.description.type.lower() == LABELS_TYPE.lower()
+
+
+def _participants(
+    spec: FeatureSpec, streams: list[RecordedStream]
+) -> dict[str, list[RecordedStream]] | None:
+    """A group recording's streams per participant (its data streams name two or more
+    participants in their descriptions, as a group session records them); None for a
+    recording of one person."""
+    wanted = {m.stream_type.lower() for m in spec.modalities}
+    named = {
+        s.description.participant
+        for s in streams
+        if s.description.type.lower() in wanted and s.description.participant
+    }
+    if len(named) < 2:
+        return None
+    return {p: [s for s in streams if s.description.participant == p] for p in sorted(named)}
+
+
+def _load_person(
+    path: Path,
+    streams: list[RecordedStream],
+    spec: FeatureSpec,
+    hop_s: float,
+    subject: str | None,
+    overrides: Mapping[str, str] | None,
+    inputs: AdaptOptions | None,
+    start: float,
+    shared: Sequence[RecordedStream] | None = None,
+) -> WindowDataset:
+    """One person's labelled windows from ``streams``; in a group (``shared``: the
+    group's label streams among them), the shared streams' spans are theirs too, but
+    not their subject fields."""
+    is_label = [_is_labels(s) for s in streams]
     data_streams = [s for s, label in zip(streams, is_label, strict=True) if not label]
     descriptions = [s.description for s in data_streams]
     if not any(is_label):
@@ -254,7 +313,7 @@ def _load_recording(
             f"recording (streams: {found}); see docs/datasets.md"
         )
     label_streams = [s for s, label in zip(streams, is_label, strict=True) if label]
-    spans = _place_spans(path, label_streams, spec.labels)
+    spans = _place_spans(path, label_streams, spec.labels, shared or ())
     mapping = _map(path, spec, descriptions, overrides, inputs)
     recorded = {
         name: _samples(path, data_streams[src.stream], name)
@@ -268,15 +327,18 @@ def _load_recording(
     values, present = features_from_recording(spec, recorded, ends, adapters=adapters)
     chosen = [labelled[i] for i in span_of_window]
     stem = path.stem
-    start = _recording_start(streams)
-    named = {p.span.subject or subject or stem for p in labelled}
-    rest_subject = named.pop() if len(named) == 1 else subject or stem  # a rest without a name
+    person = subject or stem  # a span's subject: the label's, else this
+    named = {p.span.subject for p in labelled if p.span.subject}
+    if shared is not None and len(named) == 1:
+        person = named.pop()  # a group's participant named by their own labels
+    everyone = {p.span.subject or person for p in labelled}
+    rest_subject = everyone.pop() if len(everyone) == 1 else person  # a rest without a name
     dataset = WindowDataset(
         spec=spec,
         values=values,
         present=present,
         targets=np.array([p.span.distribution for p in chosen]),
-        subjects=np.array([p.span.subject or subject or stem for p in chosen]),
+        subjects=np.array([p.span.subject or person for p in chosen]),
         trials=np.array([p.span.trial or f"{stem}#{p.number}" for p in chosen]),
         t_end_s=ends - start,
         name="xdf",
@@ -312,23 +374,30 @@ def _baseline_windows(
 
 
 def _place_spans(
-    path: Path, label_streams: list[RecordedStream], labels: Sequence[str]
+    path: Path,
+    label_streams: list[RecordedStream],
+    labels: Sequence[str],
+    shared: Sequence[RecordedStream] = (),
 ) -> list[_PlacedSpan]:
-    samples: list[tuple[float, Any]] = []
+    samples: list[tuple[float, Any, bool]] = []  # (time, JSON, from a shared stream)
     for stream in label_streams:
         if stream.description.channel_format != "string":
             raise DatasetError(
                 f"{path}: the {LABELS_TYPE} stream "
                 f"{stream.description.name!r} must hold strings (JSON)"
             )
-        samples += zip(stream.times.tolist(), stream.samples[:, 0].tolist(), strict=True)
+        times, texts = stream.times.tolist(), stream.samples[:, 0].tolist()
+        is_shared = any(stream is other for other in shared)
+        samples += [(t, text, is_shared) for t, text in zip(times, texts, strict=True)]
     if not samples:
         raise DatasetError(f"{path}: the {LABELS_TYPE} stream holds no labels")
     samples.sort(key=lambda pair: pair[0])
     placed = []
-    for number, (timestamp, text) in enumerate(samples, start=1):
+    for number, (timestamp, text, is_shared) in enumerate(samples, start=1):
         try:
             span = parse_label_sample(text, labels)
+            if is_shared:  # everyone's span: whose it is, the participant's stream says
+                span = dataclasses.replace(span, subject=None)
         except DatasetError as exc:
             raise DatasetError(
                 f"{path}: {LABELS_TYPE} sample {number} of {len(samples)}: {exc}"
