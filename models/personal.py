@@ -88,6 +88,9 @@ class AdaptResult:
     best_epoch: int  # epochs (an input calibration: steps); 0: the base's weights were kept
     seconds: float
     config: AdaptConfig
+    # an input calibration's numbers (modality -> log_scale, shift, shape), so that a
+    # group session can apply it beside other people's in one batch of the base model
+    calibration: dict[str, dict[str, list]] | None = None
 
     @property
     def in_sample(self) -> bool:
@@ -114,6 +117,7 @@ class AdaptResult:
             "kl_measured": self.checked_on(),
             "seconds": round(self.seconds, 1),
             "adapt_config": asdict(self.config),
+            **({"input_calibration": self.calibration} if self.calibration else {}),
         }
 
 
@@ -221,6 +225,14 @@ def _adapt_inputs(
     participants; docs/model.md). Its KL before and after is on the trials fitted."""
     calibration = fit_calibration(model, inputs, len(trials), CalibrationConfig(), generator)
     kl_before = validation_kl(model, inputs)
+    numbers = {
+        name: {
+            "log_scale": log_scale.detach().flatten().tolist(),
+            "shift": shift.detach().flatten().tolist(),
+            "shape": list(log_scale.shape),
+        }
+        for name, (log_scale, shift) in calibration.items()
+    }
     fold_into_encoders(model, calibration)
     kl_after = validation_kl(model, inputs)  # the personal model itself, as saved
     return AdaptResult(
@@ -233,6 +245,7 @@ def _adapt_inputs(
         best_epoch=CalibrationConfig.steps,
         seconds=time.perf_counter() - started,
         config=config,
+        calibration=numbers,
     )
 
 

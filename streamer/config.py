@@ -26,6 +26,7 @@ units.eeg = "V"           # the stream's unit, when its description says none or
 [participants.P01]        # a group session: who wears which stream (docs/groups.md)
 eeg = "EEG-P01"           # modality = stream name or source_id; also truth, labels
 gsr = "GSR-P01"
+model = "~/.helo/personal/P01-demo.safetensors"  # their personal model (optional)
 [participants.P02]
 eeg = "EEG-P02"
 
@@ -92,6 +93,8 @@ class SessionConfig:
     participants: dict[str, dict[str, str]] = field(default_factory=dict)
     participants_select: str | None = None  # --participants auto|N|P01,P02 (None: one person)
     participants_by: str | None = None  # --participants-by auto|config|desc|hostname|name:RE
+    # a group member's personal model (input calibration) beside the group's model
+    personal: dict[str, str] = field(default_factory=dict)  # participant -> checkpoint
 
     @property
     def group(self) -> bool:
@@ -162,13 +165,16 @@ def load_session_config(path: Path | None, overrides: dict[str, Any]) -> Session
         values.update(data.get("outputs", {}))
         values["streams"] = {str(k): str(v) for k, v in data.get("streams", {}).items()}
         if "participants" in data:
-            values["participants"] = _read_participants(path, data["participants"])
+            tables = _read_participants(path, data["participants"])
+            personal = {p: table.pop("model") for p, table in tables.items() if "model" in table}
+            values["participants"] = tables
+            values["personal"] = personal
         _read_inputs(path, data.get("inputs", {}), inputs)
     for key, value in overrides.items():
         if value is None:
             continue
-        if key == "streams":
-            values.setdefault("streams", {}).update(value)
+        if key in ("streams", "personal"):
+            values.setdefault(key, {}).update(value)
         elif key in ("channels", "units"):
             inputs[key].update(value)
         elif key in _INPUT_KEYS:
@@ -207,13 +213,13 @@ def _read_inputs(path: Path, section: dict[str, Any], inputs: dict[str, Any]) ->
     inputs["units"].update({str(k): str(v) for k, v in dict(section.get("units", {})).items()})
 
 
-def parse_pairs(items: list[str], flag: str, what: str) -> dict[str, str]:
+def parse_pairs(items: list[str], flag: str, what: str, key: str = "MODALITY") -> dict[str, str]:
     """``--units eeg=V`` style flags -> ``{"eeg": "V"}``."""
     out = {}
     for item in items:
         modality, sep, value = item.partition("=")
         if not sep or not modality.strip() or not value.strip():
-            raise HeloError(f"{flag} {item!r}: expected MODALITY={what}")
+            raise HeloError(f"{flag} {item!r}: expected {key}={what}")
         out[modality.strip()] = value.strip()
     return out
 

@@ -16,6 +16,7 @@ import numpy as np
 from helo.models.checkpoint import Checkpoint
 from helo.models.features.participant import FeatureNormaliser
 from helo.models.inference import Predictor
+from helo.models.personal_inputs import PersonalInputs
 from helo.models.training import resolve_device
 from helo.streamer.clocks import Clock
 from helo.streamer.scheduler import MAX_WAIT_S, STALE_S, Feed, WindowScheduler, WindowSet
@@ -54,6 +55,7 @@ class Pipeline:
         calibration: Calibration | None = None,
         groups: Mapping[str, Mapping[str, Feed]] | None = None,
         threads: int | None = None,
+        personal: Mapping[str, PersonalInputs] | None = None,
     ):
         self.checkpoint = checkpoint
         self.predictor = Predictor(checkpoint, device=resolve_device(accelerator), workers=threads)
@@ -84,6 +86,7 @@ class Pipeline:
             normaliser=normaliser,
             window_log=window_log,
             calibration=calibration,
+            personal=personal,
         )
 
     def run(self, stop: threading.Event, duration_s: float | None = None) -> int:

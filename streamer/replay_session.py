@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+from helo.models.checkpoint import Checkpoint, load_checkpoint
 from helo.models.errors import HeloError
 from helo.models.features.participant import FeatureNormaliser
 from helo.models.features.spec import FeatureSpec
@@ -27,6 +29,7 @@ from helo.models.streams import LABELS_TYPE, TRUTH_TYPE
 from helo.models.xdf import RecordedStream, read_recording
 from helo.streamer.clocks import ReplayClock
 from helo.streamer.config import ReplayOptions, SessionConfig
+from helo.streamer.demo import default_checkpoint
 from helo.streamer.grouping import GroupingError, group_streams, participant_overrides
 from helo.streamer.label_reader import LabelReader, RecordedLabels
 from helo.streamer.lsl_reader import StreamHealth
@@ -158,6 +161,45 @@ class ReplaySession(Session):
         for line in grouping.table(descriptions):
             log.info("%s", line)
         return {p: [kept[i] for i in idx] for p, idx in grouping.members.items()}
+
+    def _load_checkpoint(self) -> Checkpoint:
+        """The settings' model; without one, the model the live session ran (its
+        sidecar says which), else the demo model for the session's baseline: a replay
+        of a ``--baseline 60`` session runs the participant model, as the session did."""
+        if self.config.checkpoint is not None:
+            return super()._load_checkpoint()
+        start = (read_sidecar(self.options.file) or {}).get("start") or {}
+        live = Path(start.get("model") or "")
+        if start.get("model") and live.is_file():
+            log.info("%s: replayed with the live session's model %s", self.options.file, live)
+            path = live
+        else:
+            path = default_checkpoint(self.config.baseline_s or float(start.get("baseline_s") or 0))
+        self.checkpoint = load_checkpoint(path)
+        return self.checkpoint
+
+    def _personal_paths(self) -> dict[str, str]:
+        """The members' personal models: the settings' when they name any, else those
+        the live session ran (its sidecar), where the files are still here."""
+        if self.config.personal:
+            return dict(self.config.personal)
+        start = (read_sidecar(self.options.file) or {}).get("start") or {}
+        found = {}
+        for participant, path in (start.get("personal") or {}).items():
+            if participant not in self.participants:
+                continue  # not replayed (a selection)
+            if Path(path).expanduser().exists():
+                found[participant] = path
+            else:
+                log.warning(
+                    "%s: %s's personal model %s (the live session's) is not here; %s is "
+                    "replayed with the group's model",
+                    self.options.file,
+                    participant,
+                    path,
+                    participant,
+                )
+        return found
 
     def _recorded_group_labels(
         self, spec: FeatureSpec, streams: list[RecordedStream], members: dict[str, list[int]]

@@ -29,6 +29,7 @@ from helo.models.errors import HeloError
 from helo.models.features.mapping import MappingError, StreamMapping, map_streams
 from helo.models.features.participant import FeatureNormaliser
 from helo.models.features.spec import FeatureSpec, spec_difference
+from helo.models.personal_inputs import PersonalInputs, load_personal_inputs
 from helo.models.streams import (
     LABELS_TYPE,
     TRUTH_TYPE,
@@ -86,6 +87,7 @@ class Session:
         self.participants: list[str] = []  # a group session's members; [] for one person
         self.group_feeds: dict[str, dict[str, Feed]] = {}  # participant -> modality -> feed
         self.group_summary: GroupSummarySink | None = None
+        self.personal: dict[str, PersonalInputs] = {}  # group members' personal models
         self._stop = threading.Event()
 
     # ------------------------------------------------------------------ life cycle
@@ -207,6 +209,7 @@ class Session:
         self.feeds, self.clock = dict(feeds), clock
         normaliser = self.normaliser or self._new_normaliser()
         self.normaliser = normaliser
+        self.personal = self._load_personal(self._personal_paths())
         model_name = Path(self.checkpoint.path or "model").stem
         outputs = open_sinks(
             self.config,
@@ -215,6 +218,7 @@ class Session:
             model_name=model_name,
             lsl_source_id=lsl_source_id,
             participants=self.participants,
+            model_names={p: f"{model_name} + {i.path.stem}" for p, i in self.personal.items()},
         )
         self.outputs = outputs
         self.sinks, self.lsl_sink, self.group_summary = outputs.sinks, outputs.lsl, outputs.group
@@ -240,7 +244,40 @@ class Session:
             calibration=self,
             groups=self.group_feeds or None,
             threads=self.config.threads,
+            personal=self.personal,
         )
+
+    def _personal_paths(self) -> dict[str, str]:
+        """Group members' personal models: the session's settings say which."""
+        return dict(self.config.personal)
+
+    def _load_personal(self, paths: Mapping[str, str]) -> dict[str, PersonalInputs]:
+        """Each named member's personal model, checked against the session's model; a
+        one-line error for a model that cannot share the batch or an unknown member."""
+        if not paths:
+            return {}
+        assert self.checkpoint is not None
+        if not self.participants:
+            raise HeloError(
+                "--personal is a group session's (a model per member); for one person, "
+                "run the personal model itself: --checkpoint PERSONAL.safetensors"
+            )
+        unknown = sorted(set(paths) - set(self.participants))
+        if unknown:
+            raise HeloError(
+                f"--personal {', '.join(unknown)}: not in the group "
+                f"({', '.join(self.participants)})"
+            )
+        found = {}
+        for participant, path in paths.items():
+            found[participant] = load_personal_inputs(Path(path).expanduser(), self.checkpoint)
+            log.info(
+                "%s: personal model %s (made for %s)",
+                participant,
+                path,
+                found[participant].participant or "?",
+            )
+        return found
 
     def _label_sources(self, participant: str) -> list[LabelReader | RecordedLabels]:
         if participant or self.participants:
@@ -353,6 +390,7 @@ class Session:
             "normalisation": self.spec.normalisation,
             "baseline_s": self.config.baseline_s,
             "normaliser": self.normaliser.to_dict() if self.normaliser is not None else None,
+            "personal": {p: str(inputs.path) for p, inputs in self.personal.items()},
         }
 
 

@@ -21,7 +21,7 @@ import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -373,6 +373,7 @@ def open_sinks(
     model_name: str,
     lsl_source_id: str,
     participants: Sequence[str] = (),
+    model_names: Mapping[str, str] | None = None,
 ) -> Outputs:
     """The outputs ``config`` asks for: stdout, JSONL, CSV, the LSL outlet (a group:
     one per participant and the group summary). A file that cannot be opened is a
@@ -380,7 +381,8 @@ def open_sinks(
     sinks: list[Subscriber] = []
     lsl = None
     if participants:
-        return _open_group_sinks(config, labels, hop_s, model_name, lsl_source_id, participants)
+        names = {p: (model_names or {}).get(p, model_name) for p in participants}
+        return _open_group_sinks(config, labels, hop_s, model_name, lsl_source_id, names)
     try:
         if config.stdout:
             sinks.append(StdoutSink())
@@ -405,10 +407,11 @@ def _open_group_sinks(
     hop_s: float,
     model_name: str,
     lsl_source_id: str,
-    participants: Sequence[str],
+    participants: Mapping[str, str],
 ) -> Outputs:
     """A group's outputs: the files and terminal for everyone, an outlet per participant
-    (``<lsl_name>-P01``, source_id ``<id>-P01``) and the group summary outlet."""
+    (``<lsl_name>-P01``, source_id ``<id>-P01``; ``participants``: each one's model name)
+    and the group summary outlet."""
     alone = open_sinks(
         dataclasses.replace(config, lsl=False),
         labels,
@@ -425,13 +428,13 @@ def _open_group_sinks(
                     hop_s,
                     name=f"{config.lsl_name}-{p}",
                     source_id=f"{lsl_source_id}-{p}",
-                    model_name=model_name,
+                    model_name=participants[p],
                     participant=p,
                 )
                 outputs.lsl_by_participant[p] = sink
                 outputs.sinks.append(sink)
         outputs.group = GroupSummarySink(
-            participants,
+            list(participants),
             labels,
             hop_s,
             name=f"{config.lsl_name}-group",

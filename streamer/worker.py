@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -27,6 +27,7 @@ from helo.models.features.extract import FeatureBatch, extract_modality
 from helo.models.features.overlap import restack
 from helo.models.features.participant import FeatureNormaliser, NormalisedBatch
 from helo.models.inference import Predictor
+from helo.models.personal_inputs import PersonalInputs
 from helo.streamer.scheduler import WindowSet
 from helo.streamer.window_log import WindowLog
 
@@ -124,6 +125,7 @@ class InferenceWorker:
         normaliser: FeatureNormaliser | None = None,
         window_log: WindowLog | None = None,
         calibration: Calibration | None = None,
+        personal: Mapping[str, PersonalInputs] | None = None,
     ):
         self.predictor = predictor
         self.spec = predictor.spec
@@ -133,6 +135,8 @@ class InferenceWorker:
         # baseline spans on the session's label stream, which recalibrate the normaliser
         # from the window where each takes effect
         self.calibration = calibration
+        # a group member's personal model: their input calibration, on their rows
+        self.personal = dict(personal or {})
         self.subscribers = list(subscribers)
         self.max_batch = max_batch
         self.live = live
@@ -200,6 +204,12 @@ class InferenceWorker:
         features = features if features is not None else self.features(batch)
         normalised = self._prepare(batch, features)
         features.values = normalised.values
+        if self.personal:
+            who = np.array([ws.participant for ws in batch])
+            for participant, inputs in self.personal.items():
+                rows = np.flatnonzero(who == participant)
+                if len(rows):
+                    inputs.apply(features.values, rows)
         predictor = self.predictor  # read once: a model switch lands between batches
         distributions = predictor.predict_features(features)
         now_lsl = pylsl.local_clock()

@@ -175,6 +175,12 @@ def test_the_recording_holds_the_shared_labels_and_everyones_state(group):
     assert sorted(s.description.participant for s in labels) == ["", group["names"][0]]
     sidecar = read_sidecar(group["xdf"])
     assert set(sidecar["end"]["normaliser"]["participants"]) == set(group["names"])
+    from helo.streamer.replay_session import ReplaySession
+
+    # without --checkpoint, a replay runs the model the live session ran (not the demo's)
+    config = SessionConfig(stdout=False, lsl=False)
+    with ReplaySession(config, ReplayOptions(group["xdf"])) as session:
+        assert session.checkpoint.path == group["model"]
 
 
 def _replay(path, model, **options) -> list:
@@ -241,7 +247,7 @@ def test_a_group_recording_is_training_data_with_a_subject_per_participant(group
     names no one of them); a participant with only rests is left out."""
     from helo.models.datasets.xdf_labels import load_labelled_xdf
 
-    p01, p02 = group["names"]
+    p02 = group["names"][1]
     data = load_labelled_xdf(group["xdf"], group["spec"], hop_s=0.5)
     subjects = set(data.subjects.tolist())
     assert subjects == {"sim100", p02}  # P01's labels name its subject; P02 has none
@@ -252,3 +258,77 @@ def test_a_group_recording_is_training_data_with_a_subject_per_participant(group
     assert set(data.trials[data.subjects == p02].tolist()) == {"film-1"}
     assert data.baseline is not None
     assert set(data.baseline.subjects.tolist()) == subjects  # the rests seed each of them
+
+
+def test_a_members_personal_model_runs_beside_the_others_in_one_batch(group, tmp_path):
+    """``streamer adapt`` on the group's recording makes P01's personal model; replayed
+    with it for P01 only, P01's predictions are the personal model's (to float
+    rounding: its calibration applied to the inputs instead of folded into the
+    encoders) and P02's are untouched, bit for bit."""
+    from helo.streamer.cli import main
+    from helo.streamer.replay_session import ReplaySession
+
+    p01, p02 = group["names"]
+    personal = tmp_path / "p01.safetensors"
+    code = main(
+        [
+            "adapt",
+            "--checkpoint",
+            str(group["model"]),
+            "--data",
+            f"xdf:{group['xdf']}",
+            "--participant",
+            "sim100",
+            "--out",
+            str(personal),
+        ]
+    )
+    assert code == 0
+    memory = MemorySink()
+    config = SessionConfig(
+        stdout=False, lsl=False, checkpoint=group["model"], personal={p01: str(personal)}
+    )
+    with ReplaySession(config, ReplayOptions(group["xdf"]), [memory]) as session:
+        session.run()
+        assert session.session_state()["personal"] == {p01: str(personal)}
+    beside = memory.records
+    base = _replay(group["xdf"], group["model"])
+    alone = _replay(group["xdf"], personal)  # everyone through P01's model: P01's rows
+    assert len(beside) == len(base) == len(alone) > 40
+    moved = []
+    for mixed, plain, own in zip(beside, base, alone, strict=True):
+        assert (mixed.participant, mixed.t_end) == (plain.participant, plain.t_end)
+        if mixed.distribution is None:
+            continue
+        if mixed.participant == p02:
+            np.testing.assert_array_equal(mixed.distribution, plain.distribution)
+        else:
+            np.testing.assert_allclose(mixed.distribution, own.distribution, atol=1e-5)
+            moved.append(np.abs(mixed.distribution - plain.distribution).max())
+    assert max(moved) > 1e-3  # the calibration does change P01's predictions
+
+
+def test_a_personal_model_that_cannot_share_the_batch_is_one_line(group, tmp_path, capsys):
+    from helo.models.errors import HeloError
+    from helo.streamer.cli import main
+    from helo.streamer.replay_session import ReplaySession
+
+    p01 = group["names"][0]
+    head = tmp_path / "head.safetensors"
+    data = ["--data", f"xdf:{group['xdf']}", "--participant", "sim100", "--out", str(head)]
+    assert main(["adapt", "--checkpoint", str(group["model"]), "--train", "head", *data]) == 0
+    cases = [
+        ("P09", str(group["model"]), "not in the group"),
+        (p01, str(group["model"]), "not a personal model"),
+        (p01, str(head), "its layers were fine-tuned"),
+    ]
+    for participant, path, says in cases:
+        config = SessionConfig(
+            stdout=False, lsl=False, checkpoint=group["model"], personal={participant: path}
+        )
+        with pytest.raises(HeloError, match=says) as caught:
+            ReplaySession(config, ReplayOptions(group["xdf"])).open()
+        assert "\n" not in str(caught.value)
+    capsys.readouterr()
+    assert main(["replay", str(group["xdf"]), "--personal", str(head)]) != 0
+    assert "expected PARTICIPANT=MODEL" in capsys.readouterr().err

@@ -176,6 +176,10 @@ def test_a_redraw_repaints_only_the_tiles_with_news(qtbot):
     assert grid.redraw() == ["P07"]
     assert grid.tile("P05").calibrating
     assert not grid.tile("P07").calibrating
+    grid.set_personal({"P07"})  # the session runs P07's personal model
+    assert grid.title("P07") == "P07 (personal)"
+    assert grid.title("P05") == "P05"
+    grid.grab()  # painted with it
     # 16 tiles: 4 x 4, inside the widget, none overlapping
     rects = [grid.tile_rect(n) for n in names]
     assert len({r.left() for r in rects}) == 4

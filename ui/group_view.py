@@ -98,6 +98,7 @@ class GroupGrid(QtWidgets.QWidget):
         self._pending: dict[str, PredictionRecord] = {}  # arrived since the last redraw
         self._newest_t_end = -math.inf
         self._selected: str | None = None
+        self._personal: set[str] = set()  # participants predicted by their personal model
         self.summary: GroupState | None = None
         self._summary_rect = QtCore.QRect()
         self._fonts = _Fonts(self.font())
@@ -114,6 +115,15 @@ class GroupGrid(QtWidgets.QWidget):
         self._colours = [label_colour(i) for i in range(len(self.labels))]
         self.update()
 
+    def set_personal(self, participants: set[str]) -> None:
+        """Those whose personal model the session runs: their tiles say so."""
+        self._personal = set(participants)
+        self.update()
+
+    def title(self, participant: str) -> str:
+        """What a tile's first line names: the participant, and a personal model."""
+        return participant + (" (personal)" if participant in self._personal else "")
+
     def add(self, record: PredictionRecord) -> None:
         """Keep ``record`` for the next redraw (cheap: called for every record)."""
         if not self.labels:
@@ -123,6 +133,7 @@ class GroupGrid(QtWidgets.QWidget):
     def clear(self) -> None:
         """Forget every participant (a new session)."""
         self._tiles.clear()
+        self._personal.clear()
         self._order.clear()
         self._pending.clear()
         self._newest_t_end = -math.inf
@@ -304,7 +315,7 @@ class GroupGrid(QtWidgets.QWidget):
         head = QtCore.QRect(inner.left(), inner.top(), inner.width(), line_h)
         painter.setFont(self._fonts.name)
         painter.setPen(QtGui.QColor("#202020"))
-        painter.drawText(head, _LEFT_MIDDLE, tile.name)
+        painter.drawText(head, _LEFT_MIDDLE, self.title(tile.name))
         state = self._tile_state(tile)
         if state:
             painter.setFont(self._fonts.small)

@@ -438,6 +438,8 @@ class MainWindow(QtWidgets.QMainWindow):
         shows the grid and selects its participant for the detail view."""
         if not self._group_mode:
             self._group_mode = True
+            session = self.runner.session if self.runner is not None else None
+            self.group.set_personal(set(session.personal) if session is not None else set())
             self.group.show()
             height = sum(self.views.sizes()) or self.views.height()
             self.views.setSizes([int(height * f) for f in (0.4, 0.2, 0.15, 0.25)])

@@ -44,6 +44,14 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
         help="how streams are grouped into participants: auto (default), config, desc, "
         r'hostname or name:REGEX (e.g. name:"(P\d+)")',
     )
+    p.add_argument(
+        "--personal",
+        action="append",
+        default=[],
+        metavar="PARTICIPANT=MODEL",
+        help="a group member's personal model (from streamer adapt), applied to their "
+        "windows beside the others' in one batch; repeat for each",
+    )
     p.add_argument("--quiet", action="store_true", help="no line per prediction on stdout")
     p.add_argument("--accelerator", choices=["auto", "cpu", "cuda"])
     p.add_argument(
@@ -131,6 +139,8 @@ def session_config_from(args: argparse.Namespace, **fixed: Any) -> SessionConfig
         "baseline_s": getattr(args, "baseline_s", None),
         "participants_select": getattr(args, "participants_select", None),
         "participants_by": getattr(args, "participants_by", None),
+        "personal": parse_pairs(getattr(args, "personal", []), "--personal", "MODEL", "PARTICIPANT")
+        or None,
         "streams": parse_stream_overrides(getattr(args, "stream", [])) or None,
         "lsl": False if getattr(args, "no_lsl", False) else None,
         "stdout": False if getattr(args, "quiet", False) else None,
