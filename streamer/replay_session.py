@@ -220,7 +220,7 @@ class ReplaySession(Session):
             and (
                 wanted in (s.description.name, s.description.source_id)
                 if wanted
-                else i not in owned
+                else i not in owned and not s.description.participant
             )
         ]
         if len(unowned) == 1:

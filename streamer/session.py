@@ -479,10 +479,10 @@ class LiveSession(Session):
         if self.config.labels_stream:
             shared = _resolve_named(self.config.labels_stream, "labels")
         else:
-            unowned = [
+            unowned = [  # (another member's, left out by --participants, names them)
                 i
                 for i, d in enumerate(descriptions)
-                if d.type.lower() == LABELS_TYPE.lower() and i not in owned
+                if d.type.lower() == LABELS_TYPE.lower() and i not in owned and not d.participant
             ]
             if len(unowned) == 1:
                 shared = infos[unowned[0]]

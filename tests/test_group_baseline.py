@@ -183,11 +183,13 @@ def test_the_recording_holds_the_shared_labels_and_everyones_state(group):
         assert session.checkpoint.path == group["model"]
 
 
-def _replay(path, model, **options) -> list:
+def _replay(path, model, participants: str | None = None, **options) -> list:
     from helo.streamer.replay_session import ReplaySession
 
     memory = MemorySink()
-    config = SessionConfig(stdout=False, lsl=False, checkpoint=model)
+    config = SessionConfig(
+        stdout=False, lsl=False, checkpoint=model, participants_select=participants
+    )
     with ReplaySession(config, ReplayOptions(path, **options), [memory]) as session:
         session.run()
     return memory.records
@@ -202,12 +204,17 @@ def test_a_replay_without_the_sidecar_recalibrates_each_participant_on_the_recor
     bare = tmp_path / "bare.xdf"
     shutil.copy(group["xdf"], bare)
     replayed = _replay(bare, group["model"])
+    alone = _replay(bare, group["model"], participants=group["names"][1])  # P02 only
     for participant in group["names"]:
-        mine = [r for r in replayed if r.participant == participant]
-        ends = np.array([r.t_end for r in mine])
-        flags = np.array([r.calibrating for r in mine])
-        assert flags[ends < group["shared_end"] - 1e-6].all()
-        assert not flags[ends >= group["shared_end"] - 1e-6].any()
+        for records in (replayed, alone):
+            mine = [r for r in records if r.participant == participant]
+            if records is alone and participant != group["names"][1]:
+                assert not mine
+                continue
+            ends = np.array([r.t_end for r in mine])
+            flags = np.array([r.calibrating for r in mine])
+            assert flags[ends < group["shared_end"] - 1e-6].all()
+            assert not flags[ends >= group["shared_end"] - 1e-6].any()
     later = group["own_end"] + 2.0
     start = later - min(r.t_end for r in replayed)
     tail = _replay(bare, group["model"], start=TimePoint(start + 5.0))
