@@ -102,3 +102,17 @@ def test_replay_flags_become_replay_options(tmp_path):
     assert options.end.resolve(1000.0) == 5000.5
     with pytest.raises(HeloError, match="--speed '0'"):
         replay_options_from(build_parser().parse_args(["replay", "x.xdf", "--speed", "0"]))
+
+
+def test_a_members_personal_model_comes_from_their_table_or_the_flag(tmp_path):
+    config = tmp_path / "group.toml"
+    config.write_text(
+        '[participants.P01]\neeg = "EEG-P01"\nmodel = "p01.safetensors"\n'
+        '[participants.P02]\neeg = "EEG-P02"\n'
+    )
+    args = ["run", "--config", str(config), "--personal", "P02=p02.safetensors"]
+    settings = session_config_from(build_parser().parse_args(args))
+    assert settings.personal == {"P01": "p01.safetensors", "P02": "p02.safetensors"}
+    assert settings.participants == {"P01": {"eeg": "EEG-P01"}, "P02": {"eeg": "EEG-P02"}}
+    with pytest.raises(HeloError, match="expected PARTICIPANT=MODEL"):
+        session_config_from(build_parser().parse_args(["run", "--personal", "p01.safetensors"]))
