@@ -262,7 +262,14 @@ def _load_recording(
             log.warning("%s: participant %s left out: %s", path, participant, exc)
             continue
         parts.append(part)
-        log.info("%s: participant %s: %d labelled window(s)", path, participant, len(part))
+        named = ", ".join(dict.fromkeys(part.subjects.tolist()))
+        log.info(
+            "%s: participant %s is subject %s: %d labelled window(s)",
+            path,
+            participant,
+            named,
+            len(part),
+        )
     if not parts:
         raise DatasetError(f"{path}: no participant of the group has labelled windows")
     return WindowDataset.concat(parts, name="xdf")
