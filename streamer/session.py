@@ -384,13 +384,14 @@ class Session:
     def session_state(self) -> dict:
         """What a replay needs to continue as this session did (the recording's sidecar)."""
         assert self.checkpoint is not None
-        return {
-            "model": str(self.checkpoint.path or ""),
+        model = self.checkpoint.path
+        return {  # paths absolute: a replay may run from another folder
+            "model": str(Path(model).resolve()) if model else "",
             "participants": self.participants,
             "normalisation": self.spec.normalisation,
             "baseline_s": self.config.baseline_s,
             "normaliser": self.normaliser.to_dict() if self.normaliser is not None else None,
-            "personal": {p: str(inputs.path) for p, inputs in self.personal.items()},
+            "personal": {p: str(inputs.path.resolve()) for p, inputs in self.personal.items()},
         }
 
 
