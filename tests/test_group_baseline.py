@@ -8,7 +8,8 @@ the session, so that only the marked rests settle anyone's statistics:
 
 - a shared EmotionLabels stream (no participant) marks a rest of 2-14 s for everyone;
 - P01's own label stream marks its rest of 0-16 s (its device's script), later;
-- P02 has no label stream of its own;
+- P02 has no label stream of its own (and another lab's devices: 500 Hz EEG in volts
+  with other labels and two electrodes missing, skin resistance, a 24-fps camera);
 - the shared stream then labels a trial (16-22 s) for everyone.
 """
 
@@ -51,13 +52,22 @@ def model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def group(model, tmp_path_factory):
-    from helo.devices.synthetic import SyntheticDevice, labels_stream_info
+    from helo.devices.synthetic import StreamStyle, SyntheticDevice, labels_stream_info
     from helo.streamer.session import LiveSession
 
     out = tmp_path_factory.mktemp("group-baseline")
     tag = f"gb-{uuid.uuid4().hex[:6]}"
     names = [f"{tag}-P01", f"{tag}-P02"]
     rng = np.random.default_rng(3)
+    # P02 wears another lab's cap and camera (as in test_group_session)
+    lab = StreamStyle(
+        eeg_rate_hz=500.0,
+        eeg_labels="prefixed",
+        eeg_missing=("O1", "Fz"),
+        eeg_unit="volts",
+        gsr_unit="kiloohms",
+        face_rate_hz=24.0,
+    )
     devices = [
         SyntheticDevice(
             EmotionScript.random_trials(4, TRIAL_S, rng, rest_s=REST_S),
@@ -66,6 +76,8 @@ def group(model, tmp_path_factory):
             source_prefix=f"{tag}-{i + 1:02d}",
             participant=name,
             labels=i == 0,  # P01 marks its own rest; P02 has no label stream
+            style=lab if i == 1 else None,
+            chunk_s=0.04 if i == 1 else 0.02,
         )
         for i, name in enumerate(names)
     ]
