@@ -10,7 +10,7 @@ modality runs with it masked; a problem is named with its participant.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from helo.models.features.mapping import MappingError, ModalitySource, map_streams
@@ -96,3 +96,16 @@ def map_participants(
                 if named or (key not in entries and streams[i].type.lower() == kind.lower()):
                     found.setdefault(participant, i)
     return out
+
+
+def unowned_label_streams(
+    streams: Sequence[StreamDescription], owned: Collection[int]
+) -> list[int]:
+    """The EmotionLabels streams that belong to no participant: in no member's streams
+    and naming none (another member's, left out by ``--participants``, names them). A
+    group shares such a stream: the stimulus PC's markers, for everyone."""
+    return [
+        i
+        for i, d in enumerate(streams)
+        if d.type.lower() == LABELS_TYPE.lower() and i not in owned and not d.participant
+    ]

@@ -30,6 +30,7 @@ from helo.models.xdf import RecordedStream, read_recording
 from helo.streamer.clocks import ReplayClock
 from helo.streamer.config import ReplayOptions, SessionConfig
 from helo.streamer.demo import default_checkpoint
+from helo.streamer.group_streams import unowned_label_streams
 from helo.streamer.grouping import GroupingError, group_streams, participant_overrides
 from helo.streamer.label_reader import LabelReader, RecordedLabels
 from helo.streamer.lsl_reader import StreamHealth
@@ -211,20 +212,18 @@ class ReplaySession(Session):
         for participant, indices in members.items():
             own = [streams[i] for i in indices if _is_label_stream(streams[i])]
             found[participant] = [RecordedLabels(own[0], spec.labels)] if own else []
-        owned = {i for indices in members.values() for i in indices}
         wanted = self.config.labels_stream
-        unowned = [
-            s
-            for i, s in enumerate(streams)
-            if _is_label_stream(s)
-            and (
-                wanted in (s.description.name, s.description.source_id)
-                if wanted
-                else i not in owned and not s.description.participant
-            )
-        ]
-        if len(unowned) == 1:
-            shared = RecordedLabels(unowned[0], spec.labels)
+        if wanted:
+            candidates = [
+                s for s in streams if wanted in (s.description.name, s.description.source_id)
+            ]
+        else:
+            owned = {i for indices in members.values() for i in indices}
+            unowned = unowned_label_streams([s.description for s in streams], owned)
+            candidates = [streams[i] for i in unowned]
+        candidates = [s for s in candidates if _is_label_stream(s)]
+        if len(candidates) == 1:
+            shared = RecordedLabels(candidates[0], spec.labels)
             for readers in found.values():
                 readers.append(shared)
         return found

@@ -40,7 +40,11 @@ from helo.models.streams import (
 from helo.streamer.clocks import Clock, WallClock
 from helo.streamer.config import SessionConfig
 from helo.streamer.demo import default_checkpoint
-from helo.streamer.group_streams import ParticipantStreams, map_participants
+from helo.streamer.group_streams import (
+    ParticipantStreams,
+    map_participants,
+    unowned_label_streams,
+)
 from helo.streamer.grouping import GroupingError
 from helo.streamer.label_reader import LabelReader, RecordedLabels
 from helo.streamer.lsl_reader import StreamHealth, StreamReader, full_info
@@ -480,11 +484,7 @@ class LiveSession(Session):
         if self.config.labels_stream:
             shared = _resolve_named(self.config.labels_stream, "labels")
         else:
-            unowned = [  # (another member's, left out by --participants, names them)
-                i
-                for i, d in enumerate(descriptions)
-                if d.type.lower() == LABELS_TYPE.lower() and i not in owned and not d.participant
-            ]
+            unowned = unowned_label_streams(descriptions, owned)
             if len(unowned) == 1:
                 shared = infos[unowned[0]]
             elif unowned:
