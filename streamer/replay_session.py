@@ -63,6 +63,7 @@ class ReplaySession(Session):
         self.replay_clock: ReplayClock | None = None
         self.ends = np.empty(0)  # window ends of this replay (LSL seconds)
         self.group: ReplayGroup | None = None  # a group recording's participants
+        self._sidecar_data: dict | None = None
 
     def _open(self) -> None:
         spec = self._load_checkpoint().spec
@@ -163,13 +164,19 @@ class ReplaySession(Session):
             log.info("%s", line)
         return {p: [kept[i] for i in idx] for p, idx in grouping.members.items()}
 
+    def _sidecar(self) -> dict:
+        """The recording's sidecar (the live session's model and state), read once."""
+        if self._sidecar_data is None:
+            self._sidecar_data = read_sidecar(self.options.file) or {}
+        return self._sidecar_data
+
     def _load_checkpoint(self) -> Checkpoint:
         """The settings' model; without one, the model the live session ran (its
         sidecar says which), else the demo model for the session's baseline: a replay
         of a ``--baseline 60`` session runs the participant model, as the session did."""
         if self.config.checkpoint is not None:
             return super()._load_checkpoint()
-        start = (read_sidecar(self.options.file) or {}).get("start") or {}
+        start = self._sidecar().get("start") or {}
         live = Path(start.get("model") or "")
         if start.get("model") and live.is_file():
             log.info("%s: replayed with the live session's model %s", self.options.file, live)
@@ -184,7 +191,7 @@ class ReplaySession(Session):
         the live session ran (its sidecar), where the files are still here."""
         if self.config.personal:
             return dict(self.config.personal)
-        start = (read_sidecar(self.options.file) or {}).get("start") or {}
+        start = self._sidecar().get("start") or {}
         found = {}
         for participant, path in (start.get("personal") or {}).items():
             if participant not in self.participants:
@@ -234,7 +241,7 @@ class ReplaySession(Session):
         """The normalisation state the replay starts from: the live session's (from the
         recording's sidecar) when there is one, brought forward over the windows before
         ``--from``, so that a span replays as it does in a full replay."""
-        sidecar = read_sidecar(self.options.file) or {}
+        sidecar = self._sidecar()
         start, end = sidecar.get("start") or {}, sidecar.get("end") or {}
         baseline = self.config.baseline_s or float(start.get("baseline_s") or 0.0)
         normaliser = FeatureNormaliser(self.spec, baseline_s=baseline)
