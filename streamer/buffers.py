@@ -14,8 +14,11 @@ the lock can never be torn by a concurrent write.
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 import numpy as np
+
+ARRIVALS_KEPT = 256  # the last writes whose arrival is kept (the packets' rhythm)
 
 
 class RingBuffer:
@@ -33,11 +36,15 @@ class RingBuffer:
         self.overwritten = 0
         self.late_reads = 0
         self.changed = threading.Condition(threading.Lock())
+        # (newest sample time, arrival time) of the last writes a live reader made: when
+        # the device's packets come, for the scheduler's choice of window ends
+        self._arrivals: deque[tuple[float, float]] = deque(maxlen=ARRIVALS_KEPT)
 
     # ----------------------------------------------------------------- writing
 
-    def write(self, samples: np.ndarray, times: np.ndarray) -> None:
-        """Append ``samples [n, C]`` stamped ``times [n]`` (the single writer's call)."""
+    def write(self, samples: np.ndarray, times: np.ndarray, arrived: float | None = None) -> None:
+        """Append ``samples [n, C]`` stamped ``times [n]`` (the single writer's call);
+        ``arrived``: when they came (a live stream's packet), kept in :meth:`arrivals`."""
         n = len(times)
         if n == 0:
             return
@@ -56,6 +63,8 @@ class RingBuffer:
                 0, self._written - self.capacity
             )
             self._written += n
+            if arrived is not None:
+                self._arrivals.append((float(times[-1]), arrived))
         with self.changed:
             self.changed.notify_all()
 
@@ -67,6 +76,13 @@ class RingBuffer:
             if lost:
                 self.overwritten += self.size
             self._written = 0
+            self._arrivals.clear()
+
+    def arrivals(self) -> tuple[np.ndarray, np.ndarray]:
+        """The newest sample time of each of the last writes, and when each arrived."""
+        with self._lock:
+            seen = np.array(self._arrivals, dtype=np.float64).reshape(-1, 2)
+        return seen[:, 0], seen[:, 1]
 
     # ----------------------------------------------------------------- reading
 

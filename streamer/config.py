@@ -6,6 +6,7 @@ checkpoint = "models/demo/helo_synthetic_demo.safetensors"  # default: the demo 
 hop_s = 0.25              # default: the checkpoint's
 max_wait_s = 0.3          # how long a window waits for the slowest stream
 stale_s = 2.0             # older newest sample: the modality is masked
+align_ends = true         # live window ends where the devices' packets arrive soonest
 resolve_timeout_s = 10.0
 allow_missing = true      # go on without modalities the model can do without
 accelerator = "auto"      # auto | cpu | cuda
@@ -72,6 +73,7 @@ class SessionConfig:
     hop_s: float | None = None
     max_wait_s: float = MAX_WAIT_S
     stale_s: float = STALE_S
+    align_ends: bool = True  # live: window ends placed by the packets' arrival (hop_phase)
     resolve_timeout_s: float = RESOLVE_TIMEOUT_S
     buffer_s: float = BUFFER_S
     allow_missing: bool = True
@@ -109,6 +111,10 @@ class SessionConfig:
             value = getattr(self, key)
             if not isinstance(value, int | float) or value <= 0:
                 raise HeloError(f"session config: {key} must be a number > 0, got {value!r}")
+        if not isinstance(self.align_ends, bool):
+            raise HeloError(
+                f"session config: align_ends must be true or false, got {self.align_ends!r}"
+            )
         if self.hop_s is not None and not self.hop_s > 0:
             raise HeloError(f"session config: hop_s must be > 0, got {self.hop_s!r}")
         if not isinstance(self.baseline_s, int | float) or not 0 <= self.baseline_s < 3600:

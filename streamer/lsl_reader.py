@@ -202,7 +202,7 @@ class StreamReader:
             if n:
                 raw = self._reanchored(np.asarray(stamps, dtype=np.float64), now)
                 times = self._timestamps(raw)
-                self.buffer.write(self._dest[:n], times)
+                self.buffer.write(self._dest[:n], times, arrived=now)
             self._update_health(n, now)
 
     def _reanchored(self, raw: np.ndarray, now: float) -> np.ndarray:

@@ -56,6 +56,7 @@ class Pipeline:
         groups: Mapping[str, Mapping[str, Feed]] | None = None,
         threads: int | None = None,
         personal: Mapping[str, PersonalInputs] | None = None,
+        align: bool = True,
     ):
         self.checkpoint = checkpoint
         self.predictor = Predictor(checkpoint, device=resolve_device(accelerator), workers=threads)
@@ -72,6 +73,7 @@ class Pipeline:
             start_s=start_s,
             ends=ends,
             groups=groups,
+            align=align,
         )
         self.batch = max(1, batch)
         self.batch_offset = batch_offset

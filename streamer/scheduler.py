@@ -14,6 +14,7 @@ are interpolated from the present ones when the session says so.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,11 +24,15 @@ import numpy as np
 
 from helo.models.features.adapt import InputAdapter
 from helo.models.features.spec import FeatureSpec
-from helo.streamer.buffers import RingBuffer
+from helo.streamer.buffers import ARRIVALS_KEPT, RingBuffer
 from helo.streamer.clocks import Clock
+from helo.streamer.hop_phase import Arrivals, PhaseChoice, choose_phase
+
+log = logging.getLogger(__name__)
 
 MAX_WAIT_S = 0.3  # how long a window waits for the slowest stream (live)
 STALE_S = 2.0  # a stream whose newest sample is older than this is masked
+ALIGN_WAIT_S = 1.5  # how long a live session's first window waits to see the packets
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,7 @@ class WindowScheduler:
         start_s: float | None = None,
         ends: Sequence[float] | np.ndarray | None = None,
         groups: Mapping[str, Mapping[str, Feed]] | None = None,
+        align: bool = True,
     ):
         self.groups = {p: dict(f) for p, f in groups.items()} if groups else {"": dict(feeds)}
         for group in self.groups.values():
@@ -100,6 +106,8 @@ class WindowScheduler:
         self._position = 0  # index into ``_ends``
         self._index = 0
         self._stop = threading.Event()
+        self.align = align
+        self.phase: PhaseChoice | None = None  # where live window ends were put, if moved
 
     def stop(self) -> None:
         self._stop.set()
@@ -110,11 +118,63 @@ class WindowScheduler:
         return self._stop.is_set()
 
     def first_end(self) -> float:
-        """The first window end: the next multiple of the hop after the clock's now."""
+        """The first window end: the next multiple of the hop after the clock's now, or
+        live, the next end on the phase where the devices' packets arrive soonest after
+        it (:mod:`streamer.hop_phase`)."""
         if self._first_end is None:
+            origin = 0.0
+            if self.align and self.clock.waits_for_data:
+                self.phase = self._packet_phase()
+                origin = self.phase.phase_s if self.phase is not None else 0.0
             now = self.clock.now()
-            self._first_end = (np.floor(now / self.hop_s) + 1) * self.hop_s
+            self._first_end = origin + (np.floor((now - origin) / self.hop_s) + 1) * self.hop_s
         return self._first_end
+
+    def _packet_phase(self) -> PhaseChoice | None:
+        """The phase of the window ends chosen from the packets of every stream that
+        sends any, once they cover four hops (the readers start with the session, so
+        the first window waits for them, at most ``ALIGN_WAIT_S``; then two hops do).
+        Streams that have sent nothing lately do not count; with none, the ends stay
+        round."""
+        feeds = [f for group in self.groups.values() for f in group.values()]
+        deadline = time.monotonic() + ALIGN_WAIT_S
+        choice = None
+        while not self._stop.is_set():
+            last = time.monotonic() >= deadline
+            seen, starting = self._arrivals(feeds)
+            if not seen and not starting:
+                break  # every stream sends a sample at a time, or has gone quiet
+            choice = choose_phase(seen, self.hop_s, min_hops=2 if last else 4)
+            if choice is not None or last:
+                break
+            self._stop.wait(0.05)
+        if choice is not None and choice.moved:
+            log.info(
+                "window ends put %.0f ms into the hop, where the devices' packets arrive: "
+                "last packet's wait %.1f ms, %.1f ms on round ends (%d hops seen)",
+                choice.phase_s * 1e3,
+                choice.wait_s * 1e3,
+                choice.round_wait_s * 1e3,
+                choice.hops_seen,
+            )
+        return choice
+
+    def _arrivals(self, feeds: list[Feed]) -> tuple[list[Arrivals], int]:
+        """The packets each feed's stream sent lately, as :func:`choose_phase` takes them,
+        and how many streams have sent fewer than three yet (the session just opened)."""
+        seen, starting, now = [], 0, self.clock.now()
+        for feed in feeds:
+            newest, arrived = feed.buffer.arrivals()
+            if len(newest) < 3:
+                starting += 1
+                continue
+            if arrived[-1] < now - 0.5:
+                continue  # nothing lately: it will not hold up a hop
+            if len(newest) >= ARRIVALS_KEPT and newest[-1] - newest[0] < 3 * self.hop_s:
+                continue  # packets every few ms: nothing to wait for
+            period = 1.0 / feed.srate_hz if feed.srate_hz > 0 else 0.0
+            seen.append(Arrivals(newest, arrived, period))
+        return seen, starting
 
     def _end_after(self, t_end: float) -> float | None:
         """The window end that follows ``t_end`` (None when given ends run out)."""

@@ -249,6 +249,7 @@ class Session:
             groups=self.group_feeds or None,
             threads=self.config.threads,
             personal=self.personal,
+            align=self.config.align_ends,
         )
 
     def _personal_paths(self) -> dict[str, str]:

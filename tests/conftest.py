@@ -71,7 +71,9 @@ def live_run(tmp_path_factory):
             labels = read_prediction_outlet(session)
             session.run()
             health = session.health()
+    assert session.pipeline is not None
     return {
+        "phase": session.pipeline.scheduler.phase,
         "records": memory.records,
         "out": out,
         "health": health,

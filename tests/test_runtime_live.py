@@ -48,6 +48,18 @@ def test_a_prediction_every_hop_with_every_modality_once_windows_are_full(live_r
     assert all(reason for reason in early.missing.values())
 
 
+def test_window_ends_are_put_where_the_devices_packets_arrive(live_run):
+    """The device sends 20-ms packets over real LSL: the session chose the ends' phase
+    from their arrival before its first window, and every end is on that phase."""
+    phase = live_run["phase"]
+    assert phase is not None
+    assert phase.hops_seen >= 4
+    assert phase.wait_s <= phase.round_wait_s
+    ends = np.array([r.t_end for r in live_run["records"]])
+    offsets = np.mod(ends - phase.phase_s + HOP_S / 2, HOP_S) - HOP_S / 2
+    np.testing.assert_allclose(offsets, 0.0, atol=1e-6)
+
+
 def test_files_hold_one_line_per_prediction(live_run):
     records = live_run["records"]
     lines = read_jsonl(live_run["out"] / "p.jsonl")

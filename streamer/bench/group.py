@@ -62,7 +62,12 @@ def grid_speed(participants: int, seconds: float) -> dict:
 
 
 def one_group(
-    n: int, seconds: float, checkpoint: Path | None, device_chunk_s: float, warmup_s: float
+    n: int,
+    seconds: float,
+    checkpoint: Path | None,
+    device_chunk_s: float,
+    warmup_s: float,
+    align: bool = True,
 ) -> dict:
     """One participant count's figures (see the module docstring)."""
     from helo.devices.synthetic_group import participant_name
@@ -96,12 +101,14 @@ def one_group(
             lsl=True,
             hop_s=0.25,
             duration_s=total_s,
+            align_ends=align,
         )
         with LiveSession(config, [memory]) as session, settled_heap():
             cpu0, wall0 = time.process_time(), time.perf_counter()
             count = session.run()
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
             worker = session.pipeline.worker if session.pipeline else None
+            ends = ends_figures(session)
     finally:
         device.terminate()
         try:
@@ -117,15 +124,33 @@ def one_group(
         "cpu_share_per_participant": round(cpu / wall / n, 4),
         "model_batches": worker.batches if worker else 0,
         "device_chunk_s": device_chunk_s,
+        **ends,
     }
     return {**out, **_latency_figures(memory.records, n, warmup_s, out)}
+
+
+def ends_figures(session: object) -> dict:
+    """Where a live session put its window ends (:mod:`helo.streamer.hop_phase`), if it
+    moved them off round multiples of the hop."""
+    pipeline = getattr(session, "pipeline", None)
+    phase = pipeline.scheduler.phase if pipeline is not None else None
+    if phase is None or not phase.moved:
+        return {}
+    return {
+        "ends_phase_ms": round(phase.phase_s * 1e3, 1),
+        "ends_wait_ms": round(phase.wait_s * 1e3, 2),
+        "round_ends_wait_ms": round(phase.round_wait_s * 1e3, 2),
+    }
 
 
 def _latency_figures(records: list, n: int, warmup_s: float, out: dict) -> dict:
     """Latency and compute percentiles of the records after the warm-up; kept up?"""
     first = records[0].t_end if records else 0.0
     steady = [r for r in records if r.t_end >= first + warmup_s]
-    latency = np.array([r.latency_ms for r in steady if r.latency_ms is not None])
+    timed = [r for r in steady if r.latency_ms is not None]
+    latency = np.array([r.latency_ms for r in timed])
+    # newest sample -> windows cut: the wait for the devices' packets, before any compute
+    waited = np.array([r.latency_ms - r.compute_ms for r in timed])
     per_hop: dict[int, float] = {}
     for r in steady:
         per_hop[r.index] = max(per_hop.get(r.index, 0.0), r.compute_ms)
@@ -141,6 +166,8 @@ def _latency_figures(records: list, n: int, warmup_s: float, out: dict) -> dict:
             latency_p50_ms=round(float(np.percentile(latency, 50)), 1),
             latency_p99_ms=round(float(np.percentile(latency, 99)), 1),
             latency_max_ms=round(float(latency.max()), 1),
+            waited_p50_ms=round(float(np.percentile(waited, 50)), 1),
+            waited_p99_ms=round(float(np.percentile(waited, 99)), 1),
         )
     if compute.size:
         figures.update(

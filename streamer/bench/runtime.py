@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 from helo.devices.synthetic import StreamStyle
+from helo.streamer.bench.group import ends_figures
 from helo.streamer.process import anon_mb, rss_mb, settled_heap
 
 
@@ -29,6 +30,7 @@ def live_latency(
     webcam_video: Path | None = None,
     device_chunk_s: float = 0.02,
     style: StreamStyle | None = None,
+    align: bool = True,
 ) -> dict:
     """Latency of a live session; with ``webcam_video``, the face comes from the webcam
     device reading that video (looped, at its frame rate) instead of the simulation.
@@ -61,12 +63,13 @@ def live_latency(
             lsl=True,
             hop_s=0.25,
             duration_s=seconds + 5.0,
+            align_ends=align,
         )
         with LiveSession(config) as session, settled_heap():
             cpu0 = time.process_time()
             session.run()
             cpu = time.process_time() - cpu0
-            summary: dict[str, object] = {**session.latency.summary()}
+            summary: dict[str, object] = {**session.latency.summary(), **ends_figures(session)}
             health = session.health()
     summary.update(
         {

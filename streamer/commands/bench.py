@@ -102,6 +102,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="live runs: the synthetic device pushes every this many ms (default 20)",
     )
     p.add_argument(
+        "--round-ends",
+        action="store_true",
+        help="live runs: window ends on round multiples of the hop, not where the devices' "
+        "packets arrive (what sessions did before; for comparison)",
+    )
+    p.add_argument(
         "--participants",
         default="1,4,8,16",
         help="group section: participant counts to run, comma-separated (default 1,4,8,16)",
@@ -251,7 +257,11 @@ def _latency(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -
     results["latency"] = {}
     for name, style in runs.items():
         lat = runtime.live_latency(
-            args.seconds, args.checkpoint, device_chunk_s=chunk_s, style=style
+            args.seconds,
+            args.checkpoint,
+            device_chunk_s=chunk_s,
+            style=style,
+            align=not args.round_ends,
         )
         results["latency"][name] = lat
         what = name if style is None else "500 Hz 64-ch cap, 4 interpolated, volts"
@@ -260,8 +270,20 @@ def _latency(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -
             f"device pushing every {args.device_chunk_ms:g} ms): latency p50 "
             f"{lat['latency_p50_ms']:.1f} ms, p99 {lat['latency_p99_ms']:.1f} ms, "
             f"max {lat['latency_max_ms']:.1f} ms; compute p50 "
-            f"{lat['compute_p50_ms']:.1f} ms; process CPU {100 * lat['process_cpu_share']:.0f} %"
+            f"{lat['compute_p50_ms']:.1f} ms; process CPU {100 * lat['process_cpu_share']:.0f} %; "
+            f"{_ends(lat)}"
         )
+
+
+def _ends(figures: dict) -> str:
+    """Where the run's window ends were put (streamer/hop_phase.py)."""
+    phase = figures.get("ends_phase_ms")
+    if phase is None:
+        return "window ends on round multiples of the hop"
+    return (
+        f"window ends {phase:.0f} ms into the hop (last packet's wait seen at the start "
+        f"{figures['ends_wait_ms']:.1f} ms, {figures['round_ends_wait_ms']:.1f} ms on round ends)"
+    )
 
 
 def _replay(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> None:
@@ -322,6 +344,7 @@ def _webcam(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) ->
         args.checkpoint,
         webcam_video=video,
         device_chunk_s=args.device_chunk_ms / 1e3,
+        align=not args.round_ends,
     )
     results["latency_with_webcam"] = lat
     print(
@@ -354,19 +377,28 @@ def _group(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> 
         raise HeloError(f"--participants {args.participants!r}: counts from 1 to 64")
     results["group"] = figures = {}
     for n in counts:
-        fig = group.one_group(n, args.seconds, args.checkpoint, args.device_chunk_ms / 1e3, 6.0)
+        fig = group.one_group(
+            n,
+            args.seconds,
+            args.checkpoint,
+            args.device_chunk_ms / 1e3,
+            6.0,
+            align=not args.round_ends,
+        )
         figures[str(n)] = fig
         print(
             f"group of {n} ({fig['seconds']:.0f} s, hop 0.25 s, devices in another process "
             f"pushing every {args.device_chunk_ms:g} ms): latency p50 "
             f"{fig.get('latency_p50_ms', float('nan')):.1f} ms, p99 "
-            f"{fig.get('latency_p99_ms', float('nan')):.1f} ms; compute per hop p50 "
+            f"{fig.get('latency_p99_ms', float('nan')):.1f} ms (waiting for the packets p50 "
+            f"{fig.get('waited_p50_ms', float('nan')):.1f}, p99 "
+            f"{fig.get('waited_p99_ms', float('nan')):.1f} ms); compute per hop p50 "
             f"{fig.get('compute_per_hop_p50_ms', float('nan')):.1f} ms "
             f"({fig.get('compute_per_participant_p50_ms', float('nan')):.2f} ms per participant); "
             f"process CPU {100 * fig['process_cpu_share']:.0f} % "
             f"({100 * fig['cpu_share_per_participant']:.1f} % per participant); "
             f"{'kept up' if fig['kept_up'] else 'FELL BEHIND'} "
-            f"({fig['hops_handled']}/{fig['hops_due']} hops)",
+            f"({fig['hops_handled']}/{fig['hops_due']} hops); {_ends(fig)}",
             flush=True,
         )
     largest = max(counts)

@@ -1,0 +1,112 @@
+"""Where a live session's window ends go: where the devices' packets arrive soonest
+after them (streamer/hop_phase.py), judged on packets the choice never saw."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helo.streamer.buffers import RingBuffer
+from helo.streamer.hop_phase import Arrivals, choose_phase
+
+HOP_S = 0.25
+
+
+def _packets(
+    every_s: float,
+    phase_s: float,
+    srate_hz: float,
+    *,
+    start_s: float = 1000.0,
+    seconds: float = 2.0,
+    lag_s: float = 0.001,
+    jitter_s: float = 0.0005,
+    seed: int = 0,
+) -> Arrivals:
+    """A device sending what it has sampled every ``every_s`` (its newest sample is the
+    last one due at the send), arriving ``lag_s`` later with some jitter."""
+    rng = np.random.default_rng(seed)
+    sent = start_s + phase_s + np.arange(0.0, seconds, every_s)
+    newest = np.floor(sent * srate_hz) / srate_hz if srate_hz > 0 else sent
+    arrived = sent + lag_s + rng.uniform(0.0, jitter_s, len(sent))
+    return Arrivals(newest, arrived, 1.0 / srate_hz if srate_hz > 0 else 0.0)
+
+
+def _mean_wait(streams: list[Arrivals], phase_s: float, hops: int = 200) -> float:
+    """The mean wait for the slowest stream's last packet over ``hops`` window ends on
+    ``phase_s``, in packets the choice did not see."""
+    t0 = float(max(s.newest[0] for s in streams)) + 1.0
+    ends = (np.ceil((t0 - phase_s) / HOP_S) + np.arange(hops)) * HOP_S + phase_s
+    worst = np.zeros(hops)
+    for s in streams:
+        if s.period_s > 0:
+            at = np.searchsorted(s.newest, ends - s.period_s, side="right")
+        else:
+            at = np.searchsorted(s.newest, ends, side="left")
+        worst = np.maximum(worst, np.clip(s.arrived[at] - ends, 0.0, None))
+    return float(worst.mean())
+
+
+@pytest.mark.parametrize(
+    ("every_s", "srate_hz", "at_most_s"),
+    [
+        (0.03125, 256.0, 0.003),  # 8 samples at 256 Hz: 8 packets a hop, next to no wait
+        (0.02, 256.0, 0.0065),  # 12.5 packets a hop: every other hop half a packet
+        (0.02, 500.0, 0.0085),
+        (0.04, 500.0, 0.019),  # a lab amplifier's 40-ms packets: 6.25 a hop
+        (1 / 30, 0.0, 0.013),  # a camera's frames, 30 a second, irregular
+    ],
+)
+def test_the_chosen_ends_wait_less_for_packets_not_yet_seen(every_s, srate_hz, at_most_s):
+    chosen, round_ends = [], []
+    for phase_s in np.linspace(0.0, every_s, 7, endpoint=False):  # when the device started
+        for jitter_s in (0.0005, 0.003):
+            seen = _packets(every_s, phase_s, srate_hz, jitter_s=jitter_s)
+            later = _packets(every_s, phase_s, srate_hz, jitter_s=jitter_s, seconds=60, seed=9)
+            choice = choose_phase([seen], HOP_S)
+            assert choice is not None
+            chosen.append(_mean_wait([later], choice.phase_s))
+            round_ends.append(_mean_wait([later], 0.0))
+            assert choice.wait_s == pytest.approx(chosen[-1], abs=every_s / 10)  # it holds later
+    assert np.mean(chosen) <= at_most_s
+    assert np.mean(chosen) < np.mean(round_ends) - 0.002
+    # where round ends happened to be good, the choice is at most its guard worse
+    assert max(np.array(chosen) - np.array(round_ends)) <= 0.0015
+
+
+def test_with_several_devices_the_slowest_decides():
+    def eeg(**kw):
+        return _packets(0.02, 0.004, 256.0, **kw)
+
+    def gsr(seed: int = 1, **kw):
+        return _packets(0.03125, 0.017, 32.0, seed=seed + 1, **kw)
+
+    choice = choose_phase([eeg(), gsr()], HOP_S)
+    assert choice is not None
+    future = [eeg(seconds=60.0, seed=9), gsr(seconds=60.0, seed=9)]
+    waits = [_mean_wait(future, p) for p in np.arange(0.0, HOP_S, 0.001)]
+    assert _mean_wait(future, choice.phase_s) <= np.percentile(waits, 10)
+
+
+def test_round_ends_stay_when_nothing_is_gained_or_too_little_was_seen():
+    # a 2-kHz stream sent a sample at a time: whatever the phase, nothing to wait for
+    dense = _packets(1 / 2000, 0.0, 2000.0)
+    choice = choose_phase([dense], HOP_S)
+    assert choice is not None
+    assert not choice.moved
+    assert choice.phase_s == 0.0
+    # under two hops of packets: no choice yet
+    assert choose_phase([_packets(0.02, 0.004, 256.0, seconds=0.4)], HOP_S) is None
+    assert choose_phase([], HOP_S) is None
+
+
+def test_a_ring_buffer_keeps_the_arrival_of_its_last_writes_and_forgets_them_when_cleared():
+    buffer = RingBuffer(100, 1)
+    buffer.write(np.zeros((3, 1)), np.array([1.0, 1.1, 1.2]), arrived=1.25)
+    buffer.write(np.zeros((1, 1)), np.array([1.3]))  # a replay's write: no arrival
+    buffer.write(np.zeros((2, 1)), np.array([1.4, 1.5]), arrived=1.52)
+    newest, arrived = buffer.arrivals()
+    np.testing.assert_allclose(newest, [1.2, 1.5])
+    np.testing.assert_allclose(arrived, [1.25, 1.52])
+    buffer.clear()  # the stream's clock went back: old arrivals are on another time base
+    assert len(buffer.arrivals()[0]) == 0
