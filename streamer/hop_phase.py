@@ -77,7 +77,8 @@ def choose_phase(
     streams = [s for s in streams if len(s.newest) > 2]
     if not streams or hop_s <= 0:
         return None
-    lo = max(float(s.newest[0]) + max(s.period_s, 0.0) for s in streams)
+    # from the third packet on: a stream's first pulls bring what queued while it opened
+    lo = max(float(s.newest[2]) + max(s.period_s, 0.0) for s in streams)
     hi = min(float(s.newest[-1]) for s in streams)
     if hi - lo < min_hops * hop_s:
         return None

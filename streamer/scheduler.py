@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -213,11 +213,15 @@ class WindowScheduler:
             if target is not None:
                 t_end = self._end_from(target)
                 continue
-            self._wait_for_data(t_end)
-            if self._stop.is_set():
-                return
-            index = self._index
-            yield [self.cut(t_end, participant, index) for participant in self.groups]
+            index, cuts, deadline = self._index, [], t_end + self.max_wait_s
+            for participant, feeds in self.groups.items():
+                # each participant cut once their own streams are in: while the others'
+                # packets are still coming (a group's 32 streams arrive over a few ms)
+                self._wait_for_data(t_end, feeds.values(), deadline)
+                if self._stop.is_set():
+                    return
+                cuts.append(self.cut(t_end, participant, index))
+            yield cuts
             self._index = index + 1
             t_end = self._end_after(t_end)
 
@@ -322,11 +326,10 @@ class WindowScheduler:
             return t_end, False
         return t_end - 1.0 / feed.srate_hz, True
 
-    def _wait_for_data(self, t_end: float) -> None:
+    def _wait_for_data(self, t_end: float, feeds: Iterable[Feed], deadline: float) -> None:
         if not self.clock.waits_for_data:
             return  # a replay pushed everything up to t_end before the clock got there
-        deadline = t_end + self.max_wait_s
-        for feed in (f for group in self.groups.values() for f in group.values()):
+        for feed in feeds:
             while not self._ready(feed, t_end) and not self._stop.is_set():
                 left = deadline - self.clock.now()
                 if left <= 0:

@@ -6,8 +6,8 @@ pessimistic), pushing every ``device_chunk_s`` like an amplifier sending packets
 The monitor follows all N with one scheduler hop and one batched model call per hop.
 Per participant count: latency (newest sample in the window -> prediction emitted,
 LSL clock) p50/p99 after the windows are full, the monitor process's CPU (share of
-one core, and per participant), its own compute per hop (cut -> last prediction
-emitted), and whether it kept up (hops handled vs hops due).
+one core, and per participant), its own compute per hop (the last participant's
+windows cut -> the predictions emitted), and whether it kept up (hops handled vs hops due).
 """
 
 from __future__ import annotations
@@ -151,9 +151,11 @@ def _latency_figures(records: list, n: int, warmup_s: float, out: dict) -> dict:
     latency = np.array([r.latency_ms for r in timed])
     # newest sample -> windows cut: the wait for the devices' packets, before any compute
     waited = np.array([r.latency_ms - r.compute_ms for r in timed])
+    # from the hop's last cut (each participant is cut once their streams are in, so the
+    # first ones' time includes waiting for the others' packets) to its predictions
     per_hop: dict[int, float] = {}
     for r in steady:
-        per_hop[r.index] = max(per_hop.get(r.index, 0.0), r.compute_ms)
+        per_hop[r.index] = min(per_hop.get(r.index, np.inf), r.compute_ms)
     compute = np.array(list(per_hop.values()))
     behind = latency.size > 0 and np.percentile(latency, 99) >= 250
     figures: dict = {
