@@ -70,6 +70,13 @@ def test_without_a_file_every_setting_has_its_default():
     assert (config.max_wait_s, config.stale_s, config.hop_s) == (MAX_WAIT_S, STALE_S, None)
     assert config.lsl is True
     assert config.stdout is True
+    assert config.align_ends is True  # live window ends where the packets arrive
+
+
+def test_round_window_ends_can_be_kept(tmp_path):
+    path = tmp_path / "round.toml"
+    path.write_text("[session]\nalign_ends = false\n")
+    assert load_session_config(path, {}).align_ends is False
 
 
 @pytest.mark.parametrize(
@@ -78,6 +85,7 @@ def test_without_a_file_every_setting_has_its_default():
         ("[sessions]\nhop_s = 1\n", "unknown section(s) ['sessions']"),
         ("[session]\nhop = 1\n", "unknown setting(s) ['hop']"),
         ("[session]\nmax_wait_s = -1\n", "max_wait_s must be a number > 0"),
+        ("[session]\nalign_ends = 1\n", "align_ends must be true or false"),
         ("[session\n", "not valid TOML"),
     ],
 )
