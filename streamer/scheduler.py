@@ -107,7 +107,7 @@ class WindowScheduler:
         self._index = 0
         self._stop = threading.Event()
         self.align = align
-        self.phase: PhaseChoice | None = None  # where live window ends were put, if moved
+        self.phase: PhaseChoice | None = None  # the live choice of where ends fall (None: none)
 
     def stop(self) -> None:
         self._stop.set()
