@@ -108,6 +108,7 @@ class WindowScheduler:
         self._stop = threading.Event()
         self.align = align
         self.phase: PhaseChoice | None = None  # the live choice of where ends fall (None: none)
+        self.phase_wait_s = 0.0  # how long the first window waited to see the packets
 
     def stop(self) -> None:
         self._stop.set()
@@ -124,7 +125,9 @@ class WindowScheduler:
         if self._first_end is None:
             origin = 0.0
             if self.align and self.clock.waits_for_data:
+                started = time.monotonic()
                 self.phase = self._packet_phase()
+                self.phase_wait_s = time.monotonic() - started
                 origin = self.phase.phase_s if self.phase is not None else 0.0
             now = self.clock.now()
             self._first_end = origin + (np.floor((now - origin) / self.hop_s) + 1) * self.hop_s
