@@ -4,10 +4,16 @@ after them (streamer/hop_phase.py), judged on packets the choice never saw."""
 from __future__ import annotations
 
 import numpy as np
+import pylsl
 import pytest
 
+from helo.models.features.adapt import AdaptOptions, InputAdapter
+from helo.models.features.spec import FeatureSpec, ModalitySpec
+from helo.models.streams import StreamDescription
 from helo.streamer.buffers import RingBuffer
+from helo.streamer.clocks import WallClock
 from helo.streamer.hop_phase import Arrivals, choose_phase
+from helo.streamer.scheduler import Feed, WindowScheduler
 
 HOP_S = 0.25
 
@@ -110,3 +116,68 @@ def test_a_ring_buffer_keeps_the_arrival_of_its_last_writes_and_forgets_them_whe
     np.testing.assert_allclose(arrived, [1.25, 1.52])
     buffer.clear()  # the stream's clock went back: old arrivals are on another time base
     assert len(buffer.arrivals()[0]) == 0
+
+
+# ------------------------------------------------------------- the scheduler's choice
+
+
+def _live_feed(name: str, packets: Arrivals | None) -> Feed:
+    """A feed whose buffer got ``packets`` as a live reader would write them."""
+    mod = ModalitySpec(name, "physiological", "gsr_stats", name.upper(), ("x",), 100.0, 2.0, (28,))
+    buffer = RingBuffer(2000, 1)
+    if packets is not None:
+        for newest, arrived in zip(packets.newest, packets.arrived, strict=True):
+            buffer.write(np.zeros((1, 1)), np.array([newest]), arrived=float(arrived))
+    stream = StreamDescription(name, mod.stream_type, ("x",), 100.0)
+    return Feed(buffer, InputAdapter(mod, stream, AdaptOptions(units={name: "uS"})))
+
+
+def _live_scheduler(feeds: dict[str, Feed]) -> WindowScheduler:
+    mods = tuple(
+        ModalitySpec(n, "physiological", "gsr_stats", n.upper(), ("x",), 100.0, 2.0, (28,))
+        for n in feeds
+    )
+    spec = FeatureSpec(modalities=mods, labels=("calm", "tense"), hop_s=HOP_S)
+    return WindowScheduler(spec, feeds, WallClock())
+
+
+def _until_now(every_s: float, phase_s: float, **kw) -> Arrivals:
+    """Packets of a 100-Hz stream over the last 2 s, on this machine's LSL clock,
+    ``phase_s`` after round window ends."""
+    now = pylsl.local_clock()
+    start = np.floor((now - 2.0) / HOP_S) * HOP_S
+    return _packets(every_s, phase_s, 100.0, start_s=start, seconds=now - start, **kw)
+
+
+def test_a_live_session_takes_its_phase_from_the_streams_that_send_packets():
+    """One stream sends 20-ms packets, one has sent nothing yet (a camera still
+    starting), one went quiet a second ago: the choice is made from the first at once,
+    and the first window end is on the chosen phase, after now."""
+    quiet = _until_now(0.02, 0.007)
+    quiet = Arrivals(quiet.newest - 2.0, quiet.arrived - 2.0, quiet.period_s)
+    feeds = {
+        "gsr": _live_feed("gsr", _until_now(0.02, 0.011, lag_s=0.002)),
+        "ppg": _live_feed("ppg", None),
+        "eda": _live_feed("eda", quiet),
+    }
+    scheduler = _live_scheduler(feeds)
+    now = pylsl.local_clock()
+    first = scheduler.first_end()
+    assert scheduler.phase is not None
+    assert scheduler.phase.moved  # packets 11 ms after round ends: a full packet's wait
+    assert scheduler.phase.wait_s < scheduler.phase.round_wait_s
+    assert scheduler.phase_wait_s < 0.5  # the packets were there: no waiting for them
+    assert now < first <= now + HOP_S + 0.5
+    offset = (first - scheduler.phase.phase_s) / HOP_S
+    assert offset == pytest.approx(round(offset), abs=1e-6)
+
+
+def test_streams_that_send_a_sample_at_a_time_or_went_quiet_leave_the_ends_round():
+    dense = _packets(1 / 1000, 0.0, 1000.0, start_s=pylsl.local_clock() - 0.3, seconds=0.3)
+    quiet = _until_now(0.02, 0.004)
+    quiet = Arrivals(quiet.newest - 3.0, quiet.arrived - 3.0, quiet.period_s)
+    scheduler = _live_scheduler({"gsr": _live_feed("gsr", dense), "ppg": _live_feed("ppg", quiet)})
+    first = scheduler.first_end()
+    assert scheduler.phase is None
+    assert scheduler.phase_wait_s < 0.5
+    assert first / HOP_S == pytest.approx(round(first / HOP_S), abs=1e-6)  # round ends
