@@ -39,10 +39,6 @@ class Arrivals:
     arrived: np.ndarray
     period_s: float  # the sample period; 0 for an irregular stream (frames)
 
-    @property
-    def span_s(self) -> float:
-        return float(self.newest[-1] - self.newest[0]) if len(self.newest) > 1 else 0.0
-
 
 @dataclass(frozen=True)
 class PhaseChoice:
