@@ -14,11 +14,40 @@ not de-jittered (their frame times are real).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
+@lru_cache(maxsize=64)
+def _chunk_weights(
+    keep: float, k: int
+) -> tuple[np.ndarray, np.ndarray, float, float, float, float]:
+    """What a chunk of ``k`` samples adds to the fit that does not depend on its values:
+    the weights ``keep ** (k - 1 - x)`` and ``x * weight`` for x = 0..k-1, their sums
+    with ``x**2 * weight``, and the decay of what came before (``keep ** k``).
+
+    A reader de-jitters every packet it receives (a group of 8 is 1,600 a second), and
+    packets come in a few sizes, so these are computed once per size, not per packet.
+    """
+    x = np.arange(k, dtype=np.float64)
+    w = keep ** (k - 1 - x)
+    wx = w * x
+    return w, wx, float(w.sum()), float(wx.sum()), float((wx * x).sum()), keep**k
+
+
+@lru_cache(maxsize=64)
+def _offsets(k: int) -> np.ndarray:
+    """Indices of a chunk's ``k`` samples relative to the index after it: -k .. -1."""
+    return np.arange(-k, 0, dtype=np.float64)
+
+
 class Dejitter:
-    """Smooths the timestamps of one regular stream, chunk by chunk."""
+    """Smooths the timestamps of one regular stream, chunk by chunk.
+
+    Every packet passes through here on the reader's thread, holding the GIL the
+    inference worker needs, so the common case (a packet with no break) costs a dozen
+    numpy calls on the packet plus scalar arithmetic on the fit's running sums."""
 
     def __init__(self, srate_hz: float, halflife_s: float = 30.0, min_break_s: float = 0.0):
         if not srate_hz > 0:
@@ -34,9 +63,9 @@ class Dejitter:
         self._origin_y = 0.0
         self._s0 = self._s1 = self._s2 = self._t1 = self._t2 = 0.0
 
-    def _line(self, x: np.ndarray) -> np.ndarray:
-        """The fitted timestamps at segment indices ``x`` (falls back to the nominal rate)."""
-        x0 = float(self.n)  # accumulators are centred on the current index
+    def _fit(self) -> tuple[float, float]:
+        """Slope and intercept of the line at the current index (the accumulators are
+        centred there); the nominal rate while too few samples fix a slope."""
         det = self._s0 * self._s2 - self._s1**2
         if self._s0 < 2 or det <= 1e-9 * max(self._s0 * self._s2, 1e-300):
             slope = self.period
@@ -44,7 +73,7 @@ class Dejitter:
         else:
             slope = (self._s0 * self._t2 - self._s1 * self._t1) / det
             intercept = (self._t1 - slope * self._s1) / self._s0
-        return self._origin_y + intercept + slope * (x - x0)
+        return slope, intercept
 
     def __call__(self, raw: np.ndarray) -> tuple[np.ndarray, list[float]]:
         """Smoothed timestamps of the chunk ``raw``, and the breaks found before and
@@ -54,8 +83,11 @@ class Dejitter:
             return raw, []
         limit = self._limit()
         # A pulled chunk can hold several sent chunks: split it where the steps break.
-        steps = np.diff(raw) - self.period
-        cuts = np.flatnonzero(np.abs(steps) > limit) + 1
+        steps = np.abs(raw[1:] - raw[:-1] - self.period)
+        if not len(steps) or steps.max() <= limit:
+            smoothed, jump = self._segment(raw)
+            return smoothed, [] if jump is None else [jump]
+        cuts = np.flatnonzero(steps > limit) + 1
         breaks: list[float] = []
         out = []
         for part in np.split(raw, cuts):
@@ -72,14 +104,15 @@ class Dejitter:
         k = len(raw)
         jump = None
         if self.n > 0:
-            expected = float(self._line(np.array([float(self.n)]))[0])
-            departure = raw[0] - expected
+            _, intercept = self._fit()
+            departure = float(raw[0]) - (self._origin_y + intercept)
             if abs(departure) > self._limit():
                 jump = departure
                 self._reset()
         self._update(raw)
-        smoothed = self._line(np.arange(self.n - k, self.n, dtype=np.float64))
-        deviation = float(np.mean(np.abs(raw - smoothed)))
+        slope, intercept = self._fit()
+        smoothed = (self._origin_y + intercept) + slope * _offsets(k)
+        deviation = float(np.abs(raw - smoothed).sum()) / k
         self.jitter_s = 0.95 * self.jitter_s + 0.05 * deviation if self.n > k else deviation
         return smoothed, jump
 
@@ -91,16 +124,14 @@ class Dejitter:
         self._t2 -= shift_y * self._s1
         self._t1 -= shift_y * self._s0
         self._origin_y = new_origin
-        decay = self.keep**k
-        x = np.arange(k, dtype=np.float64)  # indices n .. n+k-1, relative to n
-        y = raw - new_origin
-        w = self.keep ** (k - 1 - x)
+        w, wx, sum_w, sum_wx, sum_wxx, decay = _chunk_weights(self.keep, k)
+        y = raw - new_origin  # x = indices n .. n+k-1, relative to n
         # Old accumulators are centred on n; keep them there for now, then shift to n + k.
-        s0 = decay * self._s0 + w.sum()
-        s1 = decay * self._s1 + (w * x).sum()
-        s2 = decay * self._s2 + (w * x * x).sum()
-        t1 = decay * self._t1 + (w * y).sum()
-        t2 = decay * self._t2 + (w * x * y).sum()
+        s0 = decay * self._s0 + sum_w
+        s1 = decay * self._s1 + sum_wx
+        s2 = decay * self._s2 + sum_wxx
+        t1 = decay * self._t1 + float(w @ y)
+        t2 = decay * self._t2 + float(wx @ y)
         c = float(k)  # centre on the next index: x' = x - k
         self._s0, self._s1, self._s2 = s0, s1 - c * s0, s2 - 2 * c * s1 + c * c * s0
         self._t1, self._t2 = t1, t2 - c * t1

@@ -222,16 +222,18 @@ class StreamReader:
                 anchored = raw + self._anchor_s
                 lag = 0.0
         else:
-            steps = np.diff(np.concatenate([[self._last_raw], raw])) - self._period_s
-            breaks = np.flatnonzero(np.abs(steps) > CLOCK_JUMP_S)
             typical = self._lag_s if self._lag_s is not None else 0.0
-            if len(breaks) and abs(lag - typical) > CLOCK_JUMP_S:
-                k = int(breaks[0])
-                jump = float(steps[k])
-                self._note_jump(jump)
-                self._anchor_s -= jump
-                anchored[k:] -= jump
-                lag = now - float(anchored[-1])
+            # the lag first: it is one subtraction, and the steps matter only when it moved
+            if abs(lag - typical) > CLOCK_JUMP_S:
+                steps = np.diff(raw, prepend=self._last_raw) - self._period_s
+                breaks = np.flatnonzero(np.abs(steps) > CLOCK_JUMP_S)
+                if len(breaks):
+                    k = int(breaks[0])
+                    jump = float(steps[k])
+                    self._note_jump(jump)
+                    self._anchor_s -= jump
+                    anchored[k:] -= jump
+                    lag = now - float(anchored[-1])
         self._lag_s = lag if self._lag_s is None else 0.9 * self._lag_s + 0.1 * lag
         self._last_raw = float(raw[-1])
         return anchored
