@@ -132,8 +132,7 @@ def normalize_values(mod: ModalitySpec, feats: np.ndarray) -> np.ndarray:
     """z-score features with the statistics the spec carries (fitted on training data)."""
     if not mod.is_normalized:
         raise FeatureError(f"modality {mod.name!r}: the spec has no normalisation statistics")
-    mean = np.asarray(mod.norm_mean, dtype=np.float64).reshape(mod.feature_shape)
-    std = np.asarray(mod.norm_std, dtype=np.float64).reshape(mod.feature_shape)
+    mean, std = mod.norm_arrays
     return ((feats - mean) / std).astype(np.float32)
 
 

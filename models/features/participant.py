@@ -221,12 +221,13 @@ class FeatureNormaliser:
             return self._apply_across_pin(t_end, values, present, participant, pin)
         if not self.spec.per_participant:
             state = self.state(participant)
+            # a present window's features are finite; an absent one's NaN stay NaN
             out = {
                 m.name: np.where(
                     present[:, i].reshape(-1, *[1] * len(m.feature_shape)),
-                    normalize_values(m, np.nan_to_num(values[m.name])),
-                    np.nan,
-                ).astype(np.float32)
+                    normalize_values(m, values[m.name]),
+                    np.float32(np.nan),
+                )
                 for i, m in enumerate(self.spec.modalities)
             }
             calibrating = np.array(  # a baseline still flags the windows it spans

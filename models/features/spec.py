@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,18 @@ class ModalitySpec:
     @property
     def is_normalized(self) -> bool:
         return self.norm_mean is not None and self.norm_std is not None
+
+    @cached_property
+    def norm_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``norm_mean`` and ``norm_std`` as float64 arrays in ``feature_shape``, made
+        once: every window of every participant is standardised with them, and turning
+        the tuples into arrays cost more than the standardising."""
+        if self.norm_mean is None or self.norm_std is None:
+            raise FeatureError(f"modality {self.name!r}: the spec has no normalisation statistics")
+        mean = np.asarray(self.norm_mean, dtype=np.float64).reshape(self.feature_shape)
+        std = np.asarray(self.norm_std, dtype=np.float64).reshape(self.feature_shape)
+        mean.flags.writeable = std.flags.writeable = False
+        return mean, std
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
