@@ -194,13 +194,15 @@ class InferenceWorker:
                         break
                     batch.append(more)
             try:
-                self._handle(batch, features)
+                self.handle(batch, features)
             except Exception as exc:  # keep the session alive, say what happened
                 message = f"inference failed: {type(exc).__name__}: {exc}"
                 log.exception(message)
                 self.errors.append(message)
 
-    def _handle(self, batch: list[WindowSet], features: FeatureBatch | None = None) -> None:
+    def handle(self, batch: list[WindowSet], features: FeatureBatch | None = None) -> None:
+        """Features, normalising, the model and the records of one batch, in the caller's
+        thread (the worker's own loop calls it; a benchmark times it standalone)."""
         features = features if features is not None else self.features(batch)
         normalised = self._prepare(batch, features)
         features.values = normalised.values

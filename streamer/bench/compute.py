@@ -70,6 +70,30 @@ def demo_windows(spec: FeatureSpec, n: int = 1, seed: int = 0) -> dict[str, np.n
     return out
 
 
+def hop_compute(ckpt: Checkpoint, participants: int, repeats: int = 40) -> dict[str, float]:
+    """One group hop's work standalone: a window of each of ``participants`` simulated
+    people through features, normalising and the model in one batch, as the live worker
+    does it, back to back on this thread. What a live run's compute per hop is measured
+    against: the same work, the same minute, without the readers and devices beside it
+    (the host's own speed moves from day to day; the ratio says what the session adds)."""
+    from helo.streamer.scheduler import WindowSet
+    from helo.streamer.worker import InferenceWorker
+
+    predictor = Predictor(ckpt, device="cpu")
+    predictor.warm_up(participants)
+    worker = InferenceWorker(predictor)
+    batch = []
+    for i in range(participants):
+        windows = demo_windows(ckpt.spec, 1, seed=i)
+        batch.append(
+            WindowSet(0, 0.0, {k: v[0] for k, v in windows.items()}, participant=f"P{i + 1:02d}")
+        )
+    try:
+        return percentiles(time_calls(lambda: worker.handle(batch), repeats, warmup=5))
+    finally:
+        predictor.close()
+
+
 def bench_features(spec: FeatureSpec, repeats: int) -> dict[str, Any]:
     windows = demo_windows(spec, 1)
     shapes = {k: list(v.shape[1:]) for k, v in windows.items()}

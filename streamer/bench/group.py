@@ -7,7 +7,9 @@ The monitor follows all N with one scheduler hop and one batched model call per 
 Per participant count: latency (newest sample in the window -> prediction emitted,
 LSL clock) p50/p99 after the windows are full, the monitor process's CPU (share of
 one core, and per participant), its own compute per hop (the last participant's
-windows cut -> the predictions emitted), and whether it kept up (hops handled vs hops due).
+windows cut -> the predictions emitted) beside the same hop's work standalone (the
+host's speed of the day), the CPU of the LSL reader threads, and whether it kept up
+(hops handled vs hops due).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -71,11 +74,15 @@ def one_group(
 ) -> dict:
     """One participant count's figures (see the module docstring)."""
     from helo.devices.synthetic_group import participant_name
+    from helo.models.checkpoint import load_checkpoint
+    from helo.streamer.bench.compute import hop_compute
     from helo.streamer.config import SessionConfig
+    from helo.streamer.demo import default_checkpoint
     from helo.streamer.process import settled_heap
     from helo.streamer.session import LiveSession
     from helo.streamer.sinks import MemorySink
 
+    standalone = hop_compute(load_checkpoint(checkpoint or default_checkpoint()), n)
     prefix = f"bench-grp-{uuid.uuid4().hex[:6]}"
     total_s = seconds + warmup_s
     arguments = [str(n), prefix, str(device_chunk_s), str(total_s + 30)]
@@ -105,7 +112,9 @@ def one_group(
         )
         with LiveSession(config, [memory]) as session, settled_heap():
             cpu0, wall0 = time.process_time(), time.perf_counter()
+            readers0 = _threads_cpu_s("lsl-")
             count = session.run()
+            readers = _threads_cpu_s("lsl-")
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
             worker = session.pipeline.worker if session.pipeline else None
             ends = ends_figures(session)
@@ -125,10 +134,32 @@ def one_group(
         "process_cpu_share": round(cpu / wall, 3),
         "cpu_share_per_participant": round(cpu / wall / n, 4),
         "model_batches": worker.batches if worker else 0,
+        "standalone_hop_p50_ms": round(standalone["p50_ms"], 2),
         "device_chunk_s": device_chunk_s,
         **ends,
     }
+    if readers0:
+        spent = sum(readers[t] - readers0[t] for t in readers0 if t in readers)
+        out["reader_cpu_share"] = round(spent / wall, 3)
     return {**out, **_latency_figures(memory.records, n, warmup_s, out)}
+
+
+def _threads_cpu_s(prefix: str) -> dict[int, float]:
+    """CPU seconds so far of this process's threads named ``prefix...``, by native id, from
+    /proc (Linux; empty elsewhere). Per thread, because the process's total hides which
+    of its 30-60 threads spends it: the readers took more than the inference."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out = {}
+    for thread in threading.enumerate():
+        if not thread.name.startswith(prefix) or thread.native_id is None:
+            continue
+        try:
+            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the name: state is field 3
+        out[thread.native_id] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return out
 
 
 def ends_figures(session: object) -> dict:

@@ -286,6 +286,12 @@ def _ends(figures: dict) -> str:
     )
 
 
+def _reader_cpu(fig: dict) -> str:
+    """The LSL reader threads' CPU, where the platform tells it."""
+    share = fig.get("reader_cpu_share")
+    return "" if share is None else f", LSL readers {100 * share:.0f} % of a core"
+
+
 def _replay(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> None:
     path = args.recording
     if path is None:
@@ -394,9 +400,11 @@ def _group(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> 
             f"{fig.get('waited_p50_ms', float('nan')):.1f}, p99 "
             f"{fig.get('waited_p99_ms', float('nan')):.1f} ms); compute per hop p50 "
             f"{fig.get('compute_per_hop_p50_ms', float('nan')):.1f} ms "
-            f"({fig.get('compute_per_participant_p50_ms', float('nan')):.2f} ms per participant); "
+            f"({fig.get('compute_per_participant_p50_ms', float('nan')):.2f} ms per participant; "
+            f"the same hop standalone {fig['standalone_hop_p50_ms']:.1f} ms); "
             f"process CPU {100 * fig['process_cpu_share']:.0f} % "
-            f"({100 * fig['cpu_share_per_participant']:.1f} % per participant); "
+            f"({100 * fig['cpu_share_per_participant']:.1f} % per participant"
+            f"{_reader_cpu(fig)}); "
             f"{'kept up' if fig['kept_up'] else 'FELL BEHIND'} "
             f"({fig['hops_handled']}/{fig['hops_due']} hops); {_ends(fig)}",
             flush=True,
