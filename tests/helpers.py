@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 HOP_S = 0.25
+
+
+def settled(
+    count: Callable[[], int],
+    quiet_s: float = 0.3,
+    timeout_s: float = 5.0,
+    wait: Callable[[float], None] = time.sleep,
+) -> int:
+    """``count()`` once it has not changed for ``quiet_s`` (at most ``timeout_s``): what
+    was sent or queued before a test's action has all come (under CI's load a chunk came
+    after the count was read). ``wait`` sleeps between looks (a Qt test passes
+    ``qtbot.wait``-like so that the event loop keeps running)."""
+    value, since = count(), time.monotonic()
+    deadline = since + timeout_s
+    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+        wait(0.05)
+        now = count()
+        if now != value:
+            value, since = now, time.monotonic()
+    return value
 
 
 def session_config(device, **kwargs):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import settled
 
 from helo.streamer.demo import DEMO_CHECKPOINT
 from helo.ui.health import COLUMNS
@@ -158,12 +159,12 @@ def test_replay_draws_prediction_and_recorded_truth_with_pause_seek_and_speed(qt
     qtbot.waitUntil(lambda: window.predictions >= 8, timeout=30_000)
     window.pause_button.setChecked(True)
     # the windows cut before the pause still come (under load the worker was 38 behind)
-    paused_at, quiet_since = window.predictions, time.monotonic()
-    deadline = quiet_since + 20.0
-    while time.monotonic() - quiet_since < 0.5 and time.monotonic() < deadline:
-        qtbot.wait(100)
-        if window.predictions != paused_at:
-            paused_at, quiet_since = window.predictions, time.monotonic()
+    paused_at = settled(
+        lambda: window.predictions,
+        quiet_s=0.5,
+        timeout_s=20.0,
+        wait=lambda s: qtbot.wait(int(s * 1000)),
+    )
     qtbot.wait(800)
     assert window.predictions <= paused_at + 2  # paused: nothing new is cut
     slider = window.position_slider

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
+from helpers import settled
 
 from helo.models.streams import describe_lsl
 from helo.streamer.lsl_reader import StreamReader, full_info
@@ -102,17 +103,6 @@ def test_a_pause_is_a_gap_and_a_clock_jump_is_re_anchored():
         reader.stop()
 
 
-def _settled(count, quiet_s: float = 0.3, timeout_s: float = 5.0) -> int:
-    """``count()`` once it has not changed for ``quiet_s`` (at most ``timeout_s``)."""
-    value, since, deadline = count(), time.monotonic(), time.monotonic() + timeout_s
-    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
-        time.sleep(0.05)
-        now = count()
-        if now != value:
-            value, since = now, time.monotonic()
-    return value
-
-
 def test_outlet_killed_and_restarted_is_recovered_with_the_gap_reported():
     source_id = f"restart-{uuid.uuid4().hex[:8]}"
     script = Path(__file__).with_name("lsl_outlet_process.py")
@@ -126,7 +116,7 @@ def test_outlet_killed_and_restarted_is_recovered_with_the_gap_reported():
         first.wait()
         # what it sent before it died may still be on its way (under load, a chunk came
         # 4 samples after the count was read): take the count once it has settled
-        received_before = _settled(lambda: reader.health().received)
+        received_before = settled(lambda: reader.health().received)
         time.sleep(2.0)
         assert reader.health().received == received_before  # nothing while it is gone
         assert reader.health().newest_age_s > 1.5
