@@ -200,6 +200,18 @@ def live_anchor(streams: Sequence[RecordedStream]) -> float | None:
     return min(firsts) if firsts else None
 
 
+def live_hop(streams: Sequence[RecordedStream]) -> float | None:
+    """The hop of the live session a recording holds the predictions of: its prediction
+    outlet declares one sample per hop (None: no predictions, no rate, or streams that
+    disagree)."""
+    rates = {
+        round(s.description.srate_hz, 6)
+        for s in prediction_streams(streams)
+        if s.description.srate_hz > 0
+    }
+    return round(1.0 / rates.pop(), 9) if len(rates) == 1 else None
+
+
 def grid_ends(
     path: Path,
     start_s: float,

@@ -34,7 +34,7 @@ from helo.streamer.group_streams import unowned_label_streams
 from helo.streamer.grouping import GroupingError, group_streams, participant_overrides
 from helo.streamer.label_reader import LabelReader, RecordedLabels
 from helo.streamer.lsl_reader import StreamHealth
-from helo.streamer.replay import ReplayGroup, ReplaySource
+from helo.streamer.replay import ReplayGroup, ReplaySource, live_hop
 from helo.streamer.scheduler import STALE_S
 from helo.streamer.session import Session
 from helo.streamer.sidecar import read_sidecar
@@ -64,10 +64,23 @@ class ReplaySession(Session):
         self.ends = np.empty(0)  # window ends of this replay (LSL seconds)
         self.group: ReplayGroup | None = None  # a group recording's participants
         self._sidecar_data: dict | None = None
+        self._live_hop_s: float | None = None  # the recorded live session's hop
+
+    @property
+    def hop_s(self) -> float:
+        """The hop asked for; else, for a recording of a live session, that session's (on
+        another hop its windows would not be the session's); else the model's."""
+        return self.config.hop_s or self._live_hop_s or self.spec.hop_s
 
     def _open(self) -> None:
         spec = self._load_checkpoint().spec
         streams = read_recording(self.options.file)
+        self._live_hop_s = live_hop(streams)
+        if self.config.hop_s is None and self._live_hop_s not in (None, spec.hop_s):
+            log.info(
+                "replaying on the recorded live session's hop, %g s (--hop to choose another)",
+                self._live_hop_s,
+            )
         # the buffers hold a batch of windows (cut at once) and the stale age
         history_s = 5.0 + STALE_S + REPLAY_BATCH * self.hop_s
         members = self._group_members(spec, streams)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from helo.models.checkpoint import save_checkpoint
@@ -288,3 +289,38 @@ def test_out_naming_a_predictions_file_writes_it_for_one_recording(tmp_path):
     message = _cli_error("replay", str(REPO / "recordings"), "--out", "study.csv", cwd=tmp_path)
     assert "--out study.csv: a study writes a folder" in message
     assert not (tmp_path / "study.csv").exists()
+
+
+def test_a_recorded_session_on_another_hop_is_replayed_on_its_hop(tmp_path, caplog):
+    """A session run with ``--hop 0.3`` and replayed without one: on the model's hop the
+    replay's windows would not be the session's; it takes the recorded session's and
+    says so."""
+    import dataclasses
+    import logging
+    import uuid
+
+    from helpers import session_config
+
+    from helo.devices.synthetic import SyntheticDevice
+    from helo.streamer.session import LiveSession
+    from helo.streamer.sinks import MemorySink
+
+    memory = MemorySink()
+    with SyntheticDevice(source_prefix=f"test-{uuid.uuid4().hex[:8]}") as device:
+        config = session_config(device, duration_s=8.0, record=tmp_path / "hop.xdf")
+        with LiveSession(dataclasses.replace(config, hop_s=0.3), subscribers=[memory]) as live:
+            live.run()
+    live_ends = np.array([r.t_end for r in memory.records if r.distribution is not None])
+    assert np.diff(live_ends) == pytest.approx(0.3, abs=1e-6)
+
+    with caplog.at_level(logging.INFO, logger="helo.streamer.replay_session"):
+        replayed = _replay(tmp_path / "hop.xdf", tmp_path / "r.jsonl")
+    assert "replaying on the recorded live session's hop, 0.3 s" in caplog.text
+    ends = np.array([r["t_end_lsl"] for r in replayed])
+    assert np.diff(ends) == pytest.approx(0.3, abs=1e-6)
+    # the live session's windows (as recorded: the recorder's clock sync moves them by µs)
+    offsets = np.abs(ends[:, None] - live_ends[None, :]).min(axis=1)
+    assert np.median(offsets) < 1e-3
+    # a hop asked for wins
+    other = _replay(tmp_path / "hop.xdf", tmp_path / "o.jsonl", "--hop", "0.25")
+    assert np.diff([r["t_end_lsl"] for r in other]) == pytest.approx(0.25, abs=1e-6)
