@@ -26,7 +26,7 @@ from helo.models.features.adapt import InputAdapter
 from helo.models.features.spec import FeatureSpec
 from helo.streamer.buffers import ARRIVALS_KEPT, RingBuffer
 from helo.streamer.clocks import Clock
-from helo.streamer.hop_phase import Arrivals, PhaseChoice, choose_phase
+from helo.streamer.hop_phase import Arrivals, HopHint, PhaseChoice, choose_phase, hop_hint
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,7 @@ class WindowScheduler:
         self.align = align
         self.phase: PhaseChoice | None = None  # the live choice of where ends fall (None: none)
         self.phase_wait_s = 0.0  # how long the first window waited to see the packets
+        self.hop_hint: HopHint | None = None  # a hop whose ends would all sit by a packet
 
     def stop(self) -> None:
         self._stop.set()
@@ -159,6 +160,18 @@ class WindowScheduler:
                 choice.wait_s * 1e3,
                 choice.round_wait_s * 1e3,
                 choice.hops_seen,
+            )
+        if choice is not None:
+            self.hop_hint = hop_hint(seen, self.hop_s, choice)
+        if self.hop_hint is not None:
+            log.info(
+                "with --hop %g every window end could sit next to the devices' packets: the "
+                "slow hops wait %.1f ms for them, against %.1f ms at %g s, where some hops "
+                "end between two packets",
+                self.hop_hint.hop_s,
+                self.hop_hint.wait_s * 1e3,
+                self.hop_hint.session_wait_s * 1e3,
+                self.hop_s,
             )
         return choice
 

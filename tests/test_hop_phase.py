@@ -12,7 +12,7 @@ from helo.models.features.spec import FeatureSpec, ModalitySpec
 from helo.models.streams import StreamDescription
 from helo.streamer.buffers import RingBuffer
 from helo.streamer.clocks import WallClock
-from helo.streamer.hop_phase import Arrivals, choose_phase
+from helo.streamer.hop_phase import Arrivals, choose_phase, hop_hint
 from helo.streamer.scheduler import Feed, WindowScheduler
 
 HOP_S = 0.25
@@ -38,11 +38,13 @@ def _packets(
     return Arrivals(newest, arrived, 1.0 / srate_hz if srate_hz > 0 else 0.0)
 
 
-def _mean_wait(streams: list[Arrivals], phase_s: float, hops: int = 200) -> float:
-    """The mean wait for the slowest stream's last packet over ``hops`` window ends on
+def _waits(
+    streams: list[Arrivals], phase_s: float, hops: int = 200, hop_s: float = HOP_S
+) -> np.ndarray:
+    """The wait for the slowest stream's last packet at each of ``hops`` window ends on
     ``phase_s``, in packets the choice did not see."""
     t0 = float(max(s.newest[0] for s in streams)) + 1.0
-    ends = (np.ceil((t0 - phase_s) / HOP_S) + np.arange(hops)) * HOP_S + phase_s
+    ends = (np.ceil((t0 - phase_s) / hop_s) + np.arange(hops)) * hop_s + phase_s
     worst = np.zeros(hops)
     for s in streams:
         if s.period_s > 0:
@@ -50,7 +52,11 @@ def _mean_wait(streams: list[Arrivals], phase_s: float, hops: int = 200) -> floa
         else:
             at = np.searchsorted(s.newest, ends, side="left")
         worst = np.maximum(worst, np.clip(s.arrived[at] - ends, 0.0, None))
-    return float(worst.mean())
+    return worst
+
+
+def _mean_wait(streams: list[Arrivals], phase_s: float) -> float:
+    return float(_waits(streams, phase_s).mean())
 
 
 @pytest.mark.parametrize(
@@ -104,6 +110,39 @@ def test_round_ends_stay_when_nothing_is_gained_or_too_little_was_seen():
     # under two hops of packets: no choice yet
     assert choose_phase([_packets(0.02, 0.004, 256.0, seconds=0.4)], HOP_S) is None
     assert choose_phase([], HOP_S) is None
+
+
+@pytest.mark.parametrize("phase_s", [0.0, 0.004, 0.013])
+def test_a_hop_of_whole_packets_is_suggested_where_half_the_hops_end_between_two(phase_s):
+    """20-ms packets, hop 0.25 s: 12.5 packets a hop, so one phase cannot serve the even
+    and the odd hops. 0.24 s is 12 packets: every end can sit next to one."""
+    seen = _packets(0.02, phase_s, 256.0)
+    later = _packets(0.02, phase_s, 256.0, seconds=60, seed=9)
+    chosen = choose_phase([seen], HOP_S)
+    assert chosen is not None
+    hint = hop_hint([seen], HOP_S, chosen)
+    assert hint is not None
+    assert hint.hop_s == pytest.approx(0.24)  # the nearest first (0.26 is as good)
+    assert hint.session_wait_s > chosen.wait_s  # the slow hops wait longer than the mean
+    better = choose_phase([seen], hint.hop_s)
+    assert better is not None
+    # the slow hops (90th percentile) of packets not seen, at each hop's best phase
+    at_hint = np.percentile(_waits([later], better.phase_s, hop_s=hint.hop_s), 90)
+    at_session = np.percentile(_waits([later], chosen.phase_s), 90)
+    assert at_hint == pytest.approx(hint.wait_s, abs=0.002)  # it holds for later packets
+    assert at_session == pytest.approx(hint.session_wait_s, abs=0.002)
+    assert at_hint < 0.5 * at_session
+
+
+def test_no_hop_is_suggested_where_every_hop_is_whole_packets_already():
+    seen = _packets(0.03125, 0.009, 256.0)  # 8 samples at 256 Hz: 8 packets a hop
+    chosen = choose_phase([seen], HOP_S)
+    assert chosen is not None
+    assert hop_hint([seen], HOP_S, chosen) is None
+    dense = _packets(1 / 2000, 0.0, 2000.0)  # a sample at a time: nothing to gain
+    chosen = choose_phase([dense], HOP_S)
+    assert chosen is not None
+    assert hop_hint([dense], HOP_S, chosen) is None
 
 
 def test_a_ring_buffer_keeps_the_arrival_of_its_last_writes_and_forgets_them_when_cleared():
@@ -167,6 +206,8 @@ def test_a_live_session_takes_its_phase_from_the_streams_that_send_packets():
     assert scheduler.phase.moved  # packets 11 ms after round ends: a full packet's wait
     assert scheduler.phase.wait_s < scheduler.phase.round_wait_s
     assert scheduler.phase_wait_s < 0.5  # the packets were there: no waiting for them
+    assert scheduler.hop_hint is not None  # 20-ms packets: 12.5 a hop
+    assert scheduler.hop_hint.hop_s == pytest.approx(0.24)
     assert now < first <= now + HOP_S + 0.5
     offset = (first - scheduler.phase.phase_s) / HOP_S
     assert offset == pytest.approx(round(offset), abs=1e-6)

@@ -71,6 +71,7 @@ def one_group(
     device_chunk_s: float,
     warmup_s: float,
     align: bool = True,
+    hop_s: float = 0.25,
 ) -> dict:
     """One participant count's figures (see the module docstring)."""
     from helo.devices.synthetic_group import participant_name
@@ -106,7 +107,7 @@ def one_group(
             participants_by="config",
             stdout=False,
             lsl=True,
-            hop_s=0.25,
+            hop_s=hop_s,
             duration_s=total_s,
             align_ends=align,
         )
@@ -130,7 +131,8 @@ def one_group(
         "participants": n,
         "seconds": round(wall, 1),
         "hops_handled": count // max(n, 1),
-        "hops_due": int((wall - waited) / 0.25),
+        "hops_due": int((wall - waited) / hop_s),
+        "hop_s": hop_s,
         "process_cpu_share": round(cpu / wall, 3),
         "cpu_share_per_participant": round(cpu / wall / n, 4),
         "model_batches": worker.batches if worker else 0,
@@ -166,14 +168,23 @@ def ends_figures(session: object) -> dict:
     """Where a live session put its window ends (:mod:`helo.streamer.hop_phase`), if it
     moved them off round multiples of the hop."""
     pipeline = getattr(session, "pipeline", None)
-    phase = pipeline.scheduler.phase if pipeline is not None else None
-    if phase is None or not phase.moved:
+    if pipeline is None:
         return {}
-    return {
-        "ends_phase_ms": round(phase.phase_s * 1e3, 1),
-        "ends_wait_ms": round(phase.wait_s * 1e3, 2),
-        "round_ends_wait_ms": round(phase.round_wait_s * 1e3, 2),
-    }
+    phase, hint = pipeline.scheduler.phase, pipeline.scheduler.hop_hint
+    out = {}
+    if phase is not None and phase.moved:
+        out = {
+            "ends_phase_ms": round(phase.phase_s * 1e3, 1),
+            "ends_wait_ms": round(phase.wait_s * 1e3, 2),
+            "round_ends_wait_ms": round(phase.round_wait_s * 1e3, 2),
+        }
+    if hint is not None:  # a hop whose every end could sit next to a packet
+        out.update(
+            hint_hop_s=hint.hop_s,
+            hint_wait_ms=round(hint.wait_s * 1e3, 2),
+            hint_session_wait_ms=round(hint.session_wait_s * 1e3, 2),
+        )
+    return out
 
 
 def _latency_figures(records: list, n: int, warmup_s: float, out: dict) -> dict:

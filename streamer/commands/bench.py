@@ -113,6 +113,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="group section: participant counts to run, comma-separated (default 1,4,8,16)",
     )
     p.add_argument(
+        "--group-hop",
+        type=float,
+        default=0.25,
+        help="group section: seconds between predictions (default 0.25; the devices' 20-ms "
+        "packets make 0.24 or 0.26 a whole number of packets)",
+    )
+    p.add_argument(
         "--study-recordings",
         type=int,
         default=12,
@@ -279,11 +286,20 @@ def _ends(figures: dict) -> str:
     """Where the run's window ends were put (streamer/hop_phase.py)."""
     phase = figures.get("ends_phase_ms")
     if phase is None:
-        return "window ends on round multiples of the hop"
-    return (
-        f"window ends {phase:.0f} ms into the hop (last packet's wait seen at the start "
-        f"{figures['ends_wait_ms']:.1f} ms, {figures['round_ends_wait_ms']:.1f} ms on round ends)"
-    )
+        said = "window ends on round multiples of the hop"
+    else:
+        said = (
+            f"window ends {phase:.0f} ms into the hop (last packet's wait seen at the start "
+            f"{figures['ends_wait_ms']:.1f} ms, {figures['round_ends_wait_ms']:.1f} ms on "
+            "round ends)"
+        )
+    if "hint_hop_s" in figures:
+        said += (
+            f"; a hop of {figures['hint_hop_s']:g} s would put every end by a packet (the "
+            f"slow hops' wait {figures['hint_wait_ms']:.1f} ms against "
+            f"{figures['hint_session_wait_ms']:.1f} ms)"
+        )
+    return said
 
 
 def _reader_cpu(fig: dict) -> str:
@@ -381,6 +397,8 @@ def _group(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> 
         ) from None
     if not counts or min(counts) < 1 or max(counts) > 64:
         raise HeloError(f"--participants {args.participants!r}: counts from 1 to 64")
+    if not args.group_hop > 0:
+        raise HeloError(f"--group-hop {args.group_hop!r}: seconds, more than 0")
     results["group"] = figures = {}
     for n in counts:
         fig = group.one_group(
@@ -390,10 +408,12 @@ def _group(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> 
             args.device_chunk_ms / 1e3,
             6.0,
             align=not args.round_ends,
+            hop_s=args.group_hop,
         )
         figures[str(n)] = fig
         print(
-            f"group of {n} ({fig['seconds']:.0f} s, hop 0.25 s, devices in another process "
+            f"group of {n} ({fig['seconds']:.0f} s, hop {args.group_hop:g} s, devices in "
+            "another process "
             f"pushing every {args.device_chunk_ms:g} ms): latency p50 "
             f"{fig.get('latency_p50_ms', float('nan')):.1f} ms, p99 "
             f"{fig.get('latency_p99_ms', float('nan')):.1f} ms (waiting for the packets p50 "
