@@ -21,8 +21,10 @@ One phase cannot serve every hop when a hop is not a whole number of packets: at
 and 20-ms packets the even hops' ends sit next to a packet and the odd ones' half a
 packet from it (measured, 8 participants: the wait for the packets p50 11.5 against
 23.2 ms). :func:`hop_hint` finds a hop near the session's where every end can sit next
-to one, which the session suggests (``--hop``): in paired runs 0.24 s cut latency p99
-from 48.6 and 55.4 ms to 42.1 and 42.3 ms.
+to one, which the session suggests (``--hop``). Measured at 8 participants, four runs
+each: at 0.24 s the wait for the packets p50 9.8-11.3 ms against 13.2-14.8 ms at 0.25 s;
+latency p99 42.1, 42.3, 53.5, 48.5 ms against 48.6, 55.4, 45.9, 47.0 ms (the tail
+has other causes too).
 """
 
 from __future__ import annotations
