@@ -204,12 +204,14 @@ def live_hop(streams: Sequence[RecordedStream]) -> float | None:
     """The hop of the live session a recording holds the predictions of: its prediction
     outlet declares one sample per hop (None: no predictions, no rate, or streams that
     disagree)."""
-    rates = {
-        round(s.description.srate_hz, 6)
+    # the header holds the rate to 16 digits: 1 / rate is the hop to 1e-16, rounded to
+    # the nanosecond (0.30000000000000004 -> 0.3, the hop the session was given)
+    hops = {
+        round(1.0 / s.description.srate_hz, 9)
         for s in prediction_streams(streams)
         if s.description.srate_hz > 0
     }
-    return round(1.0 / rates.pop(), 9) if len(rates) == 1 else None
+    return hops.pop() if len(hops) == 1 else None
 
 
 def grid_ends(
