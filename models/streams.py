@@ -27,6 +27,9 @@ LABELS_TYPE = "EmotionLabels"  # JSON label spans that make a recording training
 FACE_TYPE = "FaceBlendshapes"  # MediaPipe blendshape scores per video frame
 MARKERS_TYPE = "Markers"  # LSL's usual type for event markers
 GROUP_TYPE = "EmotionGroupSummary"  # a group's mean distribution and agreement
+# in a prediction stream's ``helo`` description: how far past the hop's grid its
+# timestamps (window ends) may fall, in seconds (0 or absent: on the grid)
+ENDS_FOLLOW_FIELD = "ends_follow_s"
 # Header fields (under desc) that say whose body a stream measures, in the order read.
 PARTICIPANT_FIELDS = ("participant", "subject", "subject_id", "participant_id")
 TRUTH_SOURCE_SUFFIX = "-truth"  # source_id of a device's truth stream: <device prefix>-truth
@@ -171,6 +174,16 @@ def xdf_field(info: Mapping[str, Any] | Any, key: str) -> str:
         return ""
     value = _xdf_first(info, key)
     return "" if value is None or isinstance(value, Mapping) else str(value).strip()
+
+
+def xdf_child(info: Mapping[str, Any] | Any, *keys: str) -> Mapping[str, Any] | None:
+    """A nested element of an XDF header (``desc``, then ``helo``...), or None where one
+    is missing or not an element."""
+    for key in keys:
+        if not isinstance(info, Mapping):
+            return None
+        info = _xdf_first(info, key)
+    return info if isinstance(info, Mapping) else None
 
 
 def _xdf_first(info: Mapping[str, Any], key: str) -> Any:

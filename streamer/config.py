@@ -7,6 +7,7 @@ hop_s = 0.25              # default: the checkpoint's
 max_wait_s = 0.3          # how long a window waits for the slowest stream
 stale_s = 2.0             # older newest sample: the modality is masked
 align_ends = true         # live window ends where the devices' packets arrive soonest
+follow_ends = true        # live: a window takes in the packet that completed it (<= hop/10)
 resolve_timeout_s = 10.0
 allow_missing = true      # go on without modalities the model can do without
 accelerator = "auto"      # auto | cpu | cuda
@@ -74,6 +75,9 @@ class SessionConfig:
     max_wait_s: float = MAX_WAIT_S
     stale_s: float = STALE_S
     align_ends: bool = True  # live: window ends placed by the packets' arrival (hop_phase)
+    # live: a window ends at the newest instant every stream has sent when it is cut, at
+    # most a tenth of a hop past its place on the grid (scheduler._followed_end)
+    follow_ends: bool = True
     resolve_timeout_s: float = RESOLVE_TIMEOUT_S
     buffer_s: float = BUFFER_S
     allow_missing: bool = True
@@ -111,10 +115,11 @@ class SessionConfig:
             value = getattr(self, key)
             if not isinstance(value, int | float) or value <= 0:
                 raise HeloError(f"session config: {key} must be a number > 0, got {value!r}")
-        if not isinstance(self.align_ends, bool):
-            raise HeloError(
-                f"session config: align_ends must be true or false, got {self.align_ends!r}"
-            )
+        for key in ("align_ends", "follow_ends"):
+            if not isinstance(getattr(self, key), bool):
+                raise HeloError(
+                    f"session config: {key} must be true or false, got {getattr(self, key)!r}"
+                )
         if self.hop_s is not None and not self.hop_s > 0:
             raise HeloError(f"session config: hop_s must be > 0, got {self.hop_s!r}")
         if not isinstance(self.baseline_s, int | float) or not 0 <= self.baseline_s < 3600:

@@ -57,6 +57,7 @@ class Pipeline:
         threads: int | None = None,
         personal: Mapping[str, PersonalInputs] | None = None,
         align: bool = True,
+        follow: bool = True,
     ):
         self.checkpoint = checkpoint
         self.predictor = Predictor(checkpoint, device=resolve_device(accelerator), workers=threads)
@@ -74,6 +75,7 @@ class Pipeline:
             ends=ends,
             groups=groups,
             align=align,
+            follow=follow,
         )
         self.batch = max(1, batch)
         self.batch_offset = batch_offset

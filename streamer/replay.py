@@ -12,6 +12,7 @@ together.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,7 +25,13 @@ from helo.models.errors import DatasetError
 from helo.models.features.adapt import AdaptOptions
 from helo.models.features.mapping import MappingError, map_streams
 from helo.models.features.spec import FeatureSpec
-from helo.models.streams import PREDICTION_TYPE, declare_channels
+from helo.models.streams import (
+    ENDS_FOLLOW_FIELD,
+    PREDICTION_TYPE,
+    declare_channels,
+    xdf_child,
+    xdf_field,
+)
 from helo.models.xdf import RecordedStream, read_recording
 from helo.streamer.buffers import RingBuffer
 from helo.streamer.lsl_reader import StreamHealth
@@ -110,9 +117,10 @@ class ReplaySource:
 
     def grid_ends(self, hop_s: float) -> np.ndarray:
         """Window ends every ``hop_s`` from the first full window to the last sample
-        (:func:`grid_ends`)."""
-        anchor = live_anchor(self.streams)
-        return grid_ends(self.path, self.start_s, self.end_s, self.spec.max_window_s, hop_s, anchor)
+        (:func:`replay_ends`)."""
+        return replay_ends(
+            self.path, self.streams, self.start_s, self.end_s, self.spec.max_window_s, hop_s
+        )
 
     def republish(self, speed: float | None) -> None:
         """Re-publish the replayed streams on LSL, stamped in this machine's clock."""
@@ -214,6 +222,63 @@ def live_hop(streams: Sequence[RecordedStream]) -> float | None:
     return hops.pop() if len(hops) == 1 else None
 
 
+def followed_by(streams: Sequence[RecordedStream]) -> float:
+    """How far past the hop's grid the recorded live session's windows could end, as
+    its prediction streams declare (0: on the grid, or no predictions recorded)."""
+    spans = [0.0]
+    for stream in prediction_streams(streams):
+        declared = xdf_field(xdf_child(stream.info, "desc", "helo"), ENDS_FOLLOW_FIELD)
+        try:
+            spans.append(float(declared or 0.0))
+        except ValueError:
+            continue  # not a number: as if not declared
+    return max(spans)
+
+
+def replay_ends(
+    path: Path,
+    streams: Sequence[RecordedStream],
+    start_s: float,
+    end_s: float,
+    window_s: float,
+    hop_s: float,
+) -> np.ndarray:
+    """A replay's window ends: the live session's, where the recording holds its
+    predictions and this replay is on its hop (on its grid, :func:`grid_ends`, and where
+    its ends followed the packets, at its recorded ends, :func:`followed_ends`); else
+    every ``hop_s`` from the first full window."""
+    anchor = live_anchor(streams)
+    grid = grid_ends(path, start_s, end_s, window_s, hop_s, anchor)
+    live = live_hop(streams)
+    if anchor is None or followed_by(streams) <= 0 or live is None or abs(live - hop_s) > 1e-9:
+        return grid
+    recorded = np.sort(np.concatenate([s.times for s in prediction_streams(streams)]))
+    return followed_ends(float(grid[0]), end_s + 1e-3, recorded, hop_s)
+
+
+def followed_ends(first: float, last: float, recorded: np.ndarray, hop_s: float) -> np.ndarray:
+    """The window ends of a live session whose ends followed the packets (each up to a
+    tenth of a hop past its place on the grid: :meth:`WindowScheduler._followed_end`),
+    from ``first`` (an end of the session's grid, or its recorded end) to ``last``.
+
+    Each end is the recorded end (``recorded``: sorted; a group's participants record
+    the same ends, microseconds apart through each stream's clock synchronisation)
+    within half a hop of where the end before it puts it, a hop later; a hop without
+    a recorded prediction ends there. Walking from end to end rather than laying a grid
+    keeps to the recorded ends when the live machine's clock drifted against the
+    recorder's (20 ppm is 72 ms an hour)."""
+    times = recorded.tolist()
+    half, ends, at = 0.5 * hop_s, [], first
+    while True:
+        i = bisect.bisect_left(times, at - half)
+        end = times[i] if i < len(times) and times[i] < at + half else at
+        if end > last:
+            break
+        ends.append(end)
+        at = end + hop_s
+    return np.array(ends)
+
+
 def grid_ends(
     path: Path,
     start_s: float,
@@ -288,8 +353,9 @@ class ReplayGroup:
         return {p: source.feeds for p, source in self.sources.items()}
 
     def grid_ends(self, hop_s: float) -> np.ndarray:
-        anchor = live_anchor(self.streams)
-        return grid_ends(self.path, self.start_s, self.end_s, self.spec.max_window_s, hop_s, anchor)
+        return replay_ends(
+            self.path, self.streams, self.start_s, self.end_s, self.spec.max_window_s, hop_s
+        )
 
     def recorded_prediction_times(self) -> np.ndarray | None:
         """Every window end any participant's recorded predictions have (one may lack

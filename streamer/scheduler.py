@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -31,8 +32,17 @@ from helo.streamer.hop_phase import Arrivals, HopHint, PhaseChoice, choose_phase
 log = logging.getLogger(__name__)
 
 MAX_WAIT_S = 0.3  # how long a window waits for the slowest stream (live)
+FOLLOW_SHARE = 0.1  # live: a window may end this share of a hop past its place on the grid
 STALE_S = 2.0  # a stream whose newest sample is older than this is masked
 ALIGN_WAIT_S = 1.5  # how long a live session's first window waits to see the packets
+SHIFTS_KEPT = 4096  # the followed ends' shifts kept for figures (the last 17 min at 0.25 s)
+
+
+def follow_span(hop_s: float) -> float:
+    """How far past its place on the hop's grid a live window may end
+    (:meth:`WindowScheduler._followed_end`): a tenth of the hop, 25 ms at 0.25 s, more than
+    the 20-ms packets amplifiers commonly send."""
+    return FOLLOW_SHARE * hop_s
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,7 @@ class WindowScheduler:
         ends: Sequence[float] | np.ndarray | None = None,
         groups: Mapping[str, Mapping[str, Feed]] | None = None,
         align: bool = True,
+        follow: bool = True,
     ):
         self.groups = {p: dict(f) for p, f in groups.items()} if groups else {"": dict(feeds)}
         for group in self.groups.values():
@@ -110,6 +121,15 @@ class WindowScheduler:
         self.phase: PhaseChoice | None = None  # the live choice of where ends fall (None: none)
         self.phase_wait_s = 0.0  # how long the first window waited to see the packets
         self.hop_hint: HopHint | None = None  # a hop whose ends would all sit by a packet
+        # live: how far past its place on the grid a window may end (0: exactly on it)
+        self.follow_s = follow_span(self.hop_s) if follow else 0.0
+        self.end_shifts: deque[float] = deque(maxlen=SHIFTS_KEPT)  # followed end - grid's
+
+    @property
+    def follows(self) -> bool:
+        """Whether this session's windows end where the packets arrived
+        (:meth:`_followed_end`): live, unless asked for ends exactly on the grid."""
+        return self.follow_s > 0 and self.clock.waits_for_data and self._ends is None
 
     def stop(self) -> None:
         self._stop.set()
@@ -132,6 +152,12 @@ class WindowScheduler:
                 origin = self.phase.phase_s if self.phase is not None else 0.0
             now = self.clock.now()
             self._first_end = origin + (np.floor((now - origin) / self.hop_s) + 1) * self.hop_s
+            if self.follows:
+                log.info(
+                    "each window ends where the packets that completed it end, at most %.0f ms "
+                    "past its place on the hop's grid (follow_ends = false: on the grid)",
+                    self.follow_s * 1e3,
+                )
         return self._first_end
 
     def _packet_phase(self) -> PhaseChoice | None:
@@ -161,7 +187,7 @@ class WindowScheduler:
                 choice.round_wait_s * 1e3,
                 choice.hops_seen,
             )
-        if choice is not None:
+        if choice is not None and not self.follows:  # followed ends all sit by a packet
             self.hop_hint = hop_hint(seen, self.hop_s, choice)
         if self.hop_hint is not None:
             log.info(
@@ -230,13 +256,22 @@ class WindowScheduler:
                 t_end = self._end_from(target)
                 continue
             index, cuts, deadline = self._index, [], t_end + self.max_wait_s
-            for participant, feeds in self.groups.items():
-                # each participant cut once their own streams are in: while the others'
-                # packets are still coming (a group's 32 streams arrive over a few ms)
-                self._wait_for_data(t_end, feeds.values(), deadline)
+            if self.follows:
+                for feeds in self.groups.values():
+                    self._wait_for_data(t_end, feeds.values(), deadline)
                 if self._stop.is_set():
                     return
-                cuts.append(self.cut(t_end, participant, index))
+                end = self._followed_end(t_end)
+                self.end_shifts.append(end - t_end)
+                cuts = [self.cut(end, participant, index) for participant in self.groups]
+            else:
+                for participant, feeds in self.groups.items():
+                    # each participant cut once their own streams are in: while the others'
+                    # packets are still coming (a group's 32 streams arrive over a few ms)
+                    self._wait_for_data(t_end, feeds.values(), deadline)
+                    if self._stop.is_set():
+                        return
+                    cuts.append(self.cut(t_end, participant, index))
             yield cuts
             self._index = index + 1
             t_end = self._end_after(t_end)
@@ -341,6 +376,35 @@ class WindowScheduler:
         if feed.srate_hz <= 0:
             return t_end, False
         return t_end - 1.0 / feed.srate_hz, True
+
+    def _followed_end(self, t_end: float) -> float:
+        """Where the window due at ``t_end`` ends, once every stream has sent its samples
+        up to ``t_end``: at the newest instant every stream has sent, at most
+        ``follow_s`` later.
+
+        The packet that brings a stream's sample at ``t_end`` brings the samples after
+        it too, up to the packet's end: with 20-ms packets and a 0.25-s hop, every other
+        window end falls half a packet before one, and its window left out 10 ms of
+        samples that had arrived by the time it was cut (the odd hops' latency, 10 ms
+        above the even ones'). The window takes them in; the cut is not delayed. A
+        regular stream's window then ends half a sample period after its newest sample
+        (the next sample, not yet here, falls after it); an irregular stream's at its
+        newest frame. A stream that timed out leaves the end on the grid; one that is
+        masked (stale) holds nothing up. The grid itself stays: the next end is the
+        grid's next, so the hop is kept on average, the ends never drift from it, and
+        a replay finds each end among the recorded predictions (:mod:`streamer.replay`).
+        """
+        end = t_end + self.follow_s
+        for feeds in self.groups.values():
+            for feed in feeds.values():
+                newest = feed.buffer.newest_time()
+                if newest is None or newest < t_end - self.stale_s:
+                    continue
+                if not self._ready(feed, t_end):
+                    return t_end
+                period = 1.0 / feed.srate_hz if feed.srate_hz > 0 else 0.0
+                end = min(end, newest + 0.5 * period)
+        return max(t_end, end)
 
     def _wait_for_data(self, t_end: float, feeds: Iterable[Feed], deadline: float) -> None:
         if not self.clock.waits_for_data:

@@ -50,7 +50,7 @@ from helo.streamer.label_reader import LabelReader, RecordedLabels
 from helo.streamer.lsl_reader import StreamHealth, StreamReader, full_info
 from helo.streamer.pipeline import Pipeline
 from helo.streamer.recorder import Recorder, new_recording_path, resolve_by_source_id
-from helo.streamer.scheduler import Feed
+from helo.streamer.scheduler import Feed, follow_span
 from helo.streamer.sidecar import write_sidecar
 from helo.streamer.sinks import (
     CalibrationNotice,
@@ -215,6 +215,8 @@ class Session:
         self.normaliser = normaliser
         self.personal = self._load_personal(self._personal_paths())
         model_name = Path(self.checkpoint.path or "model").stem
+        # live: windows end where the packets were, up to a tenth of a hop past the grid
+        follows = self.config.follow_ends and clock.waits_for_data and ends is None
         outputs = open_sinks(
             self.config,
             self.spec.labels,
@@ -223,6 +225,7 @@ class Session:
             lsl_source_id=lsl_source_id,
             participants=self.participants,
             model_names={p: f"{model_name} + {i.path.stem}" for p, i in self.personal.items()},
+            follow_s=follow_span(self.hop_s) if follows else 0.0,
         )
         self.outputs = outputs
         self.sinks, self.lsl_sink, self.group_summary = outputs.sinks, outputs.lsl, outputs.group
@@ -250,6 +253,7 @@ class Session:
             threads=self.config.threads,
             personal=self.personal,
             align=self.config.align_ends,
+            follow=follows,
         )
 
     def _personal_paths(self) -> dict[str, str]:

@@ -30,7 +30,13 @@ import numpy as np
 import pylsl
 
 from helo.models.errors import HeloError
-from helo.models.streams import GROUP_TYPE, PREDICTION_TYPE, declare_channels
+from helo.models.streams import (
+    ENDS_FOLLOW_FIELD,
+    GROUP_TYPE,
+    PREDICTION_TYPE,
+    declare_can_drop_samples,
+    declare_channels,
+)
 from helo.streamer.config import SessionConfig
 from helo.streamer.group import GroupState, group_state
 from helo.streamer.worker import PredictionRecord, Subscriber
@@ -167,9 +173,11 @@ class LslSink:
         source_id: str = "helo-predictions",
         model_name: str = "",
         participant: str | None = None,
+        follow_s: float = 0.0,
     ):
         """``participant``: publish only that participant's predictions (a group
-        session's outlet of one member); None: every record."""
+        session's outlet of one member); None: every record. ``follow_s``: how far
+        past the hop's grid the live session's windows may end (0: on it)."""
         info = pylsl.StreamInfo(
             name, PREDICTION_TYPE, len(labels), 1.0 / hop_s, pylsl.cf_float32, source_id
         )
@@ -181,6 +189,7 @@ class LslSink:
         meta.append_child_value("model", model_name)
         meta.append_child_value("hop_s", f"{hop_s:g}")
         meta.append_child_value("timestamp", "window end (LSL time)")
+        declare_window_ends(info, meta, follow_s)
         self.info = info
         self.outlet = pylsl.StreamOutlet(info)
 
@@ -194,6 +203,17 @@ class LslSink:
 
     def close(self) -> None:
         del self.outlet
+
+
+def declare_window_ends(info: pylsl.StreamInfo, meta: pylsl.XMLElement, follow_s: float) -> None:
+    """Say how the predictions' timestamps (window ends) fall: on the hop's grid, or
+    (``follow_s`` > 0) up to ``follow_s`` after it, where the packets were. Followed ends
+    are real instants, not a regular rate's: the stream then declares
+    ``can_drop_samples``, so that reading the recording does not de-jitter them onto a
+    grid (and a replay finds the live session's windows, :func:`streamer.replay.followed_ends`)."""
+    meta.append_child_value(ENDS_FOLLOW_FIELD, repr(float(follow_s)))
+    if follow_s > 0:
+        declare_can_drop_samples(info)
 
 
 class GroupSummarySink:
@@ -219,6 +239,7 @@ class GroupSummarySink:
         name: str = "HeLo-group",
         source_id: str = "helo-group",
         lsl: bool = True,
+        follow_s: float = 0.0,
     ):
         self.participants = list(participants)
         self.labels = labels
@@ -235,6 +256,7 @@ class GroupSummarySink:
             )
             declare_channels(info, [*labels, "agreement", "share_predicted"], units="probability")
             info.desc().append_child_value("participants", ",".join(self.participants))
+            declare_window_ends(info, info.desc().append_child("helo"), follow_s)
             self.info, self.outlet = info, pylsl.StreamOutlet(info)
 
     def __call__(self, record: PredictionRecord) -> None:
@@ -374,15 +396,17 @@ def open_sinks(
     lsl_source_id: str,
     participants: Sequence[str] = (),
     model_names: Mapping[str, str] | None = None,
+    follow_s: float = 0.0,
 ) -> Outputs:
     """The outputs ``config`` asks for: stdout, JSONL, CSV, the LSL outlet (a group:
     one per participant and the group summary). A file that cannot be opened is a
-    one-line error, and what was already opened is closed."""
+    one-line error, and what was already opened is closed. ``follow_s``: how far past
+    the hop's grid the windows may end (the outlets say so)."""
     sinks: list[Subscriber] = []
     lsl = None
     if participants:
         names = {p: (model_names or {}).get(p, model_name) for p in participants}
-        return _open_group_sinks(config, labels, hop_s, model_name, lsl_source_id, names)
+        return _open_group_sinks(config, labels, hop_s, model_name, lsl_source_id, names, follow_s)
     try:
         if config.stdout:
             sinks.append(StdoutSink())
@@ -392,7 +416,12 @@ def open_sinks(
             sinks.append(CsvSink(config.csv, labels))
         if config.lsl:
             lsl = LslSink(
-                labels, hop_s, name=config.lsl_name, source_id=lsl_source_id, model_name=model_name
+                labels,
+                hop_s,
+                name=config.lsl_name,
+                source_id=lsl_source_id,
+                model_name=model_name,
+                follow_s=follow_s,
             )
             sinks.append(lsl)
     except OSError as exc:
@@ -408,6 +437,7 @@ def _open_group_sinks(
     model_name: str,
     lsl_source_id: str,
     participants: Mapping[str, str],
+    follow_s: float,
 ) -> Outputs:
     """A group's outputs: the files and terminal for everyone, an outlet per participant
     (``<lsl_name>-P01``, source_id ``<id>-P01``; ``participants``: each one's model name)
@@ -430,6 +460,7 @@ def _open_group_sinks(
                     source_id=f"{lsl_source_id}-{p}",
                     model_name=participants[p],
                     participant=p,
+                    follow_s=follow_s,
                 )
                 outputs.lsl_by_participant[p] = sink
                 outputs.sinks.append(sink)
@@ -440,6 +471,7 @@ def _open_group_sinks(
             name=f"{config.lsl_name}-group",
             source_id=f"{lsl_source_id}-group",
             lsl=config.lsl,
+            follow_s=follow_s,
         )
         outputs.sinks.append(outputs.group)
     except BaseException:

@@ -171,13 +171,13 @@ def _live_feed(name: str, packets: Arrivals | None) -> Feed:
     return Feed(buffer, InputAdapter(mod, stream, AdaptOptions(units={name: "uS"})))
 
 
-def _live_scheduler(feeds: dict[str, Feed]) -> WindowScheduler:
+def _live_scheduler(feeds: dict[str, Feed], follow: bool = True) -> WindowScheduler:
     mods = tuple(
         ModalitySpec(n, "physiological", "gsr_stats", n.upper(), ("x",), 100.0, 2.0, (28,))
         for n in feeds
     )
     spec = FeatureSpec(modalities=mods, labels=("calm", "tense"), hop_s=HOP_S)
-    return WindowScheduler(spec, feeds, WallClock())
+    return WindowScheduler(spec, feeds, WallClock(), follow=follow)
 
 
 def _until_now(every_s: float, phase_s: float, **kw) -> Arrivals:
@@ -206,11 +206,15 @@ def test_a_live_session_takes_its_phase_from_the_streams_that_send_packets():
     assert scheduler.phase.moved  # packets 11 ms after round ends: a full packet's wait
     assert scheduler.phase.wait_s < scheduler.phase.round_wait_s
     assert scheduler.phase_wait_s < 0.5  # the packets were there: no waiting for them
-    assert scheduler.hop_hint is not None  # 20-ms packets: 12.5 a hop
-    assert scheduler.hop_hint.hop_s == pytest.approx(0.24)
     assert now < first <= now + HOP_S + 0.5
     offset = (first - scheduler.phase.phase_s) / HOP_S
     assert offset == pytest.approx(round(offset), abs=1e-6)
+    # its windows take in the packets that completed them: no other hop to suggest
+    assert scheduler.follows and scheduler.hop_hint is None
+    on_grid = _live_scheduler(feeds, follow=False)  # windows exactly on the grid
+    on_grid.first_end()
+    assert on_grid.hop_hint is not None  # 20-ms packets: 12.5 a hop
+    assert on_grid.hop_hint.hop_s == pytest.approx(0.24)
 
 
 def test_streams_that_send_a_sample_at_a_time_or_went_quiet_leave_the_ends_round():

@@ -311,16 +311,37 @@ def test_a_recorded_session_on_another_hop_is_replayed_on_its_hop(tmp_path, capl
         with LiveSession(dataclasses.replace(config, hop_s=0.3), subscribers=[memory]) as live:
             live.run()
     live_ends = np.array([r.t_end for r in memory.records if r.distribution is not None])
-    assert np.diff(live_ends) == pytest.approx(0.3, abs=1e-6)
+    # on the 0.3-s grid, each up to a tenth of a hop later, where the packets were
+    shift = (live_ends - live_ends[0] + 0.15) % 0.3 - 0.15
+    assert shift.min() > -0.03 - 1e-6 and shift.max() < 0.03 + 1e-6
 
     with caplog.at_level(logging.INFO, logger="helo.streamer.replay_session"):
         replayed = _replay(tmp_path / "hop.xdf", tmp_path / "r.jsonl")
     assert "replaying on the recorded live session's hop, 0.3 s" in caplog.text
     ends = np.array([r["t_end_lsl"] for r in replayed])
-    assert np.diff(ends) == pytest.approx(0.3, abs=1e-9)  # exactly the session's hop
     # the live session's windows (as recorded: the recorder's clock sync moves them by µs)
-    offsets = np.abs(ends[:, None] - live_ends[None, :]).min(axis=1)
-    assert np.median(offsets) < 1e-3
+    inside = live_ends[(live_ends > ends[0] - 1e-3) & (live_ends < ends[-1] + 1e-3)]
+    assert len(inside) >= 5
+    assert np.abs(inside[:, None] - ends[None, :]).min(axis=1).max() < 1e-4
     # a hop asked for wins
     other = _replay(tmp_path / "hop.xdf", tmp_path / "o.jsonl", "--hop", "0.25")
     assert np.diff([r["t_end_lsl"] for r in other]) == pytest.approx(0.25, abs=1e-6)
+
+
+def test_followed_ends_are_the_recorded_ones_and_fill_the_hops_without_one():
+    """A session whose ends followed the packets recorded each up to a tenth of a hop
+    past its grid; its participants record the same ends (µs apart); a hop without a
+    prediction recorded none; the live clock drifted 50 ppm against the recorder's."""
+    from helo.streamer.replay import followed_ends
+
+    hop = 0.25
+    k = np.arange(4000)  # 1000 s
+    live = 100.0 + k * hop * (1 + 50e-6) + np.random.default_rng(0).uniform(0, 0.025, k.size)
+    kept = np.ones(k.size, bool)
+    kept[[7, 8, 9, 2000]] = False  # no prediction in those hops
+    recorded = np.sort(np.concatenate([live[kept], live[kept] + 3e-6]))  # two participants
+    ends = followed_ends(float(live[0]), float(live[-1]) + 1e-3, recorded, hop)
+    assert len(ends) == k.size
+    np.testing.assert_array_equal(ends[kept], live[kept])
+    np.testing.assert_allclose(ends[7:10], live[6] + hop * np.arange(1, 4))  # filled
+    assert np.abs(ends[~kept] - live[~kept]).max() < 0.03

@@ -36,7 +36,8 @@ def test_a_prediction_every_hop_with_every_modality_once_windows_are_full(live_r
     records = live_run["records"]
     assert len(records) == pytest.approx(9.0 / HOP_S, abs=2)
     steps = np.diff([r.t_end for r in records])
-    np.testing.assert_allclose(steps, HOP_S, atol=1e-6)  # one clock: ends on the hop grid
+    # one clock: ends on the hop grid, each up to a tenth of a hop later (the packets')
+    assert np.all(np.abs(steps - HOP_S) <= HOP_S / 10 + 1e-6)
     full = [r for r in records if r.present == ("eeg", "gsr", "ppg", "face")]
     assert len(full) >= 8  # the last 2-3 s after the 5 s windows filled
     for record in full:
@@ -50,14 +51,15 @@ def test_a_prediction_every_hop_with_every_modality_once_windows_are_full(live_r
 
 def test_window_ends_are_put_where_the_devices_packets_arrive(live_run):
     """The device sends 20-ms packets over real LSL: the session chose the ends' phase
-    from their arrival before its first window, and every end is on that phase."""
+    from their arrival before its first window, and every end is on that phase, or up
+    to a tenth of a hop after it, where the packet that completed the window ended."""
     phase = live_run["phase"]
     assert phase is not None
     assert phase.hops_seen >= 2  # four when the readers kept up, two at the 1.5-s deadline
     assert phase.wait_s <= phase.round_wait_s
     ends = np.array([r.t_end for r in live_run["records"]])
     offsets = np.mod(ends - phase.phase_s + HOP_S / 2, HOP_S) - HOP_S / 2
-    np.testing.assert_allclose(offsets, 0.0, atol=1e-6)
+    assert offsets.min() > -1e-6 and offsets.max() < HOP_S / 10 + 1e-6
 
 
 def test_files_hold_one_line_per_prediction(live_run):

@@ -1,5 +1,5 @@
 """The window scheduler on a clock the test drives: waiting for late samples (bounded),
-masking stale streams, ends on the hop grid."""
+masking stale streams, ends on the hop grid, or following the packets."""
 
 from __future__ import annotations
 
@@ -73,8 +73,9 @@ def _feed(buffer: RingBuffer, name: str) -> Feed:
 
 def _scheduler(feeds, clock, **kwargs) -> WindowScheduler:
     # the test's writes carry no arrival times: ends stay round, without waiting to see
-    # packets (tests/test_hop_phase.py has the live choice)
-    return WindowScheduler(_spec(), feeds, clock, **{"align": False, **kwargs})
+    # packets (tests/test_hop_phase.py has the live choice), and on the grid unless a test
+    # follows the packets
+    return WindowScheduler(_spec(), feeds, clock, **{"align": False, "follow": False, **kwargs})
 
 
 def test_window_ends_are_on_the_hop_grid_after_now():
@@ -127,3 +128,51 @@ def test_a_modality_without_data_is_named(feeds, reason):
     window = next(_scheduler(feeds, SteppingClock(4.9), max_wait_s=0.1).windows())
     assert window.windows["ppg"] is None
     assert window.reasons["ppg"] == f"ppg: {reason}"
+
+
+def test_a_window_takes_in_the_packet_that_completed_it():
+    """The packet that brought the sample at the grid's end brought 20 ms after it: the
+    window ends at the newest instant both streams have sent (half a sample period
+    after the earlier stream's newest sample), not delayed; the next end is the
+    grid's next."""
+    late = RingBuffer(2000, 1)
+    _write(late, 0.0, 4.99)
+    gsr = _buffer(5.01)
+    feeds = {"gsr": _feed(gsr, "gsr"), "ppg": _feed(late, "ppg")}
+    clock = SteppingClock(4.9, step_s=0.001)
+    threading.Timer(0.2, lambda: _write(late, 4.99, 5.02)).start()
+    scheduler = _scheduler(feeds, clock, max_wait_s=5.0, follow=True)
+    assert scheduler.follow_s == pytest.approx(0.05)  # a tenth of the spec's 0.5-s hop
+    windows = scheduler.windows()
+    window = next(windows)
+    assert window.t_end == pytest.approx(5.015)  # gsr's newest (5.01) + half of 10 ms
+    assert window.windows["ppg"] is not None and len(window.windows["ppg"]) == 200
+    assert window.newest_sample == pytest.approx(5.01)
+    _write(gsr, 5.01, 6.0)
+    _write(late, 5.02, 6.0)
+    assert next(windows).t_end == pytest.approx(5.55)  # 5.5 + at most a tenth of a hop
+    assert list(scheduler.end_shifts) == pytest.approx([0.015, 0.05])
+
+
+def test_a_followed_end_stays_on_the_grid_when_a_stream_times_out_and_skips_stale_ones():
+    stuck = RingBuffer(2000, 1)
+    _write(stuck, 0.0, 4.5)
+    feeds = {"gsr": _feed(_buffer(6.0), "gsr"), "ppg": _feed(stuck, "ppg")}
+    window = next(_scheduler(feeds, SteppingClock(4.9), max_wait_s=0.2, follow=True).windows())
+    assert window.t_end == 5.0  # the ppg never came: the grid's end, as without following
+    feeds = {"gsr": _feed(_buffer(5.02), "gsr"), "ppg": _feed(_buffer(2.0), "ppg")}
+    clock = SteppingClock(4.99, step_s=0.001)
+    window = next(_scheduler(feeds, clock, stale_s=1.5, follow=True).windows())
+    assert window.t_end == pytest.approx(5.025)  # the quiet ppg holds nothing up
+    assert window.windows["ppg"] is None
+
+
+def test_a_replay_clock_never_follows():
+    class ReplayLike(SteppingClock):
+        waits_for_data = False
+
+    feeds = {m: _feed(_buffer(20.0), m) for m in ("gsr", "ppg")}
+    scheduler = _scheduler(feeds, ReplayLike(10.13), hop_s=0.25, follow=True)
+    assert not scheduler.follows
+    windows = scheduler.windows()
+    assert [next(windows).t_end for _ in range(2)] == [10.25, 10.5]

@@ -72,6 +72,7 @@ def one_group(
     warmup_s: float,
     align: bool = True,
     hop_s: float = 0.25,
+    follow: bool = True,
 ) -> dict:
     """One participant count's figures (see the module docstring)."""
     from helo.devices.synthetic_group import participant_name
@@ -110,6 +111,7 @@ def one_group(
             hop_s=hop_s,
             duration_s=total_s,
             align_ends=align,
+            follow_ends=follow,
         )
         with LiveSession(config, [memory]) as session, settled_heap():
             cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -178,6 +180,12 @@ def ends_figures(session: object) -> dict:
             "ends_wait_ms": round(phase.wait_s * 1e3, 2),
             "round_ends_wait_ms": round(phase.round_wait_s * 1e3, 2),
         }
+    shifts = np.array(pipeline.scheduler.end_shifts)
+    if shifts.size:  # the windows took in the packets that completed them
+        out.update(
+            ends_followed_p50_ms=round(float(np.percentile(shifts, 50)) * 1e3, 1),
+            ends_followed_max_ms=round(float(shifts.max()) * 1e3, 1),
+        )
     if hint is not None:  # a hop whose every end could sit next to a packet
         out.update(
             hint_hop_s=hint.hop_s,

@@ -31,6 +31,7 @@ def live_latency(
     device_chunk_s: float = 0.02,
     style: StreamStyle | None = None,
     align: bool = True,
+    follow: bool = True,
 ) -> dict:
     """Latency of a live session; with ``webcam_video``, the face comes from the webcam
     device reading that video (looped, at its frame rate) instead of the simulation.
@@ -64,6 +65,7 @@ def live_latency(
             hop_s=0.25,
             duration_s=seconds + 5.0,
             align_ends=align,
+            follow_ends=follow,
         )
         with LiveSession(config) as session, settled_heap():
             cpu0 = time.process_time()

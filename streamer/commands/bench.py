@@ -102,6 +102,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="live runs: the synthetic device pushes every this many ms (default 20)",
     )
     p.add_argument(
+        "--regular-ends",
+        action="store_true",
+        help="live runs: windows end exactly on the hop's grid, not where the packets that "
+        "completed them end (what sessions did before; for comparison)",
+    )
+    p.add_argument(
         "--round-ends",
         action="store_true",
         help="live runs: window ends on round multiples of the hop, not where the devices' "
@@ -269,6 +275,7 @@ def _latency(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -
             device_chunk_s=chunk_s,
             style=style,
             align=not args.round_ends,
+            follow=not args.regular_ends,
         )
         results["latency"][name] = lat
         what = name if style is None else "500 Hz 64-ch cap, 4 interpolated, volts"
@@ -292,6 +299,12 @@ def _ends(figures: dict) -> str:
             f"window ends {phase:.0f} ms into the hop (last packet's wait seen at the start "
             f"{figures['ends_wait_ms']:.1f} ms, {figures['round_ends_wait_ms']:.1f} ms on "
             "round ends)"
+        )
+    if "ends_followed_p50_ms" in figures:
+        said += (
+            f"; the windows took in the packets that completed them: ends p50 "
+            f"{figures['ends_followed_p50_ms']:.1f} ms, at most "
+            f"{figures['ends_followed_max_ms']:.1f} ms past the grid"
         )
     if "hint_hop_s" in figures:
         said += (
@@ -367,6 +380,7 @@ def _webcam(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) ->
         webcam_video=video,
         device_chunk_s=args.device_chunk_ms / 1e3,
         align=not args.round_ends,
+        follow=not args.regular_ends,
     )
     results["latency_with_webcam"] = lat
     print(
@@ -408,6 +422,7 @@ def _group(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) -> 
             args.device_chunk_ms / 1e3,
             6.0,
             align=not args.round_ends,
+            follow=not args.regular_ends,
             hop_s=args.group_hop,
         )
         figures[str(n)] = fig
