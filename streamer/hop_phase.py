@@ -21,12 +21,12 @@ One phase cannot serve every hop when a hop is not a whole number of packets: at
 and 20-ms packets the even hops' ends sit next to a packet and the odd ones' half a
 packet from it (measured, 8 participants: the wait for the packets p50 11.5 against
 23.2 ms). A live window therefore takes in the packet that completed it
-(:meth:`~helo.streamer.scheduler.WindowScheduler._followed_end`); a session whose windows
-end exactly on the grid (``follow_ends = false``) is told instead of a hop near its own
-where every end can sit next to a packet (:func:`hop_hint`, ``--hop``). Measured at 8 participants, four runs
-each: at 0.24 s the wait for the packets p50 9.8-11.3 ms against 13.2-14.8 ms at 0.25 s;
-latency p99 42.1, 42.3, 53.5, 48.5 ms against 48.6, 55.4, 45.9, 47.0 ms (the tail
-has other causes too).
+(:meth:`~helo.streamer.scheduler.WindowScheduler._followed_end`); a session whose
+windows end exactly on the grid (``follow_ends = false``) is told instead of a hop near
+its own where every end can sit next to a packet (:func:`hop_hint`, ``--hop``). Measured
+at 8 participants, four runs each: at 0.24 s the wait for the packets p50 9.8-11.3 ms
+against 13.2-14.8 ms at 0.25 s; latency p99 42.1, 42.3, 53.5, 48.5 ms against 48.6,
+55.4, 45.9, 47.0 ms (the tail has other causes too).
 """
 
 from __future__ import annotations

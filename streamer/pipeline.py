@@ -58,6 +58,7 @@ class Pipeline:
         personal: Mapping[str, PersonalInputs] | None = None,
         align: bool = True,
         follow: bool = True,
+        participant_ends: Mapping[str, np.ndarray] | None = None,
     ):
         self.checkpoint = checkpoint
         self.predictor = Predictor(checkpoint, device=resolve_device(accelerator), workers=threads)
@@ -76,6 +77,7 @@ class Pipeline:
             groups=groups,
             align=align,
             follow=follow,
+            participant_ends=participant_ends,
         )
         self.batch = max(1, batch)
         self.batch_offset = batch_offset

@@ -249,11 +249,30 @@ def replay_ends(
     every ``hop_s`` from the first full window."""
     anchor = live_anchor(streams)
     grid = grid_ends(path, start_s, end_s, window_s, hop_s, anchor)
-    live = live_hop(streams)
-    if anchor is None or followed_by(streams) <= 0 or live is None or abs(live - hop_s) > 1e-9:
+    if not follows_recorded(streams, hop_s):
         return grid
     recorded = np.sort(np.concatenate([s.times for s in prediction_streams(streams)]))
     return followed_ends(float(grid[0]), end_s + 1e-3, recorded, hop_s)
+
+
+def follows_recorded(streams: Sequence[RecordedStream], hop_s: float) -> bool:
+    """Whether a replay on ``hop_s`` cuts at the recorded ends: the recording holds a
+    live session's predictions whose ends followed the packets, on that hop."""
+    live = live_hop(streams)
+    return followed_by(streams) > 0 and live is not None and abs(live - hop_s) <= 1e-9
+
+
+def matched_ends(ends: np.ndarray, recorded: np.ndarray, hop_s: float) -> np.ndarray:
+    """For each of ``ends`` (a group's hops), the one of ``recorded`` (one participant's
+    ends) within half a hop of it, or the hop's end where that participant recorded no
+    prediction. A group's live windows each followed their own participant's packets,
+    so a hop's ends differ by up to a tenth of a hop between participants."""
+    recorded = np.sort(recorded)
+    if not len(recorded):
+        return ends.copy()
+    at = np.minimum(np.searchsorted(recorded, ends - 0.5 * hop_s), len(recorded) - 1)
+    found = np.abs(recorded[at] - ends) < 0.5 * hop_s
+    return np.where(found, recorded[at], ends)
 
 
 def followed_ends(first: float, last: float, recorded: np.ndarray, hop_s: float) -> np.ndarray:
@@ -356,6 +375,25 @@ class ReplayGroup:
         return replay_ends(
             self.path, self.streams, self.start_s, self.end_s, self.spec.max_window_s, hop_s
         )
+
+    def participant_ends(self, hop_s: float, ends: np.ndarray) -> dict[str, np.ndarray] | None:
+        """Each participant's window ends at the hops of ``ends`` (:meth:`grid_ends`), where
+        the live session's windows followed each participant's own packets: their own
+        recorded ends (:func:`matched_ends`); None where the windows were on the grid,
+        the same for everyone."""
+        if not follows_recorded(self.streams, hop_s):
+            return None
+        predictions = prediction_streams(self.streams)
+        return {
+            p: matched_ends(
+                ends,
+                np.concatenate(
+                    [np.empty(0)] + [s.times for s in predictions if s.description.participant == p]
+                ),
+                hop_s,
+            )
+            for p in self.sources
+        }
 
     def recorded_prediction_times(self) -> np.ndarray | None:
         """Every window end any participant's recorded predictions have (one may lack

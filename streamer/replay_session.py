@@ -16,7 +16,7 @@ are the live ones. What a replay adds, and the command line and the desktop app 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -115,14 +115,19 @@ class ReplaySession(Session):
         self.missing = dict(source.missing)
         hop = self.hop_s
         all_ends, first = self._window_ends(source, hop)
-        self.ends = all_ends[first:]
+        # a group whose live windows followed each one's packets: each participant's own
+        # ends; the clock goes to each hop's latest, so every one's samples are pushed
+        own = source.participant_ends(hop, all_ends) if isinstance(source, ReplayGroup) else None
+        hop_ends = np.max(list(own.values()), axis=0) if own else all_ends
+        self.ends = hop_ends[first:]
         if members is not None:
             self.group_labels = self._recorded_group_labels(spec, streams, members)
         else:
             labels = [s for s in source.streams if _is_label_stream(s)]
             if labels:
                 self.label_reader = RecordedLabels(labels[0], spec.labels)
-        self.normaliser = self._replay_normaliser(source, all_ends[:first])
+        earlier = {p: e[:first] for p, e in own.items()} if own else all_ends[:first]
+        self.normaliser = self._replay_normaliser(source, earlier)
         self.window_log = WindowLog(spec)
         speed = self.options.speed
         source.seek(float(self.ends[0]))  # from the samples the first window needs
@@ -141,6 +146,7 @@ class ReplaySession(Session):
             clock,
             lsl_source_id="helo-replay-predictions",
             ends=self.ends,
+            participant_ends={p: e[first:] for p, e in own.items()} if own else None,
             batch=REPLAY_BATCH if speed is None else 1,
             batch_offset=first,
             groups=self.group.groups if self.group is not None else None,
@@ -249,11 +255,12 @@ class ReplaySession(Session):
         return found
 
     def _replay_normaliser(
-        self, source: ReplaySource | ReplayGroup, earlier: np.ndarray
+        self, source: ReplaySource | ReplayGroup, earlier: np.ndarray | Mapping[str, np.ndarray]
     ) -> FeatureNormaliser:
         """The normalisation state the replay starts from: the live session's (from the
         recording's sidecar) when there is one, brought forward over the windows before
-        ``--from``, so that a span replays as it does in a full replay."""
+        ``--from`` (``earlier``: their ends, or each participant's), so that a span
+        replays as it does in a full replay."""
         sidecar = self._sidecar()
         start, end = sidecar.get("start") or {}, sidecar.get("end") or {}
         baseline = self.config.baseline_s or float(start.get("baseline_s") or 0.0)
@@ -264,17 +271,15 @@ class ReplaySession(Session):
             if end.get("normaliser") and end.get("normalisation") == self.spec.normalisation:
                 normaliser.pin(end["normaliser"])
             log.info("%s: normalisation state of the live session loaded", self.options.file)
-        if len(earlier) and (self.spec.per_participant or baseline > 0):
-            sources = source.sources if isinstance(source, ReplayGroup) else {"": source}
+        sources = source.sources if isinstance(source, ReplayGroup) else {"": source}
+        before = {p: earlier[p] if isinstance(earlier, Mapping) else earlier for p in sources}
+        hops = next(iter(before.values()))  # the hops' ends (a participant's, within ms)
+        if len(hops) and (self.spec.per_participant or baseline > 0):
             rests = {
                 p: []
                 if normaliser.pinned
                 else sorted(
-                    (
-                        span
-                        for r in self._label_sources(p)
-                        for span in r.new_baselines(earlier[-1], p)
-                    ),
+                    (span for r in self._label_sources(p) for span in r.new_baselines(hops[-1], p)),
                     key=lambda span: span[1],
                 )
                 for p in sources
@@ -284,16 +289,17 @@ class ReplaySession(Session):
                 # (twice its length, for windows without data that count nothing), and
                 # those of baseline spans the label streams marked
                 ends = [end for spans in rests.values() for _, end in spans]
-                last = max([earlier[0] + 2 * normaliser.warmup_s, *ends])
-                earlier = earlier[earlier <= last]
+                last = max([hops[0] + 2 * normaliser.warmup_s, *ends])
+                before = {p: e[hops <= last] for p, e in before.items()}
             for participant, own in sources.items():
-                values, present = own.raw_features(earlier)
-                normaliser.apply(earlier, values, present, participant)
+                mine = before[participant]
+                values, present = own.raw_features(mine)
+                normaliser.apply(mine, values, present, participant)
                 for start, end in rests[participant]:  # as the session did when each arrived
-                    inside = (earlier >= start + self.spec.max_window_s) & (earlier <= end)
+                    inside = (mine >= start + self.spec.max_window_s) & (mine <= end)
                     if inside.any():
                         part = {k: v[inside] for k, v in values.items()}
-                        normaliser.recalibrate(earlier[inside], part, present[inside], participant)
+                        normaliser.recalibrate(mine[inside], part, present[inside], participant)
         return normaliser
 
     def _window_ends(

@@ -35,6 +35,7 @@ MAX_WAIT_S = 0.3  # how long a window waits for the slowest stream (live)
 FOLLOW_SHARE = 0.1  # live: a window may end this share of a hop past its place on the grid
 STALE_S = 2.0  # a stream whose newest sample is older than this is masked
 ALIGN_WAIT_S = 1.5  # how long a live session's first window waits to see the packets
+EDGE_S = 0.001  # a followed end keeps this clear of a regular stream's next sample
 SHIFTS_KEPT = 4096  # the followed ends' shifts kept for figures (the last 17 min at 0.25 s)
 
 
@@ -100,6 +101,7 @@ class WindowScheduler:
         groups: Mapping[str, Mapping[str, Feed]] | None = None,
         align: bool = True,
         follow: bool = True,
+        participant_ends: Mapping[str, np.ndarray] | None = None,
     ):
         self.groups = {p: dict(f) for p, f in groups.items()} if groups else {"": dict(feeds)}
         for group in self.groups.values():
@@ -114,6 +116,13 @@ class WindowScheduler:
         self.stale_s = stale_s
         self._first_end = start_s
         self._ends = None if ends is None else [float(t) for t in ends]
+        # a group replay whose live windows followed each participant's packets: each
+        # one's own ends, hop by hop (``ends`` are each hop's latest, for the clock)
+        self._own_ends = (
+            {p: np.asarray(e, dtype=np.float64) for p, e in participant_ends.items()}
+            if participant_ends
+            else None
+        )
         self._position = 0  # index into ``_ends``
         self._index = 0
         self._stop = threading.Event()
@@ -218,6 +227,13 @@ class WindowScheduler:
             seen.append(Arrivals(newest, arrived, period))
         return seen, starting
 
+    def _own_end(self, participant: str, t_end: float) -> float:
+        """Where ``participant``'s window of the hop ending at ``t_end`` ends: there, or
+        in a group replay of followed ends, at their own recorded end."""
+        if self._own_ends is None:
+            return t_end
+        return float(self._own_ends[participant][self._position])
+
     def _end_after(self, t_end: float) -> float | None:
         """The window end that follows ``t_end`` (None when given ends run out)."""
         if self._ends is not None:
@@ -257,13 +273,15 @@ class WindowScheduler:
                 continue
             index, cuts, deadline = self._index, [], t_end + self.max_wait_s
             if self.follows:
-                for feeds in self.groups.values():
+                for participant, feeds in self.groups.items():
+                    # each participant cut once their own streams are in, at the end of
+                    # their own packets (a group's devices each send on their own)
                     self._wait_for_data(t_end, feeds.values(), deadline)
-                if self._stop.is_set():
-                    return
-                end = self._followed_end(t_end)
-                self.end_shifts.append(end - t_end)
-                cuts = [self.cut(end, participant, index) for participant in self.groups]
+                    if self._stop.is_set():
+                        return
+                    end = self._followed_end(t_end, feeds.values())
+                    self.end_shifts.append(end - t_end)
+                    cuts.append(self.cut(end, participant, index))
             else:
                 for participant, feeds in self.groups.items():
                     # each participant cut once their own streams are in: while the others'
@@ -271,7 +289,7 @@ class WindowScheduler:
                     self._wait_for_data(t_end, feeds.values(), deadline)
                     if self._stop.is_set():
                         return
-                    cuts.append(self.cut(t_end, participant, index))
+                    cuts.append(self.cut(self._own_end(participant, t_end), participant, index))
             yield cuts
             self._index = index + 1
             t_end = self._end_after(t_end)
@@ -294,12 +312,20 @@ class WindowScheduler:
             if target is not None:
                 self._end_from(target)
                 continue
-            first = self._index
-            cuts = [self.cut_batch(ends, participant, first) for participant in self.groups]
+            first, at = self._index, slice(self._position, self._position + len(ends))
+            cuts = [
+                self.cut_batch(ends if own is None else own[at], participant, first)
+                for participant, own in self._group_ends()
+            ]
             yield [[sets[k] for sets in cuts] for k in range(len(ends))]
             self._index += len(ends)
             self._position += len(ends)
             done += len(ends)
+
+    def _group_ends(self) -> Iterator[tuple[str, np.ndarray | None]]:
+        """Each participant and their own ends, where a group replay has them."""
+        for participant in self.groups:
+            yield participant, None if self._own_ends is None else self._own_ends[participant]
 
     def cut_batch(self, ends: np.ndarray, participant: str, first_index: int) -> list[WindowSet]:
         """The window sets of ``participant`` ending at ``ends`` (already in the buffers),
@@ -377,33 +403,35 @@ class WindowScheduler:
             return t_end, False
         return t_end - 1.0 / feed.srate_hz, True
 
-    def _followed_end(self, t_end: float) -> float:
-        """Where the window due at ``t_end`` ends, once every stream has sent its samples
-        up to ``t_end``: at the newest instant every stream has sent, at most
-        ``follow_s`` later.
+    def _followed_end(self, t_end: float, feeds: Iterable[Feed]) -> float:
+        """Where a participant's window due at ``t_end`` ends, once every one of their
+        streams (``feeds``) has sent its samples up to ``t_end``: at the newest instant
+        every one has sent, at most ``follow_s`` later. In a group each participant's
+        windows follow their own devices' packets, which no other device's wait for.
 
         The packet that brings a stream's sample at ``t_end`` brings the samples after
         it too, up to the packet's end: with 20-ms packets and a 0.25-s hop, every other
         window end falls half a packet before one, and its window left out 10 ms of
         samples that had arrived by the time it was cut (the odd hops' latency, 10 ms
         above the even ones'). The window takes them in; the cut is not delayed. A
-        regular stream's window then ends half a sample period after its newest sample
-        (the next sample, not yet here, falls after it); an irregular stream's at its
-        newest frame. A stream that timed out leaves the end on the grid; one that is
+        regular stream allows an end up to its next sample (not here yet; kept
+        ``EDGE_S`` clear of it, or half a period at rates above 500 Hz, so that the
+        replay's timestamps, pyxdf's de-jitter against ours, do not let it in: a stream
+        at 4 Hz holds nothing up that its last sample did not); an irregular stream up
+        to its newest frame. A stream that timed out leaves the end on the grid; one that is
         masked (stale) holds nothing up. The grid itself stays: the next end is the
         grid's next, so the hop is kept on average, the ends never drift from it, and
         a replay finds each end among the recorded predictions (:mod:`streamer.replay`).
         """
         end = t_end + self.follow_s
-        for feeds in self.groups.values():
-            for feed in feeds.values():
-                newest = feed.buffer.newest_time()
-                if newest is None or newest < t_end - self.stale_s:
-                    continue
-                if not self._ready(feed, t_end):
-                    return t_end
-                period = 1.0 / feed.srate_hz if feed.srate_hz > 0 else 0.0
-                end = min(end, newest + 0.5 * period)
+        for feed in feeds:
+            newest = feed.buffer.newest_time()
+            if newest is None or newest < t_end - self.stale_s:
+                continue
+            if not self._ready(feed, t_end):
+                return t_end
+            period = 1.0 / feed.srate_hz if feed.srate_hz > 0 else 0.0
+            end = min(end, newest + period - min(0.5 * period, EDGE_S))
         return max(t_end, end)
 
     def _wait_for_data(self, t_end: float, feeds: Iterable[Feed], deadline: float) -> None:

@@ -199,9 +199,11 @@ class Session:
         batch: int = 1,
         batch_offset: int = 0,
         groups: Mapping[str, Mapping[str, Feed]] | None = None,
+        participant_ends: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         """Outputs and pipeline over ``feeds`` (a group: ``groups``, participant ->
-        feeds) and ``clock``: the one wiring place."""
+        feeds) and ``clock``: the one wiring place. ``participant_ends``: a group replay's
+        own window ends per participant, beside the hops' ``ends``."""
         assert self.checkpoint is not None
         if groups:
             self.group_feeds = {p: dict(f) for p, f in groups.items()}
@@ -254,6 +256,7 @@ class Session:
             personal=self.personal,
             align=self.config.align_ends,
             follow=follows,
+            participant_ends=participant_ends,
         )
 
     def _personal_paths(self) -> dict[str, str]:

@@ -352,11 +352,11 @@ def _replay(path, participants: str = "") -> list:
 
 
 def test_a_replay_gives_the_live_predictions_and_a_participant_alone_the_same(group_run):
-    """The replay's windows end where the live session's did (its grid, as recorded),
-    so its predictions are the live ones up to the timestamp processing once the
-    participant's statistics settled (the one-person tolerance and rule, runtime.md,
-    test_personal); a participant replayed alone gets exactly what they get beside the
-    others."""
+    """The replay's windows end where the live session's did (each participant's own
+    ends, as recorded), so its predictions are the live ones up to the timestamp
+    processing once the participant's statistics settled (the one-person tolerance and
+    rule, runtime.md, test_personal); a participant replayed alone gets exactly what
+    they get beside the others."""
     from helo.models.xdf import read_recording
 
     path = group_run["out"] / "group.xdf"
@@ -384,6 +384,18 @@ def test_a_replay_gives_the_live_predictions_and_a_participant_alone_the_same(gr
         assert len(diffs) > 10  # how many are left depends on the load live ran under
         assert max(diffs) < 0.05
         assert np.median(diffs) < 0.002
+        # each participant's windows end where their own live ones did (they followed
+        # that participant's packets), microseconds apart through the clock sync
+        own = np.array([r.t_end for r in mine])
+        lived = np.array(
+            [
+                r.t_end
+                for r in group_run["records"]
+                if r.participant == p and r.distribution is not None  # recorded
+            ]
+        )
+        lived = lived[(lived > own[0] + 1e-3) & (lived < own[-1] - 1e-3)]
+        assert np.abs(lived[:, None] - own[None, :]).min(axis=1).max() < 1e-4
     p03 = group_run["names"][2]
     alone = _replay(path, p03)
     beside = [r for r in together if r.participant == p03]

@@ -210,7 +210,8 @@ def test_a_live_session_takes_its_phase_from_the_streams_that_send_packets():
     offset = (first - scheduler.phase.phase_s) / HOP_S
     assert offset == pytest.approx(round(offset), abs=1e-6)
     # its windows take in the packets that completed them: no other hop to suggest
-    assert scheduler.follows and scheduler.hop_hint is None
+    assert scheduler.follows
+    assert scheduler.hop_hint is None
     on_grid = _live_scheduler(feeds, follow=False)  # windows exactly on the grid
     on_grid.first_end()
     assert on_grid.hop_hint is not None  # 20-ms packets: 12.5 a hop

@@ -313,7 +313,8 @@ def test_a_recorded_session_on_another_hop_is_replayed_on_its_hop(tmp_path, capl
     live_ends = np.array([r.t_end for r in memory.records if r.distribution is not None])
     # on the 0.3-s grid, each up to a tenth of a hop later, where the packets were
     shift = (live_ends - live_ends[0] + 0.15) % 0.3 - 0.15
-    assert shift.min() > -0.03 - 1e-6 and shift.max() < 0.03 + 1e-6
+    assert shift.min() > -0.03 - 1e-6
+    assert shift.max() < 0.03 + 1e-6
 
     with caplog.at_level(logging.INFO, logger="helo.streamer.replay_session"):
         replayed = _replay(tmp_path / "hop.xdf", tmp_path / "r.jsonl")
@@ -345,3 +346,18 @@ def test_followed_ends_are_the_recorded_ones_and_fill_the_hops_without_one():
     np.testing.assert_array_equal(ends[kept], live[kept])
     np.testing.assert_allclose(ends[7:10], live[6] + hop * np.arange(1, 4))  # filled
     assert np.abs(ends[~kept] - live[~kept]).max() < 0.03
+
+
+def test_each_participant_gets_their_own_recorded_end_at_every_hop():
+    """A group's live windows each followed their own participant's packets: a hop's ends
+    differ by a few ms between participants; a hop where one recorded no prediction
+    takes the hop's end."""
+    from helo.streamer.replay import matched_ends
+
+    hops = 100.0 + 0.25 * np.arange(6)
+    own = hops + np.array([0.004, 0.012, 0.0, 0.021, 0.008, 0.002])
+    recorded = np.delete(own, 3)  # no prediction at the fourth hop
+    np.testing.assert_array_equal(
+        matched_ends(hops, recorded, 0.25), np.where(np.arange(6) == 3, hops, own)
+    )
+    np.testing.assert_array_equal(matched_ends(hops, np.empty(0), 0.25), hops)

@@ -59,7 +59,8 @@ def test_window_ends_are_put_where_the_devices_packets_arrive(live_run):
     assert phase.wait_s <= phase.round_wait_s
     ends = np.array([r.t_end for r in live_run["records"]])
     offsets = np.mod(ends - phase.phase_s + HOP_S / 2, HOP_S) - HOP_S / 2
-    assert offsets.min() > -1e-6 and offsets.max() < HOP_S / 10 + 1e-6
+    assert offsets.min() > -1e-6
+    assert offsets.max() < HOP_S / 10 + 1e-6
 
 
 def test_files_hold_one_line_per_prediction(live_run):

@@ -132,9 +132,9 @@ def test_a_modality_without_data_is_named(feeds, reason):
 
 def test_a_window_takes_in_the_packet_that_completed_it():
     """The packet that brought the sample at the grid's end brought 20 ms after it: the
-    window ends at the newest instant both streams have sent (half a sample period
-    after the earlier stream's newest sample), not delayed; the next end is the
-    grid's next."""
+    window ends at the newest instant both streams have sent (up to the next sample of
+    the stream that sent less, a millisecond clear of it), not delayed; the next end is
+    the grid's next."""
     late = RingBuffer(2000, 1)
     _write(late, 0.0, 4.99)
     gsr = _buffer(5.01)
@@ -145,13 +145,14 @@ def test_a_window_takes_in_the_packet_that_completed_it():
     assert scheduler.follow_s == pytest.approx(0.05)  # a tenth of the spec's 0.5-s hop
     windows = scheduler.windows()
     window = next(windows)
-    assert window.t_end == pytest.approx(5.015)  # gsr's newest (5.01) + half of 10 ms
-    assert window.windows["ppg"] is not None and len(window.windows["ppg"]) == 200
+    assert window.t_end == pytest.approx(5.019)  # gsr's newest (5.01) + 10 ms - 1 ms
+    assert window.windows["ppg"] is not None
+    assert len(window.windows["ppg"]) == 200
     assert window.newest_sample == pytest.approx(5.01)
     _write(gsr, 5.01, 6.0)
     _write(late, 5.02, 6.0)
     assert next(windows).t_end == pytest.approx(5.55)  # 5.5 + at most a tenth of a hop
-    assert list(scheduler.end_shifts) == pytest.approx([0.015, 0.05])
+    assert list(scheduler.end_shifts) == pytest.approx([0.019, 0.05])
 
 
 def test_a_followed_end_stays_on_the_grid_when_a_stream_times_out_and_skips_stale_ones():
@@ -163,7 +164,7 @@ def test_a_followed_end_stays_on_the_grid_when_a_stream_times_out_and_skips_stal
     feeds = {"gsr": _feed(_buffer(5.02), "gsr"), "ppg": _feed(_buffer(2.0), "ppg")}
     clock = SteppingClock(4.99, step_s=0.001)
     window = next(_scheduler(feeds, clock, stale_s=1.5, follow=True).windows())
-    assert window.t_end == pytest.approx(5.025)  # the quiet ppg holds nothing up
+    assert window.t_end == pytest.approx(5.029)  # the quiet ppg holds nothing up
     assert window.windows["ppg"] is None
 
 
