@@ -1,6 +1,7 @@
 """A lab's own devices on the network (real LSL outlets on loopback), unlike ours: other
-rates and labels, electrodes missing, volts and kilo-ohms, a 24 fps camera, a glitch.
-The session adapts, says what it adapted, and never publishes a non-distribution."""
+rates and labels, electrodes missing, volts and kilo-ohms, a 24 fps camera, a glitch,
+two devices sending packets on their own clocks. The session adapts, says what it
+adapted, and never publishes a non-distribution."""
 
 from __future__ import annotations
 
@@ -223,3 +224,46 @@ def test_a_lab_recording_cut_in_batches_predicts_what_window_by_window_cutting_d
     reasons = " ".join(str(r["missing"]) for r in batched)
     assert "stale" in reasons
     assert "NaN" in reasons or "implausible" in reasons
+
+
+def test_windows_take_in_the_packets_of_devices_that_send_on_their_own(tmp_path):
+    """An amplifier sending 8-ms packets and a body sensor box sending 100-ms ones (two
+    devices, two clocks of packets): every window ends on the hop's grid or up to a
+    tenth of a hop after it, where both devices' samples were in, and the replay of the
+    recording cuts its windows at exactly those ends."""
+    import dataclasses
+    import uuid
+
+    from helo.streamer.cli import main
+    from helo.streamer.sinks import read_jsonl
+
+    tag = uuid.uuid4().hex[:8]
+    amplifier = SyntheticDevice(
+        modalities=("eeg",), chunk_s=0.008, source_prefix=f"amp-{tag}", truth=False, labels=False
+    )
+    box = SyntheticDevice(
+        modalities=("gsr", "ppg", "face"), chunk_s=0.1, source_prefix=f"box-{tag}"
+    )
+    memory, path = MemorySink(), tmp_path / "two.xdf"
+    with amplifier, box:
+        config = session_config(box, duration_s=10.0, lsl=True, record=path)
+        config = dataclasses.replace(config, streams={**config.streams, "eeg": f"amp-{tag}-eeg"})
+        with LiveSession(config, [memory]) as session:
+            session.run()
+            shifts = np.array(session.pipeline.scheduler.end_shifts)
+            follow_s = session.pipeline.scheduler.follow_s
+    assert follow_s == pytest.approx(0.025)
+    assert len(shifts) >= 20
+    assert shifts.min() >= 0.0
+    assert shifts.max() <= follow_s + 1e-9
+    assert (shifts > 0).any()  # the amplifier's packet brought samples past the grid's end
+    live = np.array([r.t_end for r in memory.records if r.distribution is not None])
+    full = [r for r in memory.records if len(r.present) == 4]
+    assert len(full) >= 5  # the last seconds, once the 5-s windows filled
+
+    out = tmp_path / "r.jsonl"
+    assert main(["replay", str(path), "--output", str(out), "--quiet"]) == 0
+    ends = np.array([row["t_end_lsl"] for row in read_jsonl(out)])
+    inside = live[(live > ends[0] - 1e-3) & (live < ends[-1] + 1e-3)]
+    assert len(inside) >= 5
+    assert np.abs(inside[:, None] - ends[None, :]).min(axis=1).max() < 1e-4
