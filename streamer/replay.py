@@ -262,6 +262,16 @@ def follows_recorded(streams: Sequence[RecordedStream], hop_s: float) -> bool:
     return followed_by(streams) > 0 and live is not None and abs(live - hop_s) <= 1e-9
 
 
+def one_per_hop(ends: np.ndarray, hop_s: float) -> np.ndarray:
+    """The first of ``ends`` (sorted) in each hop: a group's participants' followed ends
+    of one hop lie within a tenth of a hop of each other."""
+    kept = [float(ends[0])] if len(ends) else []
+    for t in ends[1:].tolist():
+        if t - kept[-1] > 0.5 * hop_s:
+            kept.append(t)
+    return np.array(kept)
+
+
 def matched_ends(ends: np.ndarray, recorded: np.ndarray, hop_s: float) -> np.ndarray:
     """For each of ``ends`` (a group's hops), the one of ``recorded`` (one participant's
     ends) within half a hop of it, or the hop's end where that participant recorded no
@@ -396,10 +406,16 @@ class ReplayGroup:
         }
 
     def recorded_prediction_times(self) -> np.ndarray | None:
-        """Every window end any participant's recorded predictions have (one may lack
-        some: a participant without a prediction sends no sample)."""
+        """Every hop's window end any participant's recorded predictions have (one may
+        lack some: a participant without a prediction sends no sample); where each
+        participant's ends followed their own packets, a hop's earliest (each is then cut
+        at their own: :meth:`participant_ends`)."""
         times = [s.times for s in prediction_streams(self.streams)]
-        return np.unique(np.round(np.concatenate(times), 6)) if times else None
+        if not times:
+            return None
+        ends = np.unique(np.round(np.concatenate(times), 6))
+        hop = live_hop(self.streams)
+        return one_per_hop(ends, hop) if followed_by(self.streams) > 0 and hop else ends
 
     def push_until(self, t: float) -> None:
         for source in self.sources.values():

@@ -339,14 +339,14 @@ def test_each_participant_is_read_as_their_own_devices_send(group_run):
     assert not any(r.interpolated for r in predicted[p01])
 
 
-def _replay(path, participants: str = "") -> list:
+def _replay(path, participants: str = "", times: str = "hop") -> list:
     from helo.streamer.config import ReplayOptions
     from helo.streamer.replay_session import ReplaySession
     from helo.streamer.sinks import MemorySink
 
     memory = MemorySink()
     config = SessionConfig(stdout=False, lsl=False, participants_select=participants or None)
-    with ReplaySession(config, ReplayOptions(path), [memory]) as session:
+    with ReplaySession(config, ReplayOptions(path, times=times), [memory]) as session:
         session.run()
     return memory.records
 
@@ -412,6 +412,25 @@ def test_a_replay_gives_the_live_predictions_and_a_participant_alone_the_same(gr
         assert a.present == b.present
         if a.distribution is not None:
             np.testing.assert_array_equal(a.distribution, b.distribution)
+
+
+def test_at_the_recorded_times_each_participant_is_cut_once_a_hop_at_their_own_end(group_run):
+    """``--times recorded`` on a group whose windows followed each participant's packets:
+    one window set a hop, each participant's at their own recorded end."""
+    path = group_run["out"] / "group.xdf"
+    replayed = _replay(path, times="recorded")
+    p01 = group_run["names"][0]
+    mine = np.array([r.t_end for r in replayed if r.participant == p01])
+    assert len(mine) > 10
+    assert np.diff(mine).min() > 0.25 * 0.8  # one a hop, not one per participant's end
+    lived = np.array(
+        [
+            r.t_end
+            for r in group_run["records"]
+            if r.participant == p01 and r.distribution is not None
+        ]
+    )
+    assert np.abs(mine[:, None] - lived[None, :]).min(axis=1).max() < 1e-4
 
 
 def test_config_tables_and_a_name_pattern_group_live_streams():
