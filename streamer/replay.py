@@ -290,10 +290,11 @@ def followed_ends(first: float, last: float, recorded: np.ndarray, hop_s: float)
     tenth of a hop past its place on the grid: :meth:`WindowScheduler._followed_end`),
     from ``first`` (an end of the session's grid, or its recorded end) to ``last``.
 
-    Each end is the recorded end (``recorded``: sorted; a group's participants record
-    the same ends, microseconds apart through each stream's clock synchronisation)
-    within half a hop of where the end before it puts it, a hop later; a hop without
-    a recorded prediction ends there. Walking from end to end rather than laying a grid
+    Each end is the first recorded end (``recorded``: sorted; in a group, every
+    participant's, each within a tenth of a hop of their hop's grid end, so the
+    earliest's: :func:`matched_ends` then finds each one's own) within half a hop of
+    where the end before it puts it, a hop later; a hop without a recorded prediction
+    ends there. Walking from end to end rather than laying a grid
     keeps to the recorded ends when the live machine's clock drifted against the
     recorder's (20 ppm is 72 ms an hour)."""
     times = recorded.tolist()
