@@ -10,12 +10,12 @@ alternate between two waits) it was 0-20 ms of a 50-ms budget, run to run.
 
 So before its first window a live session looks at the packets that have arrived
 (:class:`Arrivals`, kept by each stream's ring buffer) and puts its window ends where
-the slowest stream's packet arrives soonest after them (:func:`choose_phase`). The
-grid keeps one phase for the session (its ends are ``first + k * hop``, each window
-then taking in the packet that completed it, up to a tenth of a hop later), and a
-replay of the recording cuts at the recorded ends. A device whose clock drifts against this machine's (a crystal 20 ppm off
-moves 20-ms packets by a whole packet in about 17 minutes) slides back to the
-average wait over time; it is never worse than not choosing.
+the slowest stream's packet arrives soonest after them (:func:`choose_phase`). The grid
+keeps one phase for the session (its ends are ``first + k * hop``, each window then
+taking in the packet that completed it, up to a tenth of a hop later), and a replay of
+the recording cuts at the recorded ends. A device whose clock drifts against this
+machine's (a crystal 20 ppm off moves 20-ms packets by a whole packet in about 17
+minutes) slides back to the average wait over time; it is never worse than not choosing.
 
 One phase cannot serve every hop when a hop is not a whole number of packets: at 0.25 s
 and 20-ms packets the even hops' ends sit next to a packet and the odd ones' half a
