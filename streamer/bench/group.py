@@ -124,11 +124,7 @@ def one_group(
             # hops are due from the first window on, after it waited to see the packets
             waited = session.pipeline.scheduler.phase_wait_s if session.pipeline else 0.0
     finally:
-        device.terminate()
-        try:
-            device.wait(10)
-        except subprocess.TimeoutExpired:
-            device.kill()
+        _stop(device)
     out = {
         "participants": n,
         "seconds": round(wall, 1),
@@ -146,6 +142,15 @@ def one_group(
         spent = sum(readers[t] - readers0[t] for t in readers0 if t in readers)
         out["reader_cpu_share"] = round(spent / wall, 3)
     return {**out, **_latency_figures(memory.records, n, warmup_s, out)}
+
+
+def _stop(device: subprocess.Popen) -> None:
+    """End the simulated group's process (killed if it does not end within 10 s)."""
+    device.terminate()
+    try:
+        device.wait(10)
+    except subprocess.TimeoutExpired:
+        device.kill()
 
 
 def _threads_cpu_s(prefix: str) -> dict[int, float]:
