@@ -413,15 +413,17 @@ class WindowScheduler:
         it too, up to the packet's end: with 20-ms packets and a 0.25-s hop, every other
         window end falls half a packet before one, and its window left out 10 ms of
         samples that had arrived by the time it was cut (the odd hops' latency, 10 ms
-        above the even ones'). The window takes them in; the cut is not delayed. A
-        regular stream allows an end up to its next sample (not here yet; kept
-        ``EDGE_S`` clear of it, or half a period at rates above 500 Hz, so that the
-        replay's timestamps, pyxdf's de-jitter against ours, do not let it in: a stream
-        at 4 Hz holds nothing up that its last sample did not); an irregular stream up
-        to its newest frame. A stream that timed out leaves the end on the grid; one that is
-        masked (stale) holds nothing up. The grid itself stays: the next end is the
-        grid's next, so the hop is kept on average, the ends never drift from it, and
-        a replay finds each end among the recorded predictions (:mod:`streamer.replay`).
+        above the even ones'). The window takes them in; the cut is not delayed.
+
+        How far: a regular stream is complete up to its next sample, which has not come
+        (the end keeps ``EDGE_S`` clear of it, half a period above 500 Hz, so that the
+        replay's timestamps, pyxdf's de-jitter rather than ours, cannot let it in); an
+        irregular stream up to its newest frame. A slow stream bounds the end by its
+        own next sample whatever the others sent: no other stream's packets say when
+        its next one comes. A stream that timed out leaves the end on the grid; one that
+        is masked (stale) holds nothing up. The grid itself stays: the next end is the
+        grid's next, so the hop is kept on average, the ends never drift from it, and a
+        replay finds each end among the recorded predictions (:mod:`streamer.replay`).
         """
         end = t_end + self.follow_s
         for feed in feeds:
