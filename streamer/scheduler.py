@@ -227,9 +227,14 @@ class WindowScheduler:
             seen.append(Arrivals(newest, arrived, period))
         return seen, starting
 
-    def _own_end(self, participant: str, t_end: float) -> float:
-        """Where ``participant``'s window of the hop ending at ``t_end`` ends: there, or
-        in a group replay of followed ends, at their own recorded end."""
+    def _end_of(self, participant: str, t_end: float) -> float:
+        """Where ``participant``'s window of the hop ending at ``t_end`` ends: there; live,
+        where their own packets end (:meth:`_followed_end`); in a group replay of such
+        ends, at their own recorded end."""
+        if self.follows:
+            end = self._followed_end(t_end, self.groups[participant].values())
+            self.end_shifts.append(end - t_end)
+            return end
         if self._own_ends is None:
             return t_end
         return float(self._own_ends[participant][self._position])
@@ -272,24 +277,13 @@ class WindowScheduler:
                 t_end = self._end_from(target)
                 continue
             index, cuts, deadline = self._index, [], t_end + self.max_wait_s
-            if self.follows:
-                for participant, feeds in self.groups.items():
-                    # each participant cut once their own streams are in, at the end of
-                    # their own packets (a group's devices each send on their own)
-                    self._wait_for_data(t_end, feeds.values(), deadline)
-                    if self._stop.is_set():
-                        return
-                    end = self._followed_end(t_end, feeds.values())
-                    self.end_shifts.append(end - t_end)
-                    cuts.append(self.cut(end, participant, index))
-            else:
-                for participant, feeds in self.groups.items():
-                    # each participant cut once their own streams are in: while the others'
-                    # packets are still coming (a group's 32 streams arrive over a few ms)
-                    self._wait_for_data(t_end, feeds.values(), deadline)
-                    if self._stop.is_set():
-                        return
-                    cuts.append(self.cut(self._own_end(participant, t_end), participant, index))
+            for participant, feeds in self.groups.items():
+                # each participant cut once their own streams are in: while the others'
+                # packets are still coming (a group's 32 streams arrive over a few ms)
+                self._wait_for_data(t_end, feeds.values(), deadline)
+                if self._stop.is_set():
+                    return
+                cuts.append(self.cut(self._end_of(participant, t_end), participant, index))
             yield cuts
             self._index = index + 1
             t_end = self._end_after(t_end)
@@ -313,19 +307,15 @@ class WindowScheduler:
                 self._end_from(target)
                 continue
             first, at = self._index, slice(self._position, self._position + len(ends))
+            own = self._own_ends
             cuts = [
-                self.cut_batch(ends if own is None else own[at], participant, first)
-                for participant, own in self._group_ends()
+                self.cut_batch(ends if own is None else own[participant][at], participant, first)
+                for participant in self.groups
             ]
             yield [[sets[k] for sets in cuts] for k in range(len(ends))]
             self._index += len(ends)
             self._position += len(ends)
             done += len(ends)
-
-    def _group_ends(self) -> Iterator[tuple[str, np.ndarray | None]]:
-        """Each participant and their own ends, where a group replay has them."""
-        for participant in self.groups:
-            yield participant, None if self._own_ends is None else self._own_ends[participant]
 
     def cut_batch(self, ends: np.ndarray, participant: str, first_index: int) -> list[WindowSet]:
         """The window sets of ``participant`` ending at ``ends`` (already in the buffers),
