@@ -22,7 +22,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +293,11 @@ class PersonalRow:
     base: dict[str, float]
     personal: dict[str, float]
     seconds_per_participant: float
+    # Each participant's KL change on their own remaining trials, in percent.
+    per_participant: list[float] = field(default_factory=list)
+    # Where the pooled KL change lies for other participants like these: a 95 %
+    # bootstrap interval over participants (percent); NaN with fewer than two.
+    kl_change_interval: tuple[float, float] = (math.nan, math.nan)
 
     @property
     def kl_change(self) -> float:
@@ -300,6 +305,16 @@ class PersonalRow:
         (negative: the personal model is closer to the labels)."""
         before = self.base["kl"]
         return 100.0 * (self.personal["kl"] / before - 1) if before else 0.0
+
+    def spread(self) -> str:
+        """The interval and the range over participants, for a line of a report."""
+        low, high = self.kl_change_interval
+        if not self.per_participant or math.isnan(low):
+            return "one participant"
+        return (
+            f"95 % interval {low:+.1f} to {high:+.1f} %, participants "
+            f"{min(self.per_participant):+.1f} to {max(self.per_participant):+.1f} %"
+        )
 
 
 def personal_plans(ks: tuple[int, ...], compare_at: int = 4) -> list[tuple[int, AdaptConfig]]:
@@ -406,6 +421,7 @@ def pooled_row(k: int, moving: str, bucket: dict[str, list]) -> PersonalRow:
     from helo.models.metrics import evaluate_distributions
 
     targets = np.concatenate(bucket["targets"])
+    base_kl, personal_kl = _kl_sums(bucket)
     return PersonalRow(
         k=k,
         moving=moving,
@@ -414,4 +430,35 @@ def pooled_row(k: int, moving: str, bucket: dict[str, list]) -> PersonalRow:
         base=evaluate_distributions(np.concatenate(bucket["base"]), targets),
         personal=evaluate_distributions(np.concatenate(bucket["personal"]), targets),
         seconds_per_participant=float(np.mean(bucket["seconds"])),
+        per_participant=(100.0 * (personal_kl / base_kl - 1)).tolist(),
+        kl_change_interval=change_interval(base_kl, personal_kl),
     )
+
+
+def _kl_sums(bucket: dict[str, list]) -> tuple[np.ndarray, np.ndarray]:
+    """Each participant's KL summed over their scored windows, base and personal."""
+    from helo.models.metrics import per_sample
+
+    def total(name: str) -> np.ndarray:
+        return np.array(
+            [per_sample(p, y)["kl"].sum() for p, y in zip(bucket[name], bucket["targets"])]
+        )
+
+    return total("base"), total("personal")
+
+
+def change_interval(
+    base_kl: np.ndarray, personal_kl: np.ndarray, draws: int = 2000
+) -> tuple[float, float]:
+    """95 % bootstrap interval (percent) of the pooled KL change, participants drawn
+    with replacement. People differ so much that populations of six simulated
+    participants gave from -8.8 % to -22.9 % with 4 trials: a pooled figure says little
+    without how far it would move with other people. Fixed draws, so that a report
+    repeats."""
+    n = len(base_kl)
+    if n < 2:
+        return math.nan, math.nan
+    picks = np.random.default_rng(0).integers(0, n, size=(draws, n))
+    changes = 100.0 * (personal_kl[picks].sum(1) / base_kl[picks].sum(1) - 1)
+    low, high = np.percentile(changes, [2.5, 97.5])
+    return float(low), float(high)

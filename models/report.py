@@ -261,15 +261,20 @@ def _personal_section(rows: list[PersonalRow]) -> list[str]:
         "both sides), pooled over participants.",
         "",
         "| k | parameters moved | windows | participants | KL before | KL after "
-        "| KL change (- is better) "
+        "| KL change (- is better) | 95 % interval (participants resampled) "
+        "| participants' own changes "
         "| Chebyshev before | Chebyshev after | intersection before | intersection after "
         "| s per participant |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
+        low, high = row.kl_change_interval
+        own = row.per_participant or [row.kl_change]
         lines.append(
             f"| {row.k} | {row.moving} | {row.n_windows} | {row.n_participants} | "
             f"{row.base['kl']:.4f} | {row.personal['kl']:.4f} | {_percent(row.kl_change)} % | "
+            f"{_percent(low)} to {_percent(high)} % | "
+            f"{_percent(min(own))} to {_percent(max(own))} % | "
             f"{row.base['chebyshev']:.4f} | "
             f"{row.personal['chebyshev']:.4f} | {row.base['intersection']:.4f} | "
             f"{row.personal['intersection']:.4f} | {row.seconds_per_participant:.1f} |"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from helo.models.personal import change_interval
 from helo.models.report import default_variants, render_markdown, run_report, variants_of
 from helo.models.training import TrainConfig
 
@@ -28,6 +31,12 @@ def test_report_has_every_row_and_says_how_helo_compares(tiny_dataset):
     for row in result.personal:
         assert row.n_participants == 4
         assert 0.0 <= row.personal["kl"] < 10.0
+        # the pooled change is a mean of the participants' own, weighted by their KL;
+        # so is every resampled one
+        assert len(row.per_participant) == 4
+        low, high = row.kl_change_interval
+        assert min(row.per_participant) - 1e-9 <= low <= row.kl_change + 1e-9
+        assert row.kl_change - 1e-9 <= high <= max(row.per_participant) + 1e-9
     assert "HeLo as published (shared EEG encoder, T @ Phys)" in names
     assert {"HeLo, eeg only", "HeLo, face only", "Concatenation MLP"} <= set(names)
     for row in result.rows.values():
@@ -38,6 +47,7 @@ def test_report_has_every_row_and_says_how_helo_compares(tiny_dataset):
     assert "## How much HeLo improves on each row" in text
     assert "HeLo is better than the concatenation MLP on " in text
     assert "## Personal adaptation (streamer adapt) with k labelled trials" in text
+    assert "95 % interval (participants resampled)" in text
     assert "global normalisation" in text  # the training line says how it normalised
 
 
@@ -53,6 +63,15 @@ def test_a_report_of_only_the_personal_rows_trains_no_other_row(tiny_dataset):
     text = render_markdown(result)
     assert "## Personal adaptation (streamer adapt)" in text
     assert "HeLo is better" not in text
+
+
+def test_the_interval_of_a_personal_change_resamples_participants():
+    base = np.array([10.0, 20.0, 30.0, 40.0])
+    personal = np.array([5.0, 22.0, 24.0, 30.0])  # -50, +10, -20, -25 %
+    low, high = change_interval(base, personal)
+    assert -50.0 <= low < -19.0 < high <= 10.0  # -19 %: the pooled change
+    assert change_interval(base, personal) == (low, high)  # fixed draws: a report repeats
+    assert all(np.isnan(change_interval(base[:1], personal[:1])))
 
 
 def _rows(helo: dict[str, float], mlp: dict[str, float]) -> dict[str, dict[str, float]]:

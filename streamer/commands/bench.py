@@ -249,11 +249,14 @@ def _personal(args: argparse.Namespace, ckpt: Checkpoint | None, results: dict) 
         f"{took['trials']} trials, --train {took['moving']}): {took['seconds']:.1f} s{change}"
     )
     rows = personal.personal_accuracy(ckpt)
-    print("personal models on 6 simulated participants the model never saw (remaining trials):")
+    print(
+        f"personal models on {personal.PARTICIPANTS} simulated participants the model never "
+        "saw (remaining trials):"
+    )
     for row in rows:
         print(
             f"  k={row.k} trials, {row.moving:>8}: KL {row.base['kl']:.4f} -> "
-            f"{row.personal['kl']:.4f} ({row.kl_change:+.1f} %),"
+            f"{row.personal['kl']:.4f} ({row.kl_change:+.1f} %; {row.spread()}),"
             f" Chebyshev {row.base['chebyshev']:.4f} -> {row.personal['chebyshev']:.4f}, "
             f"{row.seconds_per_participant:.1f} s per participant"
         )
