@@ -441,7 +441,10 @@ def _kl_sums(bucket: dict[str, list]) -> tuple[np.ndarray, np.ndarray]:
 
     def total(name: str) -> np.ndarray:
         return np.array(
-            [per_sample(p, y)["kl"].sum() for p, y in zip(bucket[name], bucket["targets"])]
+            [
+                per_sample(p, y)["kl"].sum()
+                for p, y in zip(bucket[name], bucket["targets"], strict=True)
+            ]
         )
 
     return total("base"), total("personal")
