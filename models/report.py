@@ -9,6 +9,7 @@ the same training settings, and its metrics are computed over all test windows.
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 from collections.abc import Callable, Iterable
@@ -270,11 +271,13 @@ def _personal_section(rows: list[PersonalRow]) -> list[str]:
     for row in rows:
         low, high = row.kl_change_interval
         own = row.per_participant or [row.kl_change]
+        interval = f"{_percent(low)} to {_percent(high)} %"
+        if math.isnan(low):
+            interval = "one participant"
         lines.append(
             f"| {row.k} | {row.moving} | {row.n_windows} | {row.n_participants} | "
             f"{row.base['kl']:.4f} | {row.personal['kl']:.4f} | {_percent(row.kl_change)} % | "
-            f"{_percent(low)} to {_percent(high)} % | "
-            f"{_percent(min(own))} to {_percent(max(own))} % | "
+            f"{interval} | {_percent(min(own))} to {_percent(max(own))} % | "
             f"{row.base['chebyshev']:.4f} | "
             f"{row.personal['chebyshev']:.4f} | {row.base['intersection']:.4f} | "
             f"{row.personal['intersection']:.4f} | {row.seconds_per_participant:.1f} |"
